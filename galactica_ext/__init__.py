@@ -1,0 +1,35 @@
+"""galactica-ext: GALACTICA in JupyterLab: citations, equations and summaries where you write.
+
+Importing this package is light: torch loads only with :mod:`galactica_ext.engine`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from ._version import __version__
+except ImportError:  # a source checkout that was never built
+    __version__ = "0.0.0.dev0"
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "galactica-ext"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "galactica_ext.server"}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext galactica_ext``: the GALACTICA magics."""
+    from .magics import register
+
+    register(ipython)
+
+
+def load_model(spec: str | None = None, **options: Any) -> Any:
+    """Load GALACTICA in this process (galai's entry point): a :class:`~galactica_ext.engine.Galactica`."""
+    from .engine import Galactica
+
+    return Galactica.load(spec, **options)

@@ -1,0 +1,175 @@
+"""Key/value caches: a left-padded batch of running sequences, and reusable prefixes.
+
+transformers' ``DynamicCache`` holds the tensors while the model runs; these classes decide
+which rows it holds (continuous batching) and which finished prompts are kept for reuse
+(an editor sends prompts that extend the previous one).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+#: per layer: (keys, values), each ``[batch, heads, tokens, head_dim]``
+LayerKV = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def to_cache(layers: LayerKV) -> DynamicCache:
+    """Wrap tensors in a ``DynamicCache`` the model can extend, without copying them."""
+    cache = DynamicCache(ddp_cache_data=[(k[..., :0, :], v[..., :0, :]) for k, v in layers])
+    for layer, (k, v) in zip(cache.layers, layers, strict=True):
+        layer.keys, layer.values = k, v
+    return cache
+
+
+def from_cache(cache: DynamicCache) -> LayerKV:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def kv_length(layers: LayerKV) -> int:
+    return layers[0][0].shape[-2] if layers else 0
+
+
+def kv_bytes(layers: LayerKV) -> int:
+    return sum(k.numel() * k.element_size() * 2 for k, _ in layers)
+
+
+def _left_pad(t: torch.Tensor, extra: int) -> torch.Tensor:
+    if extra == 0:
+        return t
+    pad = t.new_zeros((*t.shape[:-2], extra, t.shape[-1]))
+    return torch.cat([pad, t], dim=-2)
+
+
+class BatchKV:
+    """The running sequences' caches, left-padded to one length, with an attention mask."""
+
+    def __init__(self) -> None:
+        self.cache: DynamicCache | None = None
+        self.mask = torch.zeros((0, 0), dtype=torch.long)
+
+    @property
+    def layers(self) -> LayerKV:
+        return from_cache(self.cache) if self.cache is not None else []
+
+    def _set(self, layers: LayerKV) -> None:
+        self.cache = to_cache(layers) if layers else None
+
+    @property
+    def size(self) -> int:
+        return self.mask.shape[0]
+
+    @property
+    def padded(self) -> bool:
+        return bool(self.size) and not bool(self.mask.all())
+
+    def add(self, seq: LayerKV) -> None:
+        """Append one sequence (``[1, H, L, D]`` per layer) as the last row."""
+        length = kv_length(seq)
+        if self.cache is None:
+            self._set(list(seq))
+            self.mask = torch.ones((1, length), dtype=torch.long, device=seq[0][0].device)
+            return
+        width = self.mask.shape[1]
+        grow = max(0, length - width)
+        self._set([
+            (torch.cat([_left_pad(k, grow), _left_pad(sk, width + grow - length)]),
+             torch.cat([_left_pad(v, grow), _left_pad(sv, width + grow - length)]))
+            for (k, v), (sk, sv) in zip(self.layers, seq, strict=True)
+        ])
+        old = torch.cat([self.mask.new_zeros((self.size, grow)), self.mask], dim=1)
+        row = self.mask.new_zeros((1, width + grow))
+        row[0, width + grow - length :] = 1
+        self.mask = torch.cat([old, row])
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these rows, and drop columns that are padding in every row left."""
+        if not rows:
+            self._set([])
+            self.mask = self.mask[:0, :0]
+            return
+        index = torch.tensor(rows, device=self.mask.device)
+        mask = self.mask.index_select(0, index)
+        first = int(mask.any(dim=0).long().argmax())
+        self.mask = mask[:, first:]
+        self._set([
+            (k.index_select(0, index)[:, :, first:], v.index_select(0, index)[:, :, first:])
+            for k, v in self.layers
+        ])
+
+    def row(self, i: int, length: int | None = None) -> LayerKV:
+        """The unpadded cache of row ``i`` (its first ``length`` tokens if given)."""
+        start = self.mask.shape[1] - int(self.mask[i].sum())
+        end = self.mask.shape[1] if length is None else start + length
+        return [(k[i : i + 1, :, start:end], v[i : i + 1, :, start:end]) for k, v in self.layers]
+
+    def grew(self) -> None:
+        """Record the step that fed one token per row (the model extended ``cache`` itself)."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.size, 1))], dim=1)
+
+
+@dataclass
+class PrefixHit:
+    length: int
+    layers: LayerKV
+
+
+class PrefixCache:
+    """The caches of recently finished sequences, reused for prompts that share a prefix."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[int, ...], LayerKV] = OrderedDict()
+        self.hits = 0
+        self.reused_tokens = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(kv_bytes(layers) for layers in self._entries.values())
+
+    def put(self, ids: list[int], layers: LayerKV) -> None:
+        key = tuple(ids[: kv_length(layers)])
+        if not key or kv_bytes(layers) > self.max_bytes:
+            return
+        for old in list(self._entries):  # a longer entry makes its prefixes useless
+            if len(old) <= len(key) and key[: len(old)] == old:
+                del self._entries[old]
+            elif len(old) > len(key) and old[: len(key)] == key:
+                return
+        self._entries[key] = [(k.clone(), v.clone()) for k, v in layers]
+        while self.bytes > self.max_bytes:
+            self._entries.popitem(last=False)
+
+    def longest(self, ids: list[int], candidates: list[tuple[list[int], LayerKV]] = ()) -> PrefixHit | None:
+        """The longest cached prefix of ``ids``, leaving at least one token to compute."""
+        best: PrefixHit | None = None
+        limit = len(ids) - 1
+        pool = [(list(k), v) for k, v in self._entries.items()] + list(candidates)
+        for key, layers in pool:
+            n = min(_common_prefix(key, ids), limit, kv_length(layers))
+            if n > 0 and (best is None or n > best.length):
+                best = PrefixHit(n, layers)
+        if best is None:
+            return None
+        for key in self._entries:  # mark as recently used
+            if self._entries[key] is best.layers:
+                self._entries.move_to_end(key)
+                break
+        self.hits += 1
+        self.reused_tokens += best.length
+        best.layers = [(k[:, :, : best.length], v[:, :, : best.length]) for k, v in best.layers]
+        return best
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _common_prefix(a: list[int] | tuple[int, ...], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

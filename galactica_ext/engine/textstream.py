@@ -1,0 +1,63 @@
+"""Token ids to text, incrementally, with stop strings that may span tokens."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedTokenizerBase
+
+
+class TextStream:
+    """Decodes a growing list of generated ids and hands out text that is safe to show.
+
+    Text that could be the start of a stop string is held back until the next token settles
+    it; a stop string ends the stream and is not part of the text (as in OpenAI's API).
+    Incomplete UTF-8 (a byte-level token that splits a character) is held back too.
+    """
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, stops: list[str], skip_special_tokens: bool
+    ) -> None:
+        self._tokenizer = tokenizer
+        self._stops = [s for s in stops if s]
+        self._skip = skip_special_tokens
+        self._ids: list[int] = []
+        self._sent = 0
+        self.text = ""
+        self.stopped = False
+
+    def push(self, token_id: int) -> str:
+        """Add one token; return the newly safe text."""
+        self._ids.append(token_id)
+        decoded = self._tokenizer.decode(
+            self._ids, skip_special_tokens=self._skip, clean_up_tokenization_spaces=False
+        )
+        if decoded.endswith("\ufffd"):
+            return ""
+        self.text = decoded
+        for stop in self._stops:
+            at = decoded.find(stop, max(0, self._sent - len(stop)))
+            if at != -1 and (not self.stopped or at < len(self.text)):
+                self.text = decoded[:at]
+                self.stopped = True
+        if self.stopped:
+            return self._take(len(self.text))
+        return self._take(len(decoded) - self._held_back(decoded))
+
+    def flush(self) -> str:
+        """At the end of generation: everything not yet handed out."""
+        return self._take(len(self.text))
+
+    def _take(self, end: int) -> str:
+        if end <= self._sent:
+            return ""
+        piece = self.text[self._sent : end]
+        self._sent = end
+        return piece
+
+    def _held_back(self, text: str) -> int:
+        longest = 0
+        for stop in self._stops:
+            for size in range(min(len(stop) - 1, len(text)), longest, -1):
+                if stop.startswith(text[-size:]):
+                    longest = size
+                    break
+        return longest
