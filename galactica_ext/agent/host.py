@@ -36,9 +36,12 @@ class ModelHost:
     def health(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"device": None, "dtype": None, "memory_bytes": None}
         queue = {"running": 0, "waiting": 0}
+        prefix = {"hits": 0, "reused_tokens": 0}
         if self.galactica is not None:
             facts.update(self.galactica.loaded.describe())
-            queue = self.galactica.engine.load
+            engine = self.galactica.engine
+            queue = engine.load
+            prefix = {"hits": engine.prefix_cache.hits, "reused_tokens": engine.prefix_cache.reused_tokens}
         return {
             "status": self.status,
             "model": self.model,
@@ -48,6 +51,7 @@ class ModelHost:
             "dtype": facts["dtype"],
             "memory_bytes": facts["memory_bytes"],
             "queue": queue,
+            "prefix_cache": prefix,
         }
 
     def load(self, spec: str | None, **options: Any) -> None:

@@ -34,11 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=8, help="sequences decoded together")
     parser.add_argument("--max-queue", type=int, default=64, help="waiting requests before 503")
     parser.add_argument("--no-load", action="store_true", help="start empty; load with POST /v1/load")
+    parser.add_argument("--no-prefix-cache", action="store_true",
+                        help="never reuse the KV cache of earlier prompts (for benchmarks)")
 
 
 async def serve(args: argparse.Namespace) -> None:
     token = os.environ.get("GALACTICA_AGENT_TOKEN") or secrets.token_urlsafe(32)
-    host = ModelHost(max_batch=args.max_batch, max_queue=args.max_queue)
+    engine_options = {"prefix_cache_bytes": 0} if args.no_prefix_cache else {}
+    host = ModelHost(max_batch=args.max_batch, max_queue=args.max_queue, **engine_options)
     if not args.no_load:
         options = {"dtype": args.dtype, "device": args.device, "quantize": args.quantize}
         try:

@@ -1,0 +1,288 @@
+"""The agent as a real subprocess on the tiny checkpoint, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from galactica_ext.agent.launcher import start_agent
+from galactica_ext.agent.runtime import AgentInfo, is_stale, read_runtime, read_runtime_file
+
+FORCE_END_REF = {"logit_bias": {"5": 100}, "min_tokens": 3}
+
+
+class Agent:
+    def __init__(self, proc: subprocess.Popen, info: AgentInfo, runtime: Path) -> None:
+        self.proc, self.info, self.runtime = proc, info, runtime
+        self.http = httpx.Client(base_url=info.url, headers=info.headers, timeout=60)
+
+    def wait_ready(self, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            health = self.http.get("/health").json()
+            if health["status"] in ("ready", "failed"):
+                return health
+            time.sleep(0.1)
+        raise TimeoutError("agent not ready")
+
+    def complete(self, **body) -> httpx.Response:
+        return self.http.post("/v1/completions", json=body)
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
+def launch(tmp: Path, *args: str, model: str | None = None) -> Agent:
+    runtime = tmp / f"agent-{len(list(tmp.iterdir()))}.json"
+    options = {}
+    proc, info = start_agent(model, runtime=runtime, dtype="float32", device="cpu", timeout=120, **options)
+    return Agent(proc, info, runtime)
+
+
+@pytest.fixture(scope="module")
+def agent(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
+    running = launch(tmp_path_factory.mktemp("agent"), model=str(tiny_checkpoint))
+    assert running.wait_ready()["status"] == "ready"
+    yield running
+    running.stop()
+
+
+def stream_events(response: httpx.Response) -> list[dict]:
+    events = []
+    for line in response.iter_lines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            events.append(json.loads(line[6:]))
+    return events
+
+
+def test_health_and_models(agent: Agent, tiny_checkpoint: Path) -> None:
+    health = agent.http.get("/health").json()
+    assert health["status"] == "ready" and health["model"] == str(tiny_checkpoint)
+    assert health["dtype"] == "float32" and health["device"] == "cpu" and health["memory_bytes"] > 0
+    models = agent.http.get("/v1/models").json()
+    assert [m["id"] for m in models["data"]] == [str(tiny_checkpoint)]
+
+
+def test_auth_required_everywhere(agent: Agent) -> None:
+    for method, path in [("GET", "/health"), ("GET", "/v1/models"), ("POST", "/v1/completions"),
+                         ("POST", "/v1/load"), ("POST", "/v1/unload"), ("GET", "/nope")]:
+        bare = httpx.request(method, agent.info.url + path, json={"prompt": "x"})
+        assert bare.status_code == 401, path
+        assert "bearer token" in bare.json()["error"]["message"]
+        wrong = httpx.request(method, agent.info.url + path, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401, path
+
+
+def test_runtime_file_private_and_live(agent: Agent) -> None:
+    mode = stat.S_IMODE(os.stat(agent.runtime).st_mode)
+    assert mode == 0o600
+    info = read_runtime(agent.runtime)
+    assert info is not None and info.pid == agent.proc.pid and info.url.startswith("http://127.0.0.1:")
+
+
+def test_whole_completion_with_usage(agent: Agent) -> None:
+    reply = agent.complete(prompt="The Transformer architecture", max_tokens=5, temperature=0, ignore_eos=True)
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["object"] == "text_completion" and len(body["choices"]) == 1
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+
+
+def test_streaming_in_order_equals_whole(agent: Agent) -> None:
+    body = {"prompt": "Photosynthesis converts", "max_tokens": 12, "temperature": 0, "ignore_eos": True}
+    whole = agent.complete(**body).json()["choices"][0]["text"]
+    with agent.http.stream("POST", "/v1/completions", json={**body, "stream": True}) as reply:
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        events = stream_events(reply)
+    pieces = [e["choices"][0]["text"] for e in events]
+    assert "".join(pieces) == whole
+    assert len([p for p in pieces if p]) > 1
+    assert events[-1]["choices"][0]["finish_reason"] == "length"
+
+
+def test_stops_on_end_ref_token_and_string(agent: Agent) -> None:
+    by_id = agent.complete(prompt="Attention [START_REF]", max_tokens=20, temperature=0,
+                           stop_token_ids=[5], **FORCE_END_REF).json()
+    choice = by_id["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["text"] and "[END_REF]" not in choice["text"]
+    assert by_id["usage"]["completion_tokens"] == 4
+    # the special token as a stop *string* (what clients of other servers send)
+    by_text = agent.complete(prompt="Attention [START_REF]", max_tokens=20, temperature=0,
+                             stop=["[END_REF]"], logit_bias={"5": 100}).json()
+    assert by_text["choices"][0] == {**by_text["choices"][0], "text": "", "finish_reason": "stop"}
+    assert by_text["usage"]["completion_tokens"] == 1
+    # without a stop the special token stays in the raw text (skip_special_tokens is false)
+    raw = agent.complete(prompt="Attention [START_REF]", max_tokens=5, temperature=0, ignore_eos=True,
+                         logit_bias={"5": 100}).json()["choices"][0]["text"]
+    assert raw == "[END_REF]" * 5
+
+
+def test_stop_string_spanning_tokens(agent: Agent) -> None:
+    body = {"prompt": "Photosynthesis converts", "max_tokens": 6, "temperature": 0, "ignore_eos": True,
+            "logprobs": 0}
+    free = agent.complete(**body).json()["choices"][0]
+    tokens = free["logprobs"]["tokens"]
+    stop = tokens[2][-1] + tokens[3]  # the last character of token 3 and all of token 4
+    stopped = agent.complete(**{**body, "stop": [stop]}).json()["choices"][0]
+    assert stopped["finish_reason"] == "stop"
+    assert stopped["text"] == free["text"][: free["text"].index(stop)]
+    assert len(stopped["text"]) < len(free["text"])
+
+
+def test_n_suggestions_by_beam_search(agent: Agent) -> None:
+    body = agent.complete(prompt="Attention [START_REF]", max_tokens=6, n=3, use_beam_search=True).json()
+    texts = [c["text"] for c in body["choices"]]
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+    assert len(set(texts)) == 3  # distinct beams
+
+
+def test_prefix_reuse_matches_cold_run(agent: Agent, tiny_model) -> None:
+    from galactica_ext.engine import SamplingParams
+
+    document = "The mitochondria is the powerhouse of the cell. " * 8
+    before = agent.http.get("/health").json()["prefix_cache"]
+    agent.complete(prompt=document, max_tokens=2, temperature=0)
+    grown = document + "It makes ATP"
+    warm = agent.complete(prompt=grown, max_tokens=10, temperature=0, ignore_eos=True).json()
+    after = agent.http.get("/health").json()["prefix_cache"]
+    assert after["hits"] > before["hits"] and after["reused_tokens"] > before["reused_tokens"]
+    cold = tiny_model.engine.generate(grown, SamplingParams(max_tokens=10, ignore_eos=True))[0]
+    assert warm["choices"][0]["text"] == cold.text
+
+
+def test_disconnect_cancels_and_frees_the_model(agent: Agent) -> None:
+    body = {"prompt": "Long", "max_tokens": 2000, "temperature": 0, "ignore_eos": True, "stream": True}
+    with agent.http.stream("POST", "/v1/completions", json=body) as reply:
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                break
+    deadline = time.monotonic() + 10
+    while agent.http.get("/health").json()["queue"]["running"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert agent.http.get("/health").json()["queue"] == {"running": 0, "waiting": 0}
+    assert agent.complete(prompt="Next", max_tokens=2).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"prompt": "x", "max_tokens": -1}, "max_tokens"),
+        ({"prompt": "x", "max_tokens": 10**9}, "max_tokens"),
+        ({"prompt": "x", "max_tokens": "ten"}, "max_tokens"),
+        ({"prompt": ""}, "prompt"),
+        ({}, "prompt"),
+        ({"prompt": "x", "temperature": -1}, "temperature"),
+        ({"prompt": "x", "top_p": 0}, "top_p"),
+        ({"prompt": "x", "n": 99}, "n"),
+        ({"prompt": "x", "stop": 5}, "stop"),
+        ({"prompt": "x", "logprobs": 50}, "logprobs"),
+        ({"prompt": "x", "presence_penalty": 1}, "presence_penalty"),
+        ({"prompt": "word " * 2100, "max_tokens": 16}, "prompt"),
+    ],
+)
+def test_bad_requests_get_json_400_and_agent_keeps_serving(agent: Agent, body: dict, param: str) -> None:
+    reply = agent.complete(**body)
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["param"] == param and error["message"]
+    assert agent.complete(prompt="still there", max_tokens=1).status_code == 200
+
+
+def test_malformed_json_and_unknown_model(agent: Agent) -> None:
+    reply = agent.http.post("/v1/completions", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]["message"]
+    reply = agent.complete(prompt="x", model="facebook/galactica-120b")
+    assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found"
+    reply = agent.http.post("/v1/load", json={"model": "gigantic"})
+    assert reply.status_code == 400 and "125m" in reply.json()["error"]["message"]
+    assert agent.http.post("/nowhere").status_code == 404
+    assert agent.complete(prompt="still there", max_tokens=1).status_code == 200
+
+
+def test_queue_full_answers_503_with_retry_after(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    runtime = tmp_path / "agent.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "galactica_ext.agent", "--model", str(tiny_checkpoint), "--dtype", "float32",
+         "--max-batch", "1", "--max-queue", "1", "--runtime-file", str(runtime)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (info := read_runtime_file(runtime)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running = Agent(proc, info, runtime)
+        running.wait_ready()
+        # 16 sampled choices of 2,000 tokens keep the single batch slot busy for a while
+        long = {"prompt": "Long", "max_tokens": 2000, "ignore_eos": True, "n": 16, "stream": True}
+        with httpx.Client(base_url=info.url, headers=info.headers, timeout=60) as a, \
+                httpx.Client(base_url=info.url, headers=info.headers, timeout=60) as b:
+            with a.stream("POST", "/v1/completions", json=long) as first:
+                next(first.iter_lines())
+                queued = threading.Thread(target=lambda: b.post("/v1/completions", json={**long, "max_tokens": 1}))
+                queued.start()
+                deadline = time.monotonic() + 20
+                while running.http.get("/health").json()["queue"]["waiting"] < 1:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                third = running.complete(prompt="x", max_tokens=1)
+                assert third.status_code == 503
+                assert third.headers["Retry-After"] and third.json()["error"]["code"] == "queue_full"
+            queued.join(timeout=30)
+        running.wait_ready()
+        deadline = time.monotonic() + 20
+        while running.http.get("/health").json()["queue"] != {"running": 0, "waiting": 0}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert running.complete(prompt="x", max_tokens=1).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not runtime.exists()  # removed on a clean exit
+
+
+def test_failed_load_reported_in_health(tmp_path: Path) -> None:
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    (empty / "config.json").write_text("{}")
+    running = launch(tmp_path, model=str(empty))
+    try:
+        health = running.wait_ready()
+        assert health["status"] == "failed" and health["error"]
+        reply = running.complete(prompt="x")
+        assert reply.status_code == 503 and "failed to load" in reply.json()["error"]["message"]
+    finally:
+        running.stop()
+
+
+def test_missing_model_path_named_in_health(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    running = launch(tmp_path, model=str(missing))
+    try:
+        health = running.wait_ready()
+        assert health["status"] == "failed" and str(missing) in health["error"]
+    finally:
+        running.stop()
+
+
+def test_stale_runtime_file_recognised(tmp_path: Path) -> None:
+    from galactica_ext.agent.runtime import write_runtime
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = write_runtime(AgentInfo("http://127.0.0.1:1", "t", dead.pid, "m"), tmp_path / "r.json")
+    assert is_stale(path) and read_runtime(path) is None
