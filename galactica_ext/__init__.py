@@ -29,7 +29,10 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def load_model(spec: str | None = None, **options: Any) -> Any:
-    """Load GALACTICA in this process (galai's entry point): a :class:`~galactica_ext.engine.Galactica`."""
+    """Load GALACTICA in this process (galai's entry point).
+
+    Returns a :class:`~galactica_ext.engine.Galactica` with the task methods.
+    """
     from .engine import Galactica
 
     return Galactica.load(spec, **options)

@@ -13,7 +13,9 @@ import shutil
 from pathlib import Path
 
 TOKENIZER_ENV = "GALACTICA_TOKENIZER_DIR"
-_DEFAULT_TOKENIZER = Path(__file__).resolve().parents[1].parent / "shared/fixtures/galactica-tokenizer"
+_DEFAULT_TOKENIZER = (
+    Path(__file__).resolve().parents[1].parent / "shared/fixtures/galactica-tokenizer"
+)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 #: shapes by name: hidden size, layers, heads, ffn
@@ -25,7 +27,7 @@ SHAPES = {
 
 
 def tokenizer_dir() -> Path:
-    """Where the GALACTICA tokenizer files are: ``$GALACTICA_TOKENIZER_DIR`` or the shared fixture."""
+    """The GALACTICA tokenizer files: ``$GALACTICA_TOKENIZER_DIR`` or the shared fixture."""
     path = Path(os.environ.get(TOKENIZER_ENV) or _DEFAULT_TOKENIZER)
     if not (path / "tokenizer.json").is_file():
         raise FileNotFoundError(

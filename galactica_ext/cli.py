@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(agent)
     agent.set_defaults(func=_agent)
     ckpt = commands.add_parser(
-        "make-checkpoint", help="a random-weight GALACTICA-shaped model with the real tokenizer "
-        "($GALACTICA_TOKENIZER_DIR), for trying things out without the hub"
+        "make-checkpoint",
+        help="a random-weight GALACTICA-shaped model with the real tokenizer "
+        "($GALACTICA_TOKENIZER_DIR), for trying things out without the hub",
     )
     ckpt.add_argument("out", help="directory to write")
     ckpt.add_argument("--shape", default="tiny", choices=["tiny", "125m", "1.3b"])

@@ -26,7 +26,10 @@ WORK_END = "</work>"
 SPLIT_MARKER = "SPL1T-TH1S-Pl3A5E"
 _SPAN_KINDS = "I_SMILES|SMILES|DNA|AMINO"
 _CLOSED_SPAN = re.compile(rf"(\[START_({_SPAN_KINDS})\])(.*?)(\[END_\2\])", re.DOTALL)
-_OPEN_SPAN_AT_END = re.compile(rf"(\[START_({_SPAN_KINDS})\])((?:(?!\[END_\2\]).)*)$", re.DOTALL)
+# an open span runs to the end of the text and holds no other span's marker
+_OPEN_SPAN_AT_END = re.compile(
+    rf"(\[START_({_SPAN_KINDS})\])((?:(?!\[(?:START|END)_(?:{_SPAN_KINDS})\]).)*)$", re.DOTALL
+)
 
 TASKS = ("cite", "equation", "summarise", "complete", "ask", "work")
 
@@ -69,10 +72,11 @@ def escape_sequences(text: str) -> str:
 
     Closed spans are escaped as galai does; an open span at the end of the text (someone is
     still typing a sequence) is escaped up to the end, so its continuation is per character too.
+    Idempotent: text escaped already (a task's prompt, on its way to the tokenizer) is unchanged.
     """
 
     def split_chars(seq: str) -> str:
-        return "".join(SPLIT_MARKER + ch for ch in seq)
+        return "".join(SPLIT_MARKER + ch for ch in seq.replace(SPLIT_MARKER, ""))
 
     text = _CLOSED_SPAN.sub(
         lambda m: f"{m.group(1)}{split_chars(m.group(3))}{SPLIT_MARKER}{m.group(4)}", text
@@ -287,7 +291,9 @@ def parse_reference(raw: str) -> dict[str, Any]:
     return {"text": text, "title": title.strip(), "author": author}
 
 
-def parse(request: GenerationRequest, outputs: list[str], truncated: bool = False) -> dict[str, Any]:
+def parse(
+    request: GenerationRequest, outputs: list[str], truncated: bool = False
+) -> dict[str, Any]:
     """Turn the raw continuations of ``request`` into the task's result.
 
     ``outputs`` are the texts after the prompt, special tokens kept. Every result says whether

@@ -49,7 +49,9 @@ class Agent:
 def launch(tmp: Path, *args: str, model: str | None = None) -> Agent:
     runtime = tmp / f"agent-{len(list(tmp.iterdir()))}.json"
     options = {}
-    proc, info = start_agent(model, runtime=runtime, dtype="float32", device="cpu", timeout=120, **options)
+    proc, info = start_agent(
+        model, runtime=runtime, dtype="float32", device="cpu", timeout=120, **options
+    )
     return Agent(proc, info, runtime)
 
 
@@ -78,12 +80,20 @@ def test_health_and_models(agent: Agent, tiny_checkpoint: Path) -> None:
 
 
 def test_auth_required_everywhere(agent: Agent) -> None:
-    for method, path in [("GET", "/health"), ("GET", "/v1/models"), ("POST", "/v1/completions"),
-                         ("POST", "/v1/load"), ("POST", "/v1/unload"), ("GET", "/nope")]:
+    for method, path in [
+        ("GET", "/health"),
+        ("GET", "/v1/models"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/load"),
+        ("POST", "/v1/unload"),
+        ("GET", "/nope"),
+    ]:
         bare = httpx.request(method, agent.info.url + path, json={"prompt": "x"})
         assert bare.status_code == 401, path
         assert "bearer token" in bare.json()["error"]["message"]
-        wrong = httpx.request(method, agent.info.url + path, headers={"Authorization": "Bearer nope"})
+        wrong = httpx.request(
+            method, agent.info.url + path, headers={"Authorization": "Bearer nope"}
+        )
         assert wrong.status_code == 401, path
 
 
@@ -91,11 +101,15 @@ def test_runtime_file_private_and_live(agent: Agent) -> None:
     mode = stat.S_IMODE(os.stat(agent.runtime).st_mode)
     assert mode == 0o600
     info = read_runtime(agent.runtime)
-    assert info is not None and info.pid == agent.proc.pid and info.url.startswith("http://127.0.0.1:")
+    assert (
+        info is not None and info.pid == agent.proc.pid and info.url.startswith("http://127.0.0.1:")
+    )
 
 
 def test_whole_completion_with_usage(agent: Agent) -> None:
-    reply = agent.complete(prompt="The Transformer architecture", max_tokens=5, temperature=0, ignore_eos=True)
+    reply = agent.complete(
+        prompt="The Transformer architecture", max_tokens=5, temperature=0, ignore_eos=True
+    )
     assert reply.status_code == 200
     body = reply.json()
     assert body["object"] == "text_completion" and len(body["choices"]) == 1
@@ -104,7 +118,12 @@ def test_whole_completion_with_usage(agent: Agent) -> None:
 
 
 def test_streaming_in_order_equals_whole(agent: Agent) -> None:
-    body = {"prompt": "Photosynthesis converts", "max_tokens": 12, "temperature": 0, "ignore_eos": True}
+    body = {
+        "prompt": "Photosynthesis converts",
+        "max_tokens": 12,
+        "temperature": 0,
+        "ignore_eos": True,
+    }
     whole = agent.complete(**body).json()["choices"][0]["text"]
     with agent.http.stream("POST", "/v1/completions", json={**body, "stream": True}) as reply:
         assert reply.headers["content-type"].startswith("text/event-stream")
@@ -116,25 +135,47 @@ def test_streaming_in_order_equals_whole(agent: Agent) -> None:
 
 
 def test_stops_on_end_ref_token_and_string(agent: Agent) -> None:
-    by_id = agent.complete(prompt="Attention [START_REF]", max_tokens=20, temperature=0,
-                           stop_token_ids=[5], **FORCE_END_REF).json()
+    by_id = agent.complete(
+        prompt="Attention [START_REF]",
+        max_tokens=20,
+        temperature=0,
+        stop_token_ids=[5],
+        **FORCE_END_REF,
+    ).json()
     choice = by_id["choices"][0]
-    assert choice["finish_reason"] == "stop" and choice["text"] and "[END_REF]" not in choice["text"]
+    assert (
+        choice["finish_reason"] == "stop" and choice["text"] and "[END_REF]" not in choice["text"]
+    )
     assert by_id["usage"]["completion_tokens"] == 4
     # the special token as a stop *string* (what clients of other servers send)
-    by_text = agent.complete(prompt="Attention [START_REF]", max_tokens=20, temperature=0,
-                             stop=["[END_REF]"], logit_bias={"5": 100}).json()
+    by_text = agent.complete(
+        prompt="Attention [START_REF]",
+        max_tokens=20,
+        temperature=0,
+        stop=["[END_REF]"],
+        logit_bias={"5": 100},
+    ).json()
     assert by_text["choices"][0] == {**by_text["choices"][0], "text": "", "finish_reason": "stop"}
     assert by_text["usage"]["completion_tokens"] == 1
     # without a stop the special token stays in the raw text (skip_special_tokens is false)
-    raw = agent.complete(prompt="Attention [START_REF]", max_tokens=5, temperature=0, ignore_eos=True,
-                         logit_bias={"5": 100}).json()["choices"][0]["text"]
+    raw = agent.complete(
+        prompt="Attention [START_REF]",
+        max_tokens=5,
+        temperature=0,
+        ignore_eos=True,
+        logit_bias={"5": 100},
+    ).json()["choices"][0]["text"]
     assert raw == "[END_REF]" * 5
 
 
 def test_stop_string_spanning_tokens(agent: Agent) -> None:
-    body = {"prompt": "Photosynthesis converts", "max_tokens": 6, "temperature": 0, "ignore_eos": True,
-            "logprobs": 0}
+    body = {
+        "prompt": "Photosynthesis converts",
+        "max_tokens": 6,
+        "temperature": 0,
+        "ignore_eos": True,
+        "logprobs": 0,
+    }
     free = agent.complete(**body).json()["choices"][0]
     tokens = free["logprobs"]["tokens"]
     stop = tokens[2][-1] + tokens[3]  # the last character of token 3 and all of token 4
@@ -145,7 +186,9 @@ def test_stop_string_spanning_tokens(agent: Agent) -> None:
 
 
 def test_n_suggestions_by_beam_search(agent: Agent) -> None:
-    body = agent.complete(prompt="Attention [START_REF]", max_tokens=6, n=3, use_beam_search=True).json()
+    body = agent.complete(
+        prompt="Attention [START_REF]", max_tokens=6, n=3, use_beam_search=True
+    ).json()
     texts = [c["text"] for c in body["choices"]]
     assert [c["index"] for c in body["choices"]] == [0, 1, 2]
     assert len(set(texts)) == 3  # distinct beams
@@ -166,7 +209,13 @@ def test_prefix_reuse_matches_cold_run(agent: Agent, tiny_model) -> None:
 
 
 def test_disconnect_cancels_and_frees_the_model(agent: Agent) -> None:
-    body = {"prompt": "Long", "max_tokens": 2000, "temperature": 0, "ignore_eos": True, "stream": True}
+    body = {
+        "prompt": "Long",
+        "max_tokens": 2000,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+    }
     with agent.http.stream("POST", "/v1/completions", json=body) as reply:
         for line in reply.iter_lines():
             if line.startswith("data: "):
@@ -195,7 +244,9 @@ def test_disconnect_cancels_and_frees_the_model(agent: Agent) -> None:
         ({"prompt": "word " * 2100, "max_tokens": 16}, "prompt"),
     ],
 )
-def test_bad_requests_get_json_400_and_agent_keeps_serving(agent: Agent, body: dict, param: str) -> None:
+def test_bad_requests_get_json_400_and_agent_keeps_serving(
+    agent: Agent, body: dict, param: str
+) -> None:
     reply = agent.complete(**body)
     assert reply.status_code == 400
     error = reply.json()["error"]
@@ -204,7 +255,9 @@ def test_bad_requests_get_json_400_and_agent_keeps_serving(agent: Agent, body: d
 
 
 def test_malformed_json_and_unknown_model(agent: Agent) -> None:
-    reply = agent.http.post("/v1/completions", content=b"{not json", headers={"Content-Type": "application/json"})
+    reply = agent.http.post(
+        "/v1/completions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]["message"]
     reply = agent.complete(prompt="x", model="facebook/galactica-120b")
     assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found"
@@ -217,8 +270,21 @@ def test_malformed_json_and_unknown_model(agent: Agent) -> None:
 def test_queue_full_answers_503_with_retry_after(tiny_checkpoint: Path, tmp_path: Path) -> None:
     runtime = tmp_path / "agent.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "galactica_ext.agent", "--model", str(tiny_checkpoint), "--dtype", "float32",
-         "--max-batch", "1", "--max-queue", "1", "--runtime-file", str(runtime)],
+        [
+            sys.executable,
+            "-m",
+            "galactica_ext.agent",
+            "--model",
+            str(tiny_checkpoint),
+            "--dtype",
+            "float32",
+            "--max-batch",
+            "1",
+            "--max-queue",
+            "1",
+            "--runtime-file",
+            str(runtime),
+        ],
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -229,11 +295,15 @@ def test_queue_full_answers_503_with_retry_after(tiny_checkpoint: Path, tmp_path
         running.wait_ready()
         # 16 sampled choices of 2,000 tokens keep the single batch slot busy for a while
         long = {"prompt": "Long", "max_tokens": 2000, "ignore_eos": True, "n": 16, "stream": True}
-        with httpx.Client(base_url=info.url, headers=info.headers, timeout=60) as a, \
-                httpx.Client(base_url=info.url, headers=info.headers, timeout=60) as b:
+        with (
+            httpx.Client(base_url=info.url, headers=info.headers, timeout=60) as a,
+            httpx.Client(base_url=info.url, headers=info.headers, timeout=60) as b,
+        ):
             with a.stream("POST", "/v1/completions", json=long) as first:
                 next(first.iter_lines())
-                queued = threading.Thread(target=lambda: b.post("/v1/completions", json={**long, "max_tokens": 1}))
+                queued = threading.Thread(
+                    target=lambda: b.post("/v1/completions", json={**long, "max_tokens": 1})
+                )
                 queued.start()
                 deadline = time.monotonic() + 20
                 while running.http.get("/health").json()["queue"]["waiting"] < 1:
@@ -241,7 +311,9 @@ def test_queue_full_answers_503_with_retry_after(tiny_checkpoint: Path, tmp_path
                     time.sleep(0.01)
                 third = running.complete(prompt="x", max_tokens=1)
                 assert third.status_code == 503
-                assert third.headers["Retry-After"] and third.json()["error"]["code"] == "queue_full"
+                assert (
+                    third.headers["Retry-After"] and third.json()["error"]["code"] == "queue_full"
+                )
             queued.join(timeout=30)
         running.wait_ready()
         deadline = time.monotonic() + 20

@@ -42,12 +42,22 @@ class BaseHandler(web.RequestHandler):
         given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
             self.set_header("WWW-Authenticate", "Bearer")
-            self.fail(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>' "
-                      "with the token from the agent's runtime file", kind="authentication_error")
+            self.fail(
+                401,
+                "missing or wrong bearer token: send 'Authorization: Bearer <token>' "
+                "with the token from the agent's runtime file",
+                kind="authentication_error",
+            )
             raise web.Finish()
 
-    def fail(self, status: int, message: str, param: str | None = None, kind: str = "invalid_request_error",
-             code: str | None = None) -> None:
+    def fail(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+    ) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(error_body(message, param, kind, code))
@@ -72,8 +82,10 @@ class BaseHandler(web.RequestHandler):
         status = health["status"]
         if status == "loading":
             progress = health["progress"] or {}
-            message = (f"model {health['model']} is loading ({progress.get('phase')} "
-                       f"{100 * progress.get('fraction', 0):.0f}%); try again shortly")
+            message = (
+                f"model {health['model']} is loading ({progress.get('phase')} "
+                f"{100 * progress.get('fraction', 0):.0f}%); try again shortly"
+            )
         elif status == "failed":
             message = f"the model failed to load: {health['error']}; load one with POST /v1/load"
         else:
@@ -91,8 +103,15 @@ class ModelsHandler(BaseHandler):
     def get(self) -> None:
         data = []
         if self.host.model:
-            data.append({"id": self.host.model, "object": "model", "owned_by": "galactica-ext",
-                         "max_model_len": CONTEXT_LENGTH, "status": self.host.status})
+            data.append(
+                {
+                    "id": self.host.model,
+                    "object": "model",
+                    "owned_by": "galactica-ext",
+                    "max_model_len": CONTEXT_LENGTH,
+                    "status": self.host.status,
+                }
+            )
         self.finish({"object": "list", "data": data})
 
 
@@ -145,14 +164,20 @@ class CompletionsHandler(BaseHandler):
         if engine is None or self.host.status != "ready":
             return self.not_ready()
         if request.model and not _same_model(request.model, self.host.model):
-            return self.fail(404, f"model {request.model!r} is not served here: this agent serves "
-                             f"{self.host.model!r} (load another with POST /v1/load)", "model",
-                             code="model_not_found")
+            return self.fail(
+                404,
+                f"model {request.model!r} is not served here: this agent serves "
+                f"{self.host.model!r} (load another with POST /v1/load)",
+                "model",
+                code="model_not_found",
+            )
         loop = asyncio.get_running_loop()
         try:
             for prompt in request.prompts:
                 self.completions.append(
-                    engine.submit(prompt, request.params, n=request.n, num_beams=request.beams, loop=loop)
+                    engine.submit(
+                        prompt, request.params, n=request.n, num_beams=request.beams, loop=loop
+                    )
                 )
         except QueueFull as err:
             self._cancel_all()
@@ -221,8 +246,16 @@ class CompletionsHandler(BaseHandler):
                 results.append(event.result)
         prompt_tokens = sum(c.results[0].prompt_tokens for c in self.completions if c.results[0])
         self.set_header("Content-Type", "application/json")
-        self.finish(completion_body(new_id(), model, results, tokenizer,
-                                    request.params.logprobs is not None, prompt_tokens))
+        self.finish(
+            completion_body(
+                new_id(),
+                model,
+                results,
+                tokenizer,
+                request.params.logprobs is not None,
+                prompt_tokens,
+            )
+        )
 
     async def _stream(self, request: Any, model: str, tokenizer: Any) -> None:
         cid = new_id()
@@ -244,12 +277,22 @@ class CompletionsHandler(BaseHandler):
                 await self._send(chunk_body(cid, model, index, event.text, None, logprobs))
             elif isinstance(event, Finished):
                 results.append(event.result)
-                await self._send(chunk_body(cid, model, event.result.index + offset, "",
-                                            event.result.finish_reason))
+                await self._send(
+                    chunk_body(
+                        cid, model, event.result.index + offset, "", event.result.finish_reason
+                    )
+                )
         if request.include_usage:
-            prompt_tokens = sum(c.results[0].prompt_tokens for c in self.completions if c.results[0])
-            body = {"id": cid, "object": "text_completion", "model": model, "choices": [],
-                    "usage": usage(results, prompt_tokens)}
+            prompt_tokens = sum(
+                c.results[0].prompt_tokens for c in self.completions if c.results[0]
+            )
+            body = {
+                "id": cid,
+                "object": "text_completion",
+                "model": model,
+                "choices": [],
+                "usage": usage(results, prompt_tokens),
+            }
             await self._send(body)
         self.write("data: [DONE]\n\n")
         await self.flush()
@@ -263,8 +306,11 @@ class CompletionsHandler(BaseHandler):
 class NotFoundHandler(BaseHandler):
     def prepare(self) -> None:
         super().prepare()
-        self.fail(404, f"no route {self.request.method} {self.request.path}: this agent serves "
-                  "/health, /v1/models, /v1/completions, /v1/load and /v1/unload")
+        self.fail(
+            404,
+            f"no route {self.request.method} {self.request.path}: this agent serves "
+            "/health, /v1/models, /v1/completions, /v1/load and /v1/unload",
+        )
         raise web.Finish()
 
 

@@ -41,7 +41,10 @@ class ModelHost:
             facts.update(self.galactica.loaded.describe())
             engine = self.galactica.engine
             queue = engine.load
-            prefix = {"hits": engine.prefix_cache.hits, "reused_tokens": engine.prefix_cache.reused_tokens}
+            prefix = {
+                "hits": engine.prefix_cache.hits,
+                "reused_tokens": engine.prefix_cache.reused_tokens,
+            }
         return {
             "status": self.status,
             "model": self.model,
@@ -98,7 +101,9 @@ class ModelHost:
         try:
             from ..engine import Galactica
 
-            galactica = Galactica.load(resolved, progress=self._report, **options, **self.engine_options)
+            galactica = Galactica.load(
+                resolved, progress=self._report, **options, **self.engine_options
+            )
         except BaseException as err:  # reported in /health, never raised into the void
             log.error("loading %s failed:\n%s", resolved, traceback.format_exc())
             self.status, self.error = "failed", f"{type(err).__name__}: {err}"

@@ -28,7 +28,12 @@ def agent_command(
 ) -> list[str]:
     """The command line of an agent with these options."""
     cmd = [sys.executable, "-m", "galactica_ext.agent", "--host", host, "--port", str(port)]
-    for flag, value in (("--model", model), ("--dtype", dtype), ("--device", device), ("--quantize", quantize)):
+    for flag, value in (
+        ("--model", model),
+        ("--dtype", dtype),
+        ("--device", device),
+        ("--quantize", quantize),
+    ):
         if value:
             cmd += [flag, value]
     if runtime is not None:
@@ -63,7 +68,9 @@ def start_agent(
         if info is not None and info.pid == proc.pid:
             return proc, info
         if proc.poll() is not None:
-            raise AgentStartError(f"the GALACTICA agent exited with code {proc.returncode} before listening")
+            raise AgentStartError(
+                f"the GALACTICA agent exited with code {proc.returncode} before listening"
+            )
         time.sleep(0.05)
     proc.kill()
     raise AgentStartError(f"the GALACTICA agent did not listen within {timeout:.0f} s")

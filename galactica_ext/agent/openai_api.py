@@ -19,7 +19,9 @@ _NEUTRAL = {"presence_penalty": 0, "frequency_penalty": 0, "echo": False, "suffi
 class RequestError(ValueError):
     """A bad request: the message says what was wrong and what is accepted."""
 
-    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None):
+    def __init__(
+        self, message: str, param: str | None = None, status: int = 400, code: str | None = None
+    ):
         super().__init__(message)
         self.param = param
         self.status = status
@@ -29,7 +31,12 @@ class RequestError(ValueError):
         return error_body(str(self), self.param, "invalid_request_error", self.code)
 
 
-def error_body(message: str, param: str | None = None, kind: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str,
+    param: str | None = None,
+    kind: str = "invalid_request_error",
+    code: str | None = None,
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
@@ -46,12 +53,18 @@ class CompletionRequest:
     model: str | None
 
 
-def _number(body: dict, name: str, default: float, low: float, high: float, *, integer: bool = False) -> Any:
+def _number(
+    body: dict, name: str, default: float, low: float, high: float, *, integer: bool = False
+) -> Any:
     value = body.get(name, default)
     if value is None:
         return default
     kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (integer and not isinstance(value, int))
+    ):
         raise RequestError(f"{name} must be {kind}, got {value!r}", name)
     if not low <= value <= high:
         raise RequestError(f"{name}={value} is out of range: use {low} to {high}", name)
@@ -62,7 +75,11 @@ def _prompts(body: dict) -> list[str | list[int]]:
     prompt = body.get("prompt")
     if isinstance(prompt, str):
         prompts: list[Any] = [prompt]
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, int) and not isinstance(p, bool) for p in prompt):
+    elif (
+        isinstance(prompt, list)
+        and prompt
+        and all(isinstance(p, int) and not isinstance(p, bool) for p in prompt)
+    ):
         prompts = [prompt]
     elif isinstance(prompt, list) and prompt and all(isinstance(p, (str, list)) for p in prompt):
         prompts = prompt
@@ -71,7 +88,9 @@ def _prompts(body: dict) -> list[str | list[int]]:
             "prompt is required: a string, a list of strings, or a list of token ids", "prompt"
         )
     for p in prompts:
-        if isinstance(p, list) and not all(isinstance(t, int) and not isinstance(t, bool) for t in p):
+        if isinstance(p, list) and not all(
+            isinstance(t, int) and not isinstance(t, bool) for t in p
+        ):
             raise RequestError("a token-id prompt must be a list of integers", "prompt")
         if len(p) == 0:
             raise RequestError("prompt is empty: give at least one character or token", "prompt")
@@ -94,8 +113,14 @@ def parse_completion_request(body: Any, context: int) -> CompletionRequest:
     stop = body.get("stop") or []
     if isinstance(stop, str):
         stop = [stop]
-    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > MAX_STOPS:
-        raise RequestError(f"stop must be a string or a list of at most {MAX_STOPS} strings", "stop")
+    if (
+        not isinstance(stop, list)
+        or not all(isinstance(s, str) for s in stop)
+        or len(stop) > MAX_STOPS
+    ):
+        raise RequestError(
+            f"stop must be a string or a list of at most {MAX_STOPS} strings", "stop"
+        )
     stop_ids = body.get("stop_token_ids") or []
     if not isinstance(stop_ids, list) or not all(isinstance(t, int) and t >= 0 for t in stop_ids):
         raise RequestError("stop_token_ids must be a list of token ids", "stop_token_ids")
@@ -169,14 +194,29 @@ def logprobs_body(choices: list[Choice], tokenizer: Any, offset: int = 0) -> dic
         text = tokenizer.decode([choice.token_id], skip_special_tokens=False)
         tokens.append(text)
         token_logprobs.append(choice.logprob)
-        top.append({tokenizer.decode([t], skip_special_tokens=False): lp for t, lp in choice.top_logprobs or []})
+        top.append(
+            {
+                tokenizer.decode([t], skip_special_tokens=False): lp
+                for t, lp in choice.top_logprobs or []
+            }
+        )
         offsets.append(offset)
         offset += len(text)
-    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets}
+    return {
+        "tokens": tokens,
+        "token_logprobs": token_logprobs,
+        "top_logprobs": top,
+        "text_offset": offsets,
+    }
 
 
 def completion_body(
-    cid: str, model: str, results: list[ChoiceResult], tokenizer: Any, want_logprobs: bool, prompt_tokens: int
+    cid: str,
+    model: str,
+    results: list[ChoiceResult],
+    tokenizer: Any,
+    want_logprobs: bool,
+    prompt_tokens: int,
 ) -> dict[str, Any]:
     """The non-streaming reply."""
     choices = [
@@ -207,11 +247,15 @@ def usage(results: list[ChoiceResult], prompt_tokens: int) -> dict[str, int]:
     }
 
 
-def chunk_body(cid: str, model: str, index: int, text: str, finish_reason: str | None, logprobs: Any = None) -> dict[str, Any]:
+def chunk_body(
+    cid: str, model: str, index: int, text: str, finish_reason: str | None, logprobs: Any = None
+) -> dict[str, Any]:
     return {
         "id": cid,
         "object": "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}],
+        "choices": [
+            {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
+        ],
     }

@@ -21,21 +21,37 @@ log = logging.getLogger("galactica_ext.agent")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The agent's options (shared by ``galactica-ext agent`` and ``python -m galactica_ext.agent``)."""
-    parser.add_argument("--model", help="size (125m, 1.3b, ...; mini, base, ...), hub id or directory "
-                        "(default: $GALACTICA_MODEL or facebook/galactica-125m)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    """The agent's options, for ``galactica-ext agent`` and ``python -m galactica_ext.agent``."""
+    parser.add_argument(
+        "--model",
+        help="size (125m, 1.3b, ...; mini, base, ...), hub id or directory "
+        "(default: $GALACTICA_MODEL or facebook/galactica-125m)",
+    )
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"]
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--quantize", choices=["8bit", "4bit"], help="load through bitsandbytes")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default loopback)"
+    )
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    parser.add_argument("--runtime-file", type=Path, help="where to write URL and token "
-                        "(default: galactica-agent.json in Jupyter's runtime directory)")
+    parser.add_argument(
+        "--runtime-file",
+        type=Path,
+        help="where to write URL and token "
+        "(default: galactica-agent.json in Jupyter's runtime directory)",
+    )
     parser.add_argument("--max-batch", type=int, default=8, help="sequences decoded together")
     parser.add_argument("--max-queue", type=int, default=64, help="waiting requests before 503")
-    parser.add_argument("--no-load", action="store_true", help="start empty; load with POST /v1/load")
-    parser.add_argument("--no-prefix-cache", action="store_true",
-                        help="never reuse the KV cache of earlier prompts (for benchmarks)")
+    parser.add_argument(
+        "--no-load", action="store_true", help="start empty; load with POST /v1/load"
+    )
+    parser.add_argument(
+        "--no-prefix-cache",
+        action="store_true",
+        help="never reuse the KV cache of earlier prompts (for benchmarks)",
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -47,14 +63,22 @@ async def serve(args: argparse.Namespace) -> None:
         try:
             host.load(args.model, **options)
         except (ValueError, FileNotFoundError) as err:  # visible in /health, like a failed load
-            host.status, host.model, host.error = "failed", args.model, f"{type(err).__name__}: {err}"
+            host.status, host.model, host.error = (
+                "failed",
+                args.model,
+                f"{type(err).__name__}: {err}",
+            )
     sockets = bind_sockets(args.port, args.host)
     port = sockets[0].getsockname()[1]
     server = HTTPServer(make_app(host, token), idle_connection_timeout=3600)
     server.add_sockets(sockets)
     url_host = f"[{args.host}]" if ":" in args.host else args.host
-    info = AgentInfo(url=f"http://{url_host}:{port}", token=token, pid=os.getpid(),
-                     model=host.model or str(args.model or ""))
+    info = AgentInfo(
+        url=f"http://{url_host}:{port}",
+        token=token,
+        pid=os.getpid(),
+        model=host.model or str(args.model or ""),
+    )
     path = write_runtime(info, args.runtime_file or runtime_file())
     log.info("GALACTICA agent listening on %s (runtime file %s)", info.url, path)
     stop = asyncio.Event()
@@ -71,8 +95,10 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="galactica-ext agent", description="Serve GALACTICA "
-                                     "over an OpenAI-compatible API on this machine.")
+    parser = argparse.ArgumentParser(
+        prog="galactica-ext agent",
+        description="Serve GALACTICA over an OpenAI-compatible API on this machine.",
+    )
     add_arguments(parser)
     run(parser.parse_args(argv))
 

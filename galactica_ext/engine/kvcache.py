@@ -75,11 +75,15 @@ class BatchKV:
             return
         width = self.mask.shape[1]
         grow = max(0, length - width)
-        self._set([
-            (torch.cat([_left_pad(k, grow), _left_pad(sk, width + grow - length)]),
-             torch.cat([_left_pad(v, grow), _left_pad(sv, width + grow - length)]))
-            for (k, v), (sk, sv) in zip(self.layers, seq, strict=True)
-        ])
+        self._set(
+            [
+                (
+                    torch.cat([_left_pad(k, grow), _left_pad(sk, width + grow - length)]),
+                    torch.cat([_left_pad(v, grow), _left_pad(sv, width + grow - length)]),
+                )
+                for (k, v), (sk, sv) in zip(self.layers, seq, strict=True)
+            ]
+        )
         old = torch.cat([self.mask.new_zeros((self.size, grow)), self.mask], dim=1)
         row = self.mask.new_zeros((1, width + grow))
         row[0, width + grow - length :] = 1
@@ -95,10 +99,12 @@ class BatchKV:
         mask = self.mask.index_select(0, index)
         first = int(mask.any(dim=0).long().argmax())
         self.mask = mask[:, first:]
-        self._set([
-            (k.index_select(0, index)[:, :, first:], v.index_select(0, index)[:, :, first:])
-            for k, v in self.layers
-        ])
+        self._set(
+            [
+                (k.index_select(0, index)[:, :, first:], v.index_select(0, index)[:, :, first:])
+                for k, v in self.layers
+            ]
+        )
 
     def row(self, i: int, length: int | None = None) -> LayerKV:
         """The unpadded cache of row ``i`` (its first ``length`` tokens if given)."""
@@ -143,7 +149,9 @@ class PrefixCache:
         while self.bytes > self.max_bytes:
             self._entries.popitem(last=False)
 
-    def longest(self, ids: list[int], candidates: list[tuple[list[int], LayerKV]] = ()) -> PrefixHit | None:
+    def longest(
+        self, ids: list[int], candidates: list[tuple[list[int], LayerKV]] = ()
+    ) -> PrefixHit | None:
         """The longest cached prefix of ``ids``, leaving at least one token to compute."""
         best: PrefixHit | None = None
         limit = len(ids) - 1

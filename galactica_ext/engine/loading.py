@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -88,7 +88,7 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 def _cpu_runs_bf16() -> bool:
     try:
-        flags = open("/proc/cpuinfo").read()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
@@ -192,7 +192,3 @@ def _quantization(kind: str, dtype: torch.dtype) -> Any:
         load_in_4bit=True, bnb_4bit_compute_dtype=dtype, bnb_4bit_quant_type="nf4"
     )
 
-
-def thread_count() -> int:
-    """Threads torch uses on the CPU (``OMP_NUM_THREADS`` or the core count)."""
-    return int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))

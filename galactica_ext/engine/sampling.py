@@ -53,9 +53,13 @@ class SamplingParams:
                 raise ValueError(f"logit_bias keys must be token ids, got {token!r}")
             if not -100 <= bias <= 100:
                 raise ValueError(f"logit_bias values must be between -100 and 100, got {bias}")
-        if self.truncate_prompt_tokens is not None and not 1 <= self.truncate_prompt_tokens < context:
+        if (
+            self.truncate_prompt_tokens is not None
+            and not 1 <= self.truncate_prompt_tokens < context
+        ):
             raise ValueError(
-                f"truncate_prompt_tokens={self.truncate_prompt_tokens} must be between 1 and {context - 1}"
+                f"truncate_prompt_tokens={self.truncate_prompt_tokens} must be between 1 "
+                f"and {context - 1}"
             )
 
     def make_generator(self, device: torch.device) -> torch.Generator | None:
@@ -82,7 +86,8 @@ def choose(
     eos_ids: Sequence[int],
 ) -> Choice:
     """Pick the next token from one row of logits (``[vocab]``)."""
-    logits = logits.float()
+    # a copy: the caller may pass the same row again (the n choices of one prompt share it)
+    logits = logits.to(torch.float32, copy=True)
     if params.logit_bias:
         ids = torch.tensor(list(params.logit_bias), device=logits.device)
         logits[ids] += torch.tensor(list(params.logit_bias.values()), device=logits.device)

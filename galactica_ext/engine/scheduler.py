@@ -227,7 +227,9 @@ class Engine:
             self._lock.notify()
         return completion
 
-    def generate(self, prompt: str | list[int], params: SamplingParams, **kwargs) -> list[ChoiceResult]:
+    def generate(
+        self, prompt: str | list[int], params: SamplingParams, **kwargs
+    ) -> list[ChoiceResult]:
         """Submit and wait: the finished choices."""
         return self.submit(prompt, params, **kwargs).wait()
 
@@ -316,7 +318,9 @@ class Engine:
 
     def _start(self, request: _Request) -> None:
         ids = request.prompt_ids
-        running = [(s.ids[: s.kv_len], self._batch.row(i)) for i, s in enumerate(self._active)]
+        running = []
+        if self.prefix_cache.max_bytes:  # 0: prefix reuse disabled, always prefill in full
+            running = [(s.ids[: s.kv_len], self._batch.row(i)) for i, s in enumerate(self._active)]
         hit = self.prefix_cache.longest(ids, running)
         start = hit.length if hit else 0
         logits, layers = self._prefill(ids[start:], hit.layers if hit else None, start)
@@ -353,7 +357,11 @@ class Engine:
         input_ids = torch.tensor([ids], device=self.device)
         positions = torch.arange(start, start + len(ids), device=self.device).unsqueeze(0)
         out = self.model(
-            input_ids=input_ids, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+            input_ids=input_ids,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
         return out.logits[0, -1], from_cache(cache)
 
@@ -381,11 +389,9 @@ class Engine:
         last = seq.generated[-1] if seq.generated else None
         if cancelled:
             reason = "cancelled"
-        elif last is not None and (
+        elif (last is not None and (
             (last in self.eos_ids and not params.ignore_eos) or last in params.stop_token_ids
-        ):
-            reason = "stop"
-        elif seq.text.stopped:
+        )) or seq.text.stopped:
             reason = "stop"
         elif len(seq.generated) >= params.max_tokens or len(seq.ids) >= self.context:
             reason = "length"
@@ -467,7 +473,16 @@ class Engine:
         class _Cancelled(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
                 done = completion.cancelled.is_set()
-                return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+                return torch.full(
+                    (input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device
+                )
+
+        allowed_fn = params.prefix_allowed_tokens_fn
+        if allowed_fn is not None:  # as in the sampling path, an empty list means no constraint
+            every = list(range(self.model.config.vocab_size))
+
+            def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
+                return list(allowed_fn(batch_id, ids)) or every
 
         input_ids = torch.tensor([request.prompt_ids], device=self.device)
         out = self.model.generate(
@@ -482,7 +497,8 @@ class Engine:
             eos_token_id=[*self.eos_ids, *params.stop_token_ids],
             pad_token_id=self.tokenizer.pad_token_id,
             stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-            prefix_allowed_tokens_fn=params.prefix_allowed_tokens_fn,
+            prefix_allowed_tokens_fn=allowed if allowed_fn is not None else None,
+            sequence_bias={(t,): float(b) for t, b in params.logit_bias.items()} or None,
         )
         cancelled = completion.cancelled.is_set()
         for index, row in enumerate(out[:, input_ids.shape[1] :].tolist()):
@@ -498,7 +514,13 @@ class Engine:
             completion.emit(Delta(index, text.text, generated))
             completion.emit(
                 Finished(
-                    ChoiceResult(index, text.text, reason, generated, len(request.prompt_ids), request.truncated)
+                    ChoiceResult(
+                        index,
+                        text.text,
+                        reason,
+                        generated,
+                        len(request.prompt_ids),
+                        request.truncated,
+                    )
                 )
             )
-

@@ -10,7 +10,12 @@ from ..tasks import escape_sequences
 
 #: Special ids of every GALACTICA tokenizer; the hub's tokenizer files leave them unset.
 BOS_ID, PAD_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
-SPECIAL_TOKENS = {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+SPECIAL_TOKENS = {
+    "bos_token": "<s>",
+    "pad_token": "<pad>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+}
 
 
 def load_tokenizer(source: str, **hub_kwargs: Any) -> PreTrainedTokenizerBase:
@@ -21,7 +26,9 @@ def load_tokenizer(source: str, **hub_kwargs: Any) -> PreTrainedTokenizerBase:
     for name, expected in (("bos", BOS_ID), ("pad", PAD_ID), ("eos", EOS_ID), ("unk", UNK_ID)):
         got = getattr(tokenizer, f"{name}_token_id")
         if got != expected:
-            raise ValueError(f"{source}: {name} token has id {got}, a GALACTICA tokenizer has {expected}")
+            raise ValueError(
+                f"{source}: {name} token has id {got}, a GALACTICA tokenizer has {expected}"
+            )
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"
     tokenizer.model_input_names = ["input_ids", "attention_mask"]
