@@ -21,6 +21,7 @@ const baseConfig = jestJupyterLab(__dirname);
 module.exports = {
   ...baseConfig,
   automock: false,
+  reporters: ['default'],
   collectCoverageFrom: [
     'js/**/*.{ts,tsx}',
     '!js/**/*.d.ts',

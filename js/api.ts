@@ -55,7 +55,7 @@ export async function requestAPI<T>(
   if (data.length > 0) {
     try {
       data = JSON.parse(data);
-    } catch (error) {
+    } catch {
       console.warn('galactica-ext: not a JSON response body.', response);
     }
   }
@@ -102,9 +102,13 @@ export function unloadModel(
  */
 export interface IStreamCallbacks {
   /**
-   * Called with each new piece of generated text.
+   * Called with each new piece of generated text of suggestion `index`.
    */
-  onToken?: (text: string) => void;
+  onToken?: (text: string, index: number) => void;
+  /**
+   * Called with the model status while the server waits for the model to load.
+   */
+  onStatus?: (status: IModelStatus) => void;
   /**
    * Abort the generation (the server stops the model too).
    */
@@ -231,7 +235,13 @@ export async function runTask<K extends TaskName>(
       buffer = parsed.rest;
       for (const { event, data } of parsed.events) {
         if (event === 'token') {
-          callbacks.onToken?.(JSON.parse(data).text as string);
+          const token = JSON.parse(data);
+          callbacks.onToken?.(
+            token.text as string,
+            (token.index as number) ?? 0
+          );
+        } else if (event === 'status') {
+          callbacks.onStatus?.(JSON.parse(data) as IModelStatus);
         } else if (event === 'result') {
           result = JSON.parse(data) as ITaskResults[K];
         } else if (event === 'error') {

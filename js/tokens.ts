@@ -5,18 +5,14 @@
 /**
  * The state of the model behind the server extension.
  */
-export type ModelState = 'stopped' | 'starting' | 'loading' | 'ready' | 'failed';
+export type ModelState =
+  'stopped' | 'starting' | 'loading' | 'ready' | 'failed';
 
 /**
  * The GALACTICA tasks the server runs.
  */
 export type TaskName =
-  | 'cite'
-  | 'equation'
-  | 'summarise'
-  | 'complete'
-  | 'ask'
-  | 'work';
+  'cite' | 'equation' | 'summarise' | 'complete' | 'ask' | 'work';
 
 /**
  * Progress of a model download or load.

@@ -1,8 +1,9 @@
 """The Jupyter server extension: authenticated handlers under ``{base_url}/galactica/``.
 
 Nothing heavy runs in the server process: no torch import and no model load. The model lives
-in a separate agent process (or a remote OpenAI-compatible server); this package only reports
-its status and relays requests to it.
+in a separate agent process (supervised here) or a remote OpenAI-compatible server; this
+package reports its status and relays requests to it. Configure it with ``c.Galactica.*``
+(see :class:`Galactica`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from .backend import ModelService
 from .config import Galactica
 from .handlers import setup_handlers
 
-__all__ = ["Galactica", "ModelService", "_load_jupyter_server_extension"]
+__all__ = ["Galactica", "ModelService"]
 
 #: key under which the model service is kept in the tornado application settings
 SERVICE_KEY = "galactica_service"
@@ -26,9 +27,33 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     web_app = server_app.web_app
     web_app.settings[SERVICE_KEY] = service
     setup_handlers(web_app, service)
-    service.on_server_started()
-    server_app.log.info("galactica_ext: handlers registered under %sgalactica/", web_app.settings["base_url"])
+    server_app.log.info(
+        "galactica_ext: handlers registered under %sgalactica/", web_app.settings["base_url"]
+    )
 
 
-# Compatibility with jupyter_server < 2 / notebook-style loading.
+async def _start_jupyter_server_extension(server_app: Any) -> None:
+    """Once the event loop runs: start the agent if configured to start with the server."""
+    service: ModelService = server_app.web_app.settings[SERVICE_KEY]
+    await service.on_server_started()
+    _stop_with(server_app, service)
+
+
+def _stop_with(server_app: Any, service: ModelService) -> None:
+    """Stop our agent when the server cleans up its extensions."""
+    cleanup = server_app.cleanup_extensions
+
+    async def cleanup_extensions(*args: Any, **kwargs: Any) -> Any:
+        try:
+            await service.shutdown()
+        finally:
+            result = cleanup(*args, **kwargs)
+            if hasattr(result, "__await__"):
+                result = await result
+        return result
+
+    server_app.cleanup_extensions = cleanup_extensions
+
+
+# Compatibility with older loaders.
 load_jupyter_server_extension = _load_jupyter_server_extension

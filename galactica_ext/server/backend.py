@@ -1,45 +1,295 @@
-"""The model service: what the handlers ask for status, loading and generation."""
+"""The model service: what the handlers ask for status, loading and generation.
+
+Two backends behind one interface: the local agent (a supervised child process, or an
+agent already running for this user) and a remote OpenAI-compatible server (vLLM, ...).
+Nothing here blocks the event loop or imports torch.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+from ..specs import resolve_model_spec
+from ..tasks import GenerationRequest
 from .config import Galactica
+from .endpoint import Chunk, Completion, Endpoint, EndpointError
+from .supervisor import AgentSupervisor
+
+#: the agent's health ``status`` -> the browser's ``state``
+_STATES = {
+    "empty": "stopped",
+    "stopped": "stopped",
+    "starting": "starting",
+    "loading": "loading",
+    "ready": "ready",
+    "failed": "failed",
+}
+#: how long a remote server's answer to /models stays fresh (seconds)
+REMOTE_TTL = 30.0
 
 
-def _resolve(spec: str | None) -> str:
-    from ..specs import resolve_model_spec
-
-    try:
-        return resolve_model_spec(spec or None)
-    except (ValueError, FileNotFoundError):
-        return spec or ""
+class ModelUnavailable(RuntimeError):
+    """No model can serve the request (stopped, failed, or the user turned it off)."""
 
 
 class ModelService:
-    """Owns the model backend (a supervised local agent or a remote server) for the server."""
+    """Owns the model backend for the Jupyter server and reports its status."""
 
     def __init__(self, config: Galactica, log: Any) -> None:
         self.config = config
         self.log = log
+        self.options: dict[str, Any] = {
+            "model": config.model or None,
+            "dtype": config.dtype,
+            "device": config.device,
+            "quantize": config.quantize or None,
+        }
+        self.remote_url = config.remote_url.strip()
         self.state = "stopped"
-        self.model = _resolve(config.model)
+        self.model = self._resolve_quietly(config.model)
+        self.facts: dict[str, Any] = {"device": None, "dtype": None, "memory_bytes": None}
+        self.progress: dict[str, Any] | None = None
         self.error: str | None = None
+        self._remote_checked = 0.0
+        self._remote_model: str | None = None
+        self._changed = asyncio.Event()
+        self.supervisor = AgentSupervisor(
+            log=log,
+            on_change=self._on_agent_change,
+            command=list(config.agent_command),
+            reuse=config.reuse_agent,
+            max_restarts=config.max_restarts,
+            backoff=config.restart_backoff,
+            startup_timeout=config.startup_timeout,
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
 
-    def on_server_started(self) -> None:
-        """Called once the handlers are registered."""
+    @staticmethod
+    def _resolve_quietly(spec: str | None) -> str:
+        try:
+            return resolve_model_spec(spec or None)
+        except (ValueError, FileNotFoundError):
+            return spec or ""
+
+    # life cycle -------------------------------------------------------------------------
+
+    async def on_server_started(self) -> None:
+        """Called once the event loop runs: start what the configuration says."""
+        if self.remote_url:
+            await self._check_remote(force=True)
+        elif self.config.start == "server":
+            self._background(self.supervisor.start(self.options))
+        elif self.config.reuse_agent:
+            # an agent already running for this user is shown (and used) at once
+            self.supervisor.attach()
+
+    async def shutdown(self) -> None:
+        """Stop our agent (the server is stopping)."""
+        await self.supervisor.stop()
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            err = task.exception()
+            self.log.error("galactica_ext: %s", err, exc_info=err)
+            self._set(state="failed", error=str(err), progress=None)
+
+    # status -----------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        return "remote" if self.remote_url else "local"
 
     def status(self) -> dict[str, Any]:
         """The status document of ``GET /galactica/status``."""
-        remote = bool(self.config.remote_url)
+        if self.remote_url and time.monotonic() - self._remote_checked > REMOTE_TTL:
+            self._background(self._check_remote())
+        url = self.remote_url or (self.supervisor.info.url if self.supervisor.info else None)
         return {
             "state": self.state,
             "model": self.model,
-            "device": None,
-            "dtype": None,
-            "memory_bytes": None,
-            "progress": None,
+            "device": self.facts.get("device"),
+            "dtype": self.facts.get("dtype"),
+            "memory_bytes": self.facts.get("memory_bytes"),
+            "progress": self.progress,
             "error": self.error,
-            "backend": "remote" if remote else "local",
-            "url": self.config.remote_url or None,
+            "backend": self.backend,
+            "url": url,
         }
+
+    def _set(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+        self._changed.set()
+
+    async def changed(self, timeout: float) -> None:
+        """Wait until the status changes (or ``timeout`` seconds pass)."""
+        self._changed.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    def _on_agent_change(self, health: dict[str, Any]) -> None:
+        if self.remote_url:
+            return
+        state = _STATES.get(str(health.get("status")), "failed")
+        model = health.get("model") or self.model
+        self._set(
+            state=state,
+            model=model,
+            progress=health.get("progress") if state in ("starting", "loading") else None,
+            error=health.get("error"),
+            facts={k: health.get(k) for k in ("device", "dtype", "memory_bytes")},
+        )
+
+    async def _check_remote(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._remote_checked < REMOTE_TTL:
+            return
+        self._remote_checked = time.monotonic()
+        url = self.remote_url
+        if self.state not in ("ready",):
+            self._set(state="starting", progress={"phase": "connect", "fraction": 0.0}, error=None)
+        try:
+            models = await Endpoint(url, self.config.remote_api_key or None).models()
+        except EndpointError as err:
+            if url == self.remote_url:
+                self._set(state="failed", error=f"remote server {url}: {err}", progress=None)
+            return
+        if url == self.remote_url:
+            self._remote_model = models[0] if models else None
+            self._set(
+                state="ready",
+                model=self._remote_model or url,
+                error=None,
+                progress=None,
+                facts={"device": None, "dtype": None, "memory_bytes": None},
+            )
+
+    # load and unload ------------------------------------------------------------------
+
+    async def load(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Load (or switch to) a model, or switch to a remote server; returns at once.
+
+        Raises ValueError (or FileNotFoundError) for bad input, EndpointError when the
+        agent refuses (e.g. 409 while another load runs).
+        """
+        if "url" in body:
+            url = str(body.get("url") or "").strip()
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"url {url!r} must start with http:// or https://")
+            if url:
+                if self.supervisor.owned:
+                    await self.supervisor.stop()
+                self.remote_url = url
+                self._remote_checked = 0.0
+                await self._check_remote(force=True)
+                return self.status()
+            self.remote_url = ""
+            self._set(state="stopped", error=None, progress=None)
+        options = dict(self.options)
+        for key in ("dtype", "device", "quantize"):
+            if key in body:
+                value = body[key]
+                if value is not None and not isinstance(value, str):
+                    raise ValueError(f"{key} must be a string")
+                options[key] = value or None
+        if "model" in body or "url" not in body:
+            spec = body.get("model")
+            if spec is not None and not isinstance(spec, str):
+                raise ValueError("model must be a string")
+            resolve_model_spec(spec or None)  # raises ValueError/FileNotFoundError
+            options["model"] = spec or None
+        if options.get("quantize") not in (None, "8bit", "4bit"):
+            raise ValueError("quantize must be 8bit or 4bit")
+        self.options = options
+        self.model = self._resolve_quietly(options["model"])
+        if self.remote_url:
+            return self.status()
+        if self.supervisor.running and self.supervisor.endpoint is not None:
+            load_body = {k: v for k, v in options.items() if v}
+            load_body["model"] = options["model"] or self.model
+            health = await self.supervisor.endpoint.load(load_body)
+            self._on_agent_change(health)
+            self.supervisor.poke()
+        else:
+            self._set(
+                state="starting", error=None, progress={"phase": "start agent", "fraction": 0.0}
+            )
+            self._background(self.supervisor.start(options))
+        return self.status()
+
+    async def unload(self) -> dict[str, Any]:
+        """Free the model: stop our agent, or ask a reused agent to unload."""
+        if self.remote_url:
+            self.remote_url = ""
+            self._set(
+                state="stopped",
+                error=None,
+                progress=None,
+                model=self._resolve_quietly(self.options.get("model")),
+            )
+        elif self.supervisor.owned or not self.supervisor.running:
+            await self.supervisor.stop()
+        elif self.supervisor.endpoint is not None:
+            self._on_agent_change(await self.supervisor.endpoint.unload())
+        return self.status()
+
+    # generation -------------------------------------------------------------------------
+
+    async def wait_ready(self) -> AsyncIterator[dict[str, Any]]:
+        """Start the model if the configuration allows it and wait until it is ready,
+        yielding the status whenever it changes. Raises ModelUnavailable."""
+        if self.remote_url:
+            await self._check_remote()
+        elif self.state == "stopped" or (self.state == "failed" and not self.supervisor.running):
+            if self.config.start == "manual" and not self.supervisor.running:
+                raise ModelUnavailable("no model is loaded: load one from the GALACTICA sidebar")
+            if not self.supervisor.running:
+                self._set(
+                    state="starting", error=None, progress={"phase": "start agent", "fraction": 0.0}
+                )
+                self._background(self.supervisor.start(self.options))
+            elif self.supervisor.endpoint is not None and self.state == "stopped":
+                await self.load({})
+        last = None
+        while self.state != "ready":
+            if self.state == "failed":
+                raise ModelUnavailable(self.error or "the model failed to load")
+            if self.state == "stopped" and not self._tasks:
+                raise ModelUnavailable("no model is loaded: load one from the GALACTICA sidebar")
+            status = self.status()
+            if status != last:
+                yield status
+                last = status
+            await self.changed(1.0)
+
+    def _endpoint(self) -> tuple[Endpoint, str | None]:
+        if self.remote_url:
+            return Endpoint(self.remote_url, self.config.remote_api_key or None), self._remote_model
+        if self.supervisor.endpoint is None:
+            raise ModelUnavailable("the GALACTICA agent is not running")
+        return self.supervisor.endpoint, None
+
+    async def generate(
+        self, request: GenerationRequest, completion: Completion
+    ) -> AsyncIterator[Chunk]:
+        """Stream ``request`` from the model; ``completion`` collects the texts.
+
+        Cancel the consuming task to cancel the generation (the connection is closed).
+        """
+        endpoint, model = self._endpoint()
+        async for chunk in endpoint.stream(request, completion, model):
+            yield chunk
+
+    def was_truncated(self, request: GenerationRequest, completion: Completion) -> bool:
+        """Whether the prompt was cut from the left to fit the context."""
+        tokens = completion.prompt_tokens
+        return tokens is not None and tokens >= request.truncate_prompt_tokens

@@ -25,9 +25,7 @@ class Galactica(LoggingConfigurable):
             "hub id or a local directory. Empty: $GALACTICA_MODEL, else facebook/galactica-125m."
         ),
     )
-    dtype = Unicode(
-        "auto", config=True, help="Weights dtype: auto, float32, bfloat16 or float16."
-    )
+    dtype = Unicode("auto", config=True, help="Weights dtype: auto, float32, bfloat16 or float16.")
     device = Unicode("auto", config=True, help="Device: auto, cpu, cuda or cuda:N.")
     quantize = Enum(
         ["", "8bit", "4bit"],
@@ -80,9 +78,7 @@ class Galactica(LoggingConfigurable):
         config=True,
         help="Seconds the agent may take to answer /health after it starts (not the model load).",
     )
-    max_tokens = Int(
-        256, config=True, help="Default number of new tokens for a task request."
-    )
+    max_tokens = Int(256, config=True, help="Default number of new tokens for a task request.")
     max_tokens_limit = Int(
         1024, config=True, help="Largest max_tokens a browser request may ask for."
     )

@@ -1,30 +1,197 @@
-"""Authenticated REST handlers under ``{base_url}/galactica/``."""
+"""Authenticated handlers under ``{base_url}/galactica/``.
+
+- ``GET  status``: the model's state, load progress and placement;
+- ``POST model``: load or switch the model (or switch to a remote server), 202;
+- ``DELETE model``: unload;
+- ``POST tasks/<task>``: run a GALACTICA task, streamed as server-sent events
+  (``token`` events, then one ``result`` or ``error``); closing the connection cancels it.
+
+Every route needs Jupyter's authentication (and XSRF for writes: APIHandler checks it)
+and is authorized against the ``galactica`` resource.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 from typing import Any
 
 import tornado
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
+from tornado.iostream import StreamClosedError
 
-from .backend import ModelService
+from .. import tasks
+from .backend import ModelService, ModelUnavailable
+from .endpoint import Completion, EndpointError
+
+#: the authorization resource of every route
+AUTH_RESOURCE = "galactica"
+#: options a browser may set on a task, and their types
+TASK_OPTIONS: dict[str, tuple[type, ...]] = {
+    "max_tokens": (int,),
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "n": (int,),
+    "seed": (int,),
+}
 
 
 class GalacticaHandler(APIHandler):
-    """Base class: access to the model service."""
+    """Base class: the model service and JSON errors."""
+
+    auth_resource = AUTH_RESOURCE
 
     def initialize(self, service: ModelService) -> None:
         self.service = service
 
+    def json_body(self) -> dict[str, Any]:
+        """The request's JSON object; a 400 for anything else."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as err:
+            raise tornado.web.HTTPError(400, f"the body is not valid JSON: {err}") from None
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, "the body must be a JSON object")
+        return body
+
+    def fail(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.finish(json.dumps({"message": message}))
+
 
 class StatusHandler(GalacticaHandler):
-    """``GET /galactica/status``: the model's state, load progress and placement."""
+    """``GET /galactica/status``."""
 
     @tornado.web.authenticated
+    @authorized
     def get(self) -> None:
         self.finish(json.dumps(self.service.status()))
+
+
+class ModelHandler(GalacticaHandler):
+    """``POST /galactica/model`` loads (202), ``DELETE`` unloads."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        unknown = set(body) - {"model", "url", "dtype", "device", "quantize"}
+        if unknown:
+            return self.fail(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        try:
+            status = await self.service.load(body)
+        except (ValueError, FileNotFoundError) as err:
+            return self.fail(400, str(err))
+        except EndpointError as err:
+            return self.fail(err.status if err.status and err.status < 500 else 502, str(err))
+        self.set_status(202)
+        self.finish(json.dumps(status))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        try:
+            status = await self.service.unload()
+        except EndpointError as err:
+            return self.fail(err.status if err.status and err.status < 500 else 502, str(err))
+        self.finish(json.dumps(status))
+
+
+def build_request(task: str, body: dict[str, Any], config: Any) -> tasks.GenerationRequest:
+    """The task's generation request from a browser's body; ValueError for bad input."""
+    if task not in tasks.TASKS:
+        raise ValueError(f"unknown task {task!r}: use one of {', '.join(tasks.TASKS)}")
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise ValueError("text must be a string")
+    unknown = set(body) - {"text", *TASK_OPTIONS}
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    options: dict[str, Any] = {}
+    for key, types in TASK_OPTIONS.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ValueError(
+                f"{key} must be a number" if float in types else f"{key} must be an integer"
+            )
+        options[key] = value
+    if options.get("max_tokens", 0) > config.max_tokens_limit:
+        raise ValueError(
+            f"max_tokens={options['max_tokens']} is over this server's limit of "
+            f"{config.max_tokens_limit}"
+        )
+    # each task takes the options that make sense for it; the others are dropped
+    accepted = inspect.signature(getattr(tasks, task)).parameters
+    if task == "cite" and "temperature" in options:
+        options.pop("temperature")
+    if task == "complete" and "temperature" not in options and config.temperature:
+        options["temperature"] = config.temperature
+    options = {k: v for k, v in options.items() if k in accepted}
+    if task != "cite" and "max_tokens" in accepted and "max_tokens" not in options:
+        options["max_tokens"] = min(config.max_tokens, tasks.CONTEXT_LENGTH - 1)
+    return tasks.build(task, text, **options)
+
+
+class TaskHandler(GalacticaHandler):
+    """``POST /galactica/tasks/<task>``: a task streamed as server-sent events."""
+
+    _closed = False
+    _job: asyncio.Future[Any] | None = None
+
+    def on_connection_close(self) -> None:
+        """The browser went away (or aborted): cancel the generation."""
+        self._closed = True
+        if self._job is not None:
+            self._job.cancel()
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, task: str) -> None:
+        try:
+            request = build_request(task, self.json_body(), self.service.config)
+        except (ValueError, TypeError) as err:
+            return self.fail(400, str(err))
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        self._job = asyncio.ensure_future(self._run(request))
+        try:
+            await self._job
+        except (asyncio.CancelledError, StreamClosedError):
+            self.log.info("galactica_ext: %s request cancelled by the browser", task)
+            return
+        if not self._closed:
+            self.finish()
+
+    async def _send(self, event: str, data: Any) -> None:
+        if self._closed:
+            raise StreamClosedError()
+        self.write(f"event: {event}\ndata: {json.dumps(data)}\n\n")
+        await self.flush()
+
+    async def _run(self, request: tasks.GenerationRequest) -> None:
+        try:
+            async for status in self.service.wait_ready():
+                await self._send("status", status)
+            completion = Completion()
+            async for chunk in self.service.generate(request, completion):
+                if chunk.text:
+                    await self._send("token", {"text": chunk.text, "index": chunk.index})
+            outputs = completion.outputs() or [""]
+            truncated = self.service.was_truncated(request, completion)
+            result = tasks.parse(request, outputs, truncated)
+        except ModelUnavailable as err:
+            await self._send("error", {"message": str(err)})
+            return
+        except EndpointError as err:
+            await self._send("error", {"message": f"the model server failed: {err}"})
+            return
+        await self._send("result", result)
 
 
 def setup_handlers(web_app: Any, service: ModelService) -> None:
@@ -35,5 +202,7 @@ def setup_handlers(web_app: Any, service: ModelService) -> None:
         ".*$",
         [
             (url_path_join(base, "status"), StatusHandler, kwargs),
+            (url_path_join(base, "model"), ModelHandler, kwargs),
+            (url_path_join(base, "tasks", r"([a-z]+)"), TaskHandler, kwargs),
         ],
     )

@@ -1,0 +1,96 @@
+/**
+ * Notebook commands: Summarise cell, Equation from selection, Cite here.
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { citeHere, equationFromSelection, summariseCell } from './actions';
+import { getEditorContext } from './editor';
+import { trans } from './i18n';
+import { galacticaIcon } from './icons';
+import { IGalactica } from './service';
+
+/**
+ * The command ids.
+ */
+export namespace CommandIDs {
+  export const summarise = 'galactica:summarise-cell';
+  export const equation = 'galactica:equation-from-selection';
+  export const cite = 'galactica:cite-here';
+  export const showPanel = 'galactica:show-panel';
+}
+
+/**
+ * The commands take no arguments: they act on the current notebook or editor.
+ */
+export const NO_ARGS = {
+  args: { type: 'object' as const, properties: {} }
+};
+
+/**
+ * Add the commands (and their palette entries).
+ */
+export function addCommands(
+  app: JupyterFrontEnd,
+  galactica: IGalactica,
+  currentWidget: () => Widget | null,
+  palette: ICommandPalette | null
+): void {
+  const { commands } = app;
+  const hasEditor = () => getEditorContext(currentWidget()) !== null;
+
+  commands.addCommand(CommandIDs.summarise, {
+    label: trans().__('Summarise Cell'),
+    caption: trans().__(
+      'Insert a TL;DR markdown cell below the active cell (GALACTICA); the cell is not changed'
+    ),
+    icon: galacticaIcon,
+    isEnabled: hasEditor,
+    describedBy: NO_ARGS,
+    execute: async () => {
+      const context = getEditorContext(currentWidget());
+      return context ? summariseCell(galactica, context) : false;
+    }
+  });
+
+  commands.addCommand(CommandIDs.equation, {
+    label: trans().__('Equation from Selection'),
+    caption: trans().__(
+      'Write the selected description (or the current line) as LaTeX, inserted as $$...$$ after it (GALACTICA)'
+    ),
+    icon: galacticaIcon,
+    isEnabled: hasEditor,
+    describedBy: NO_ARGS,
+    execute: async () => {
+      const context = getEditorContext(currentWidget());
+      return context ? equationFromSelection(galactica, context) : false;
+    }
+  });
+
+  commands.addCommand(CommandIDs.cite, {
+    label: trans().__('Cite Here'),
+    caption: trans().__(
+      'Suggest references for the text before the cursor, insert the chosen one and update the References cell (GALACTICA)'
+    ),
+    icon: galacticaIcon,
+    isEnabled: hasEditor,
+    describedBy: NO_ARGS,
+    execute: async () => {
+      const context = getEditorContext(currentWidget());
+      return context ? citeHere(galactica, context) : false;
+    }
+  });
+
+  if (palette) {
+    const category = trans().__('GALACTICA');
+    for (const command of [
+      CommandIDs.summarise,
+      CommandIDs.equation,
+      CommandIDs.cite,
+      CommandIDs.showPanel
+    ]) {
+      palette.addItem({ command, category });
+    }
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * GALACTICA's inline completion provider: ghost text while writing.
+ *
+ * Prose is continued in markdown cells and files; after `[START_REF]` or `[@` the
+ * suggestions are references (several, to cycle through with Alt+[ and Alt+]); inside
+ * `$$...$$`, `\[...\]` or `$...$` they are LaTeX; in code cells (when enabled) comments and
+ * docstrings are continued to the end of the line. Text streams in as it is generated; a
+ * request superseded by further typing is aborted, which cancels it on the server.
+ */
+import {
+  CompletionHandler,
+  IInlineCompletionContext,
+  IInlineCompletionItem,
+  IInlineCompletionList,
+  IInlineCompletionProvider,
+  InlineCompletionTriggerKind
+} from '@jupyterlab/completer';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { Widget } from '@lumino/widgets';
+
+import { EditorKind, editorKind, textAbove } from '../editor';
+import { galacticaIcon } from '../icons';
+import { IGalactica } from '../service';
+import { IInlineSettings } from '../settings';
+import { AsyncQueue } from './stream';
+import {
+  AT_TRIGGER,
+  cutAtStops,
+  detectTrigger,
+  ITrigger,
+  suffixAllowsCompletion,
+  tailContext
+} from './triggers';
+
+/**
+ * The provider's identifier (its settings live under this key in the Inline Completer
+ * settings).
+ */
+export const PROVIDER_ID = 'galactica-ext:inline';
+
+const EMPTY: IInlineCompletionList = { items: [] };
+
+/**
+ * Whether inline completion is on for this kind of editor.
+ */
+export function enabledFor(
+  kind: EditorKind | null,
+  settings: IInlineSettings
+): boolean {
+  if (!settings.enabled || kind === null) {
+    return false;
+  }
+  switch (kind) {
+    case 'markdown-cell':
+      return settings.markdownCells;
+    case 'markdown-file':
+      return settings.markdownFiles;
+    case 'code-cell':
+      return settings.codeCells;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Make a suggestion fit what was typed: no doubled space after a typed one, no space
+ * after `[@`, and the closing marker when the editor does not hold one already.
+ */
+export function finishSuggestion(
+  raw: string,
+  trigger: ITrigger,
+  typedSpace: boolean,
+  closer: string
+): string {
+  let text = cutAtStops(raw, trigger.stops).text;
+  if (
+    typedSpace ||
+    (trigger.opener === AT_TRIGGER && trigger.prompt.endsWith('[START_REF]'))
+  ) {
+    text = text.replace(/^[ \t]+/, '');
+  }
+  if (trigger.kind === 'reference') {
+    text = text.replace(/\s+$/, '');
+    return text ? text + closer : '';
+  }
+  return text;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms));
+}
+
+/**
+ * The GALACTICA inline completion provider.
+ */
+export class GalacticaInlineProvider implements IInlineCompletionProvider {
+  /**
+   * Create a provider over the GALACTICA service.
+   *
+   * @param _galactica the GALACTICA service
+   * @param _editorKind tells what kind of editor a widget holds (replaceable in tests)
+   */
+  constructor(
+    private readonly _galactica: IGalactica,
+    private readonly _editorKind: (
+      widget: Widget | null
+    ) => EditorKind | null = editorKind
+  ) {}
+
+  readonly identifier = PROVIDER_ID;
+  readonly name = 'GALACTICA';
+  readonly icon = galacticaIcon;
+  /**
+   * Defaults of the Inline Completer's per-provider settings: the debounce and the
+   * cell types are GALACTICA's own settings; suggestions may come before auto-closed
+   * brackets (the provider checks what follows the cursor itself).
+   */
+  readonly schema: ISettingRegistry.IProperty = {
+    default: {
+      debouncerDelay: 0,
+      timeout: 20000,
+      autoFillInMiddle: true
+    }
+  };
+
+  /**
+   * Suggest completions for the cursor position.
+   */
+  async fetch(
+    request: CompletionHandler.IRequest,
+    context: IInlineCompletionContext
+  ): Promise<IInlineCompletionList> {
+    const settings = this._galactica.settings.inlineCompletion;
+    const kind = this._editorKind(context.widget);
+    const automatic =
+      context.triggerKind === InlineCompletionTriggerKind.Automatic;
+    if (!enabledFor(kind, settings) && automatic) {
+      return EMPTY;
+    }
+    const before = request.text.slice(0, request.offset);
+    const after = request.text.slice(request.offset);
+    if (automatic && (!before.trim() || !suffixAllowsCompletion(after))) {
+      return EMPTY;
+    }
+    let full = before;
+    if (kind === 'markdown-cell' && context.widget instanceof NotebookPanel) {
+      const above = textAbove(context.widget, settings.contextChars);
+      full = above ? `${above}\n\n${before}` : before;
+    }
+    const trigger = detectTrigger(tailContext(full, settings.contextChars), {
+      code: kind === 'code-cell' || kind === 'file'
+    });
+    if (trigger.kind === 'none') {
+      return EMPTY;
+    }
+    if (automatic && !this._galactica.status.ready) {
+      return EMPTY;
+    }
+
+    // a newer request supersedes this one: abort the previous generation at once
+    this._controller?.abort();
+    this._controller = null;
+    const generation = ++this._generation;
+    if (automatic && settings.debounceMs > 0) {
+      await sleep(settings.debounceMs);
+      if (generation !== this._generation) {
+        return EMPTY;
+      }
+    }
+    const controller = new AbortController();
+    this._controller = controller;
+
+    // GALACTICA's tokens carry their leading space: send the prompt without a trailing
+    // one and drop the space from the suggestion when the user typed it
+    const prompt = trigger.prompt.replace(/[ \t]+$/, '');
+    const typedSpace = prompt.length < trigger.prompt.length;
+    const closer =
+      trigger.closer && !after.trimStart().startsWith(trigger.closer)
+        ? trigger.closer
+        : '';
+    const adjusted = { ...trigger, prompt };
+    if (trigger.kind === 'reference') {
+      return this._references(adjusted, typedSpace, closer, controller);
+    }
+    return this._continue(
+      adjusted,
+      typedSpace,
+      settings,
+      controller,
+      generation
+    );
+  }
+
+  /**
+   * Stream the suggestion started by {@link fetch}.
+   */
+  async *stream(
+    token: string
+  ): AsyncGenerator<{ response: IInlineCompletionItem }, undefined, unknown> {
+    const queue = this._streams.get(token);
+    if (!queue) {
+      return;
+    }
+    try {
+      for await (const response of queue) {
+        yield { response };
+      }
+    } finally {
+      this._streams.delete(token);
+    }
+  }
+
+  /**
+   * Reference suggestions: several, by beam search, shown once all are known.
+   */
+  private async _references(
+    trigger: ITrigger,
+    typedSpace: boolean,
+    closer: string,
+    controller: AbortController
+  ): Promise<IInlineCompletionList> {
+    const raw: string[] = [];
+    try {
+      const result = await this._galactica.run(
+        'cite',
+        { text: trigger.prompt, n: this._galactica.settings.citationCount },
+        {
+          signal: controller.signal,
+          onToken: (text, index) => {
+            raw[index] = (raw[index] ?? '') + text;
+          }
+        }
+      );
+      const texts = result.suggestions.map(
+        (s, i) => raw[i] ?? (typedSpace ? '' : ' ') + s.text
+      );
+      const seen = new Set<string>();
+      const items: IInlineCompletionItem[] = [];
+      for (const text of texts) {
+        const insertText = finishSuggestion(text, trigger, typedSpace, closer);
+        if (insertText && !seen.has(insertText)) {
+          seen.add(insertText);
+          items.push({ insertText });
+        }
+      }
+      return { items };
+    } catch (error) {
+      return this._error(error);
+    } finally {
+      if (this._controller === controller) {
+        this._controller = null;
+      }
+    }
+  }
+
+  /**
+   * Prose, LaTeX or a comment: one suggestion, streamed.
+   */
+  private _continue(
+    trigger: ITrigger,
+    typedSpace: boolean,
+    settings: IInlineSettings,
+    controller: AbortController,
+    generation: number
+  ): IInlineCompletionList {
+    const token = `${PROVIDER_ID}:${generation}`;
+    const queue = new AsyncQueue<IInlineCompletionItem>();
+    this._streams.set(token, queue);
+    let raw = '';
+    const finish = (item: IInlineCompletionItem) => {
+      if (!queue.closed) {
+        queue.push(item);
+        queue.close();
+      }
+    };
+    this._galactica
+      .run(
+        'complete',
+        {
+          text: trigger.prompt,
+          max_tokens: settings.maxTokens,
+          temperature: this._galactica.settings.temperature
+        },
+        {
+          signal: controller.signal,
+          onToken: (text, index) => {
+            if (index !== 0 || queue.closed) {
+              return;
+            }
+            raw += text;
+            const insertText = finishSuggestion(raw, trigger, typedSpace, '');
+            if (cutAtStops(raw, trigger.stops).stopped) {
+              // the suggestion is complete: stop the model now
+              finish({ insertText, isIncomplete: false, token });
+              controller.abort();
+            } else {
+              queue.push({ insertText, isIncomplete: true, token });
+            }
+          }
+        }
+      )
+      .then(() =>
+        finish({
+          insertText: finishSuggestion(raw, trigger, typedSpace, ''),
+          isIncomplete: false,
+          token
+        })
+      )
+      .catch(error => {
+        if ((error as Error).name === 'AbortError') {
+          finish({
+            insertText: finishSuggestion(raw, trigger, typedSpace, ''),
+            isIncomplete: false,
+            token
+          });
+        } else {
+          finish({
+            insertText: '',
+            isIncomplete: false,
+            token,
+            error: { message: (error as Error).message ?? String(error) }
+          });
+        }
+      })
+      .finally(() => {
+        if (this._controller === controller) {
+          this._controller = null;
+        }
+      });
+    return { items: [{ insertText: '', isIncomplete: true, token }] };
+  }
+
+  private _error(error: unknown): IInlineCompletionList {
+    if ((error as Error)?.name === 'AbortError') {
+      return EMPTY;
+    }
+    return {
+      items: [
+        {
+          insertText: '',
+          error: { message: (error as Error)?.message ?? String(error) }
+        }
+      ]
+    };
+  }
+
+  private _controller: AbortController | null = null;
+  private _generation = 0;
+  private _streams = new Map<string, AsyncQueue<IInlineCompletionItem>>();
+}

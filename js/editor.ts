@@ -1,0 +1,176 @@
+/**
+ * Where the user writes: the active cell or file editor, its text, cursor and selection.
+ */
+import { Cell } from '@jupyterlab/cells';
+import { CodeEditor } from '@jupyterlab/codeeditor';
+import { IDocumentWidget } from '@jupyterlab/docregistry';
+import { FileEditor } from '@jupyterlab/fileeditor';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { Widget } from '@lumino/widgets';
+
+import { tailContext } from './completer/triggers';
+
+/**
+ * Where the text being written lives.
+ */
+export type EditorKind =
+  'markdown-cell' | 'code-cell' | 'raw-cell' | 'markdown-file' | 'file';
+
+/**
+ * A snapshot of the active editor.
+ */
+export interface IEditorContext {
+  /**
+   * The editor.
+   */
+  editor: CodeEditor.IEditor;
+  /**
+   * What the editor holds.
+   */
+  kind: EditorKind;
+  /**
+   * The notebook, when the editor is a cell's.
+   */
+  notebook: NotebookPanel | null;
+  /**
+   * The cell, when the editor is a cell's.
+   */
+  cell: Cell | null;
+  /**
+   * The editor's whole text.
+   */
+  text: string;
+  /**
+   * Offsets of the selection (equal when nothing is selected).
+   */
+  start: number;
+  end: number;
+}
+
+/**
+ * The markdown file extensions.
+ */
+const MARKDOWN_FILE = /\.(md|markdown|mdown|mkd|qmd|rmd)$/i;
+
+/**
+ * What kind of editor a widget's active editor is.
+ */
+export function editorKind(widget: Widget | null): EditorKind | null {
+  if (widget instanceof NotebookPanel) {
+    const type = widget.content.activeCell?.model.type;
+    return type === 'markdown'
+      ? 'markdown-cell'
+      : type === 'code'
+        ? 'code-cell'
+        : type === 'raw'
+          ? 'raw-cell'
+          : null;
+  }
+  const doc = widget as IDocumentWidget | null;
+  if (doc?.content instanceof FileEditor) {
+    return MARKDOWN_FILE.test(doc.context.path) ? 'markdown-file' : 'file';
+  }
+  return null;
+}
+
+/**
+ * The active editor of a notebook or file editor widget.
+ */
+export function getEditorContext(widget: Widget | null): IEditorContext | null {
+  const kind = editorKind(widget);
+  if (!kind) {
+    return null;
+  }
+  let editor: CodeEditor.IEditor | null | undefined = null;
+  let notebook: NotebookPanel | null = null;
+  let cell: Cell | null = null;
+  if (widget instanceof NotebookPanel) {
+    notebook = widget;
+    cell = widget.content.activeCell;
+    editor = cell?.editor;
+  } else {
+    editor = ((widget as IDocumentWidget).content as FileEditor).editor;
+  }
+  if (!editor) {
+    return null;
+  }
+  const text = editor.model.sharedModel.getSource();
+  const selection = editor.getSelection();
+  let start = editor.getOffsetAt(selection.start);
+  let end = editor.getOffsetAt(selection.end);
+  if (start > end) {
+    [start, end] = [end, start];
+  }
+  return { editor, kind, notebook, cell, text, start, end };
+}
+
+/**
+ * The selected text, or '' when nothing is selected.
+ */
+export function selectedText(context: IEditorContext): string {
+  return context.text.slice(context.start, context.end);
+}
+
+/**
+ * The markdown of the notebook's cells above the active one, newest last, at most
+ * `maxChars` characters: the context a prompt continues.
+ */
+export function textAbove(notebook: NotebookPanel, maxChars: number): string {
+  const cells = notebook.content.widgets;
+  const active = notebook.content.activeCellIndex;
+  const parts: string[] = [];
+  let size = 0;
+  for (let i = active - 1; i >= 0 && size < maxChars; i--) {
+    const model = cells[i].model;
+    if (model.type !== 'markdown') {
+      continue;
+    }
+    const source = model.sharedModel.getSource();
+    parts.unshift(source);
+    size += source.length + 2;
+  }
+  return parts.join('\n\n');
+}
+
+/**
+ * The text before the cursor (the selection's end), with the cells above it in a notebook.
+ */
+export function textBeforeCursor(
+  context: IEditorContext,
+  maxChars: number
+): string {
+  const here = context.text.slice(0, context.end);
+  if (!context.notebook || context.kind !== 'markdown-cell') {
+    return tailContext(here, maxChars);
+  }
+  const above = textAbove(context.notebook, maxChars - here.length);
+  return tailContext(above ? `${above}\n\n${here}` : here, maxChars);
+}
+
+/**
+ * Replace the text between two offsets of an editor and put the cursor after it.
+ */
+export function insertText(
+  editor: CodeEditor.IEditor,
+  start: number,
+  end: number,
+  text: string
+): void {
+  editor.model.sharedModel.updateSource(start, end, text);
+  editor.setCursorPosition(editor.getPositionAt(start + text.length)!);
+}
+
+/**
+ * The same editor's context now (its text and selection may have changed meanwhile).
+ */
+export function refreshContext(context: IEditorContext): IEditorContext {
+  const { editor } = context;
+  const text = editor.model.sharedModel.getSource();
+  const selection = editor.getSelection();
+  let start = editor.getOffsetAt(selection.start);
+  let end = editor.getOffsetAt(selection.end);
+  if (start > end) {
+    [start, end] = [end, start];
+  }
+  return { ...context, text, start, end };
+}
