@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from galactica_ext.agent.launcher import start_agent
+from galactica_ext.agent.launcher import die_with_parent_hook, start_agent
 from galactica_ext.agent.runtime import AgentInfo, is_stale, read_runtime, read_runtime_file
 
 FORCE_END_REF = {"logit_bias": {"5": 100}, "min_tokens": 3}
@@ -46,11 +46,10 @@ class Agent:
             self.proc.wait(timeout=30)
 
 
-def launch(tmp: Path, *args: str, model: str | None = None) -> Agent:
+def launch(tmp: Path, model: str | None = None) -> Agent:
     runtime = tmp / f"agent-{len(list(tmp.iterdir()))}.json"
-    options = {}
     proc, info = start_agent(
-        model, runtime=runtime, dtype="float32", device="cpu", timeout=120, **options
+        model, runtime=runtime, dtype="float32", device="cpu", timeout=120, die_with_parent=True
     )
     return Agent(proc, info, runtime)
 
@@ -286,6 +285,7 @@ def test_queue_full_answers_503_with_retry_after(tiny_checkpoint: Path, tmp_path
             str(runtime),
         ],
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent_hook(),
     )
     try:
         deadline = time.monotonic() + 60

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from .runtime import AgentInfo, read_runtime_file, runtime_file
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the kernel sends SIGTERM to the agent if its parent dies without cleaning up
+    (killed with SIGKILL, say), so that no orphan agent holds the model's memory."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` tying the child's life to this process (Linux only, else None)."""
+    return _die_with_parent if sys.platform.startswith("linux") else None
 
 
 class AgentStartError(RuntimeError):
@@ -50,10 +68,11 @@ def start_agent(
     timeout: float = 60.0,
     stdout: IO[bytes] | int | None = None,
     stderr: IO[bytes] | int | None = None,
+    die_with_parent: bool = False,
     **options,
 ) -> tuple[subprocess.Popen, AgentInfo]:
     """Start ``galactica-ext agent`` and return once it listens (the model may still load:
-    watch ``/health``)."""
+    watch ``/health``). With ``die_with_parent`` it stops when this process dies."""
     runtime = runtime or runtime_file()
     proc = subprocess.Popen(
         agent_command(model, runtime=runtime, **options),
@@ -61,6 +80,7 @@ def start_agent(
         stderr=stderr,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent_hook() if die_with_parent else None,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,12 +12,11 @@ import atexit
 import contextlib
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..agent.launcher import agent_command
+from ..agent.launcher import agent_command, die_with_parent_hook
 from ..agent.runtime import AgentInfo, read_runtime, read_runtime_file, runtime_file
 from .endpoint import Endpoint, EndpointError
 
@@ -26,16 +25,6 @@ FAST_POLL = 0.5
 SLOW_POLL = 5.0
 #: an agent that stayed up this long has its restart budget renewed (seconds)
 STABLE_AFTER = 60.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: have the kernel send SIGTERM to the agent if the server dies without cleanup
-    (killed with SIGKILL, say), so that no orphan agent holds the model's memory."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class AgentSupervisor:
@@ -138,7 +127,7 @@ class AgentSupervisor:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent_hook(),
         )
         self._proc, self.owned, self._started_at = proc, True, time.monotonic()
         self._spawn_task(self._pump_output(proc))
