@@ -36,3 +36,12 @@ def load_model(spec: str | None = None, **options: Any) -> Any:
     from .engine import Galactica
 
     return Galactica.load(spec, **options)
+
+
+def __getattr__(name: str) -> Any:
+    """``galactica_ext.Assistant`` loads ipywidgets only when used."""
+    if name == "Assistant":
+        from .widget import Assistant
+
+        return Assistant
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

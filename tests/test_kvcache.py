@@ -1,0 +1,225 @@
+"""Key/value caches: the left-padded running batch and the prefix cache, alone and on the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from galactica_ext.engine.kvcache import (
+    BatchKV,
+    PrefixCache,
+    from_cache,
+    kv_bytes,
+    kv_length,
+    to_cache,
+)
+
+LAYERS, HEADS, DIM = 2, 3, 4
+
+
+def seq_kv(length: int, fill: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One sequence's cache, ``[1, H, L, D]`` per layer: position p of layer l is fill+l+p/100."""
+    out = []
+    for layer in range(LAYERS):
+        pos = torch.arange(length, dtype=torch.float32).view(1, 1, length, 1) / 100
+        k = (fill + layer + pos).expand(1, HEADS, length, DIM).clone()
+        out.append((k, -k))
+    return out
+
+
+def same(
+    a: list[tuple[torch.Tensor, torch.Tensor]], b: list[tuple[torch.Tensor, torch.Tensor]]
+) -> bool:
+    return len(a) == len(b) and all(
+        torch.equal(ka, kb) and torch.equal(va, vb) for (ka, va), (kb, vb) in zip(a, b, strict=True)
+    )
+
+
+# ---- wrapping transformers' cache -----------------------------------------------------------
+
+
+def test_to_cache_wraps_without_copying() -> None:
+    layers = seq_kv(5, 1.0)
+    cache = to_cache(layers)
+    assert isinstance(cache, DynamicCache)
+    assert cache.get_seq_length() == 5
+    back = from_cache(cache)
+    assert all(k is ka and v is va for (k, v), (ka, va) in zip(back, layers, strict=True))
+    assert kv_length(layers) == 5 and kv_length([]) == 0
+    assert kv_bytes(layers) == LAYERS * 2 * HEADS * 5 * DIM * 4
+
+
+# ---- the running batch ----------------------------------------------------------------------
+
+
+def test_batch_left_pads_rows_of_different_lengths() -> None:
+    batch = BatchKV()
+    assert batch.size == 0 and not batch.padded and batch.layers == []
+    a, b, c = seq_kv(3, 10.0), seq_kv(5, 20.0), seq_kv(2, 30.0)
+    batch.add(a)
+    assert not batch.padded
+    batch.add(b)  # longer: the existing row is padded on the left
+    batch.add(c)  # shorter: the new row is padded
+    assert batch.size == 3 and batch.padded
+    assert batch.mask.tolist() == [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 1, 1]]
+    assert batch.layers[0][0].shape == (3, HEADS, 5, DIM)
+    assert same(batch.row(0), a) and same(batch.row(1), b) and same(batch.row(2), c)
+    assert same(batch.row(1, 2), [(k[..., :2, :], v[..., :2, :]) for k, v in b])
+    assert torch.count_nonzero(batch.layers[0][0][2, :, :3]) == 0  # padding is zeros
+
+
+def test_batch_grows_and_keeps_rows() -> None:
+    batch = BatchKV()
+    a, b, c = seq_kv(3, 10.0), seq_kv(6, 20.0), seq_kv(2, 30.0)
+    for seq in (a, b, c):
+        batch.add(seq)
+    # one decoding step: the model appended a column to every row of the cache itself
+    cache = batch.cache
+    assert cache is not None
+    for layer in cache.layers:
+        layer.keys = torch.cat([layer.keys, torch.full_like(layer.keys[..., :1, :], 7.0)], dim=-2)
+        layer.values = torch.cat(
+            [layer.values, torch.full_like(layer.values[..., :1, :], 7.0)], dim=-2
+        )
+    batch.grew()
+    assert batch.mask.shape == (3, 7) and batch.mask[:, -1].tolist() == [1, 1, 1]
+    assert kv_length(batch.row(0)) == 4 and kv_length(batch.row(2)) == 3
+    batch.keep([0, 2])  # the long row finished: the columns only it used go away
+    assert batch.mask.tolist() == [[1, 1, 1, 1], [0, 1, 1, 1]]
+    assert same(batch.row(0, 3), a) and same(batch.row(1, 2), c)
+    assert batch.row(1)[0][0][0, 0, -1, 0].item() == 7.0
+    batch.keep([1])
+    assert not batch.padded and batch.size == 1
+    batch.keep([])
+    assert batch.size == 0 and batch.cache is None
+
+
+# ---- the prefix cache -----------------------------------------------------------------------
+
+
+def test_prefix_cache_finds_the_longest_prefix_and_leaves_a_token() -> None:
+    cache = PrefixCache(max_bytes=10**9)
+    cache.put([1, 2, 3, 4], seq_kv(4, 1.0))
+    cache.put([7, 8], seq_kv(2, 2.0))
+    assert cache.longest([9, 9]) is None
+    assert (cache.hits, cache.reused_tokens) == (0, 0)
+    hit = cache.longest([1, 2, 3, 4, 5, 6])
+    assert hit is not None and hit.length == 4
+    assert same(hit.layers, seq_kv(4, 1.0))
+    exact = cache.longest([1, 2, 3, 4])  # the last token must still be computed for its logits
+    assert exact is not None and exact.length == 3
+    assert kv_length(exact.layers) == 3
+    assert (cache.hits, cache.reused_tokens) == (2, 7)
+
+
+def test_prefix_cache_keeps_only_the_longest_of_a_chain() -> None:
+    cache = PrefixCache(max_bytes=10**9)
+    cache.put([1, 2], seq_kv(2, 1.0))
+    cache.put([1, 2, 3], seq_kv(3, 1.0))
+    assert len(cache._entries) == 1
+    cache.put([1], seq_kv(1, 1.0))  # a prefix of what is kept: nothing to add
+    assert list(cache._entries) == [(1, 2, 3)]
+    cache.put([], [])
+    assert list(cache._entries) == [(1, 2, 3)]
+
+
+def test_prefix_cache_stored_copies_do_not_alias() -> None:
+    cache = PrefixCache(max_bytes=10**9)
+    layers = seq_kv(3, 1.0)
+    cache.put([1, 2, 3], layers)
+    layers[0][0].zero_()
+    hit = cache.longest([1, 2, 3, 4])
+    assert hit is not None and hit.layers[0][0].abs().sum() > 0
+
+
+def test_prefix_cache_evicts_the_least_recently_used() -> None:
+    one = kv_bytes(seq_kv(4, 0.0))
+    cache = PrefixCache(max_bytes=2 * one)
+    cache.put([1, 1, 1, 1], seq_kv(4, 1.0))
+    cache.put([2, 2, 2, 2], seq_kv(4, 2.0))
+    assert cache.longest([1, 1, 1, 1, 9]) is not None  # touches the first entry
+    cache.put([3, 3, 3, 3], seq_kv(4, 3.0))
+    assert cache.bytes <= 2 * one
+    assert cache.longest([2, 2, 2, 2, 9]) is None
+    assert cache.longest([1, 1, 1, 1, 9]) is not None
+    cache.clear()
+    assert cache.bytes == 0
+
+
+def test_prefix_cache_of_size_zero_keeps_nothing_but_sees_running_rows() -> None:
+    cache = PrefixCache(max_bytes=0)
+    cache.put([1, 2, 3], seq_kv(3, 1.0))
+    assert cache.bytes == 0 and cache.longest([1, 2, 3, 4]) is None
+    hit = cache.longest([1, 2, 5], [([1, 2, 3], seq_kv(3, 1.0))])
+    assert hit is not None and hit.length == 2
+
+
+# ---- on the real model ----------------------------------------------------------------------
+
+
+def _logits(
+    model: Any, ids: list[int], cache: DynamicCache | None, start: int, mask=None
+) -> torch.Tensor:
+    positions = torch.arange(start, start + len(ids)).unsqueeze(0)
+    out = model(
+        input_ids=torch.tensor([ids]),
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+        attention_mask=mask,
+    )
+    return out.logits[0, -1]
+
+
+def test_a_prefix_from_the_cache_gives_the_same_logits(tiny_model: Any) -> None:
+    model = tiny_model.loaded.model
+    ids = tiny_model.engine.encode("Proteins fold into three dimensional structures because of")
+    with torch.inference_mode():
+        full = _logits(model, ids, DynamicCache(), 0)
+        first = DynamicCache()
+        _logits(model, ids[:6], first, 0)
+        cache = PrefixCache(max_bytes=10**9)
+        cache.put(ids[:6], from_cache(first))
+        hit = cache.longest(ids)
+        assert hit is not None and hit.length == 6
+        resumed = _logits(model, ids[6:], to_cache(hit.layers), 6)
+    torch.testing.assert_close(resumed, full, atol=1e-4, rtol=1e-4)
+
+
+def test_a_padded_batch_step_matches_each_sequence_alone(tiny_model: Any) -> None:
+    """Left padding, the mask and absolute positions: one step for rows of different lengths
+    gives each row the logits it gets alone."""
+    model = tiny_model.loaded.model
+    prompts = ["Hello", "The Transformer architecture is", "x"]
+    seqs = [tiny_model.engine.encode(p) for p in prompts]
+    nxt = [11, 500, 2000]
+    with torch.inference_mode():
+        alone = []
+        batch = BatchKV()
+        for ids, token in zip(seqs, nxt, strict=True):
+            cache = DynamicCache()
+            _logits(model, ids, cache, 0)
+            batch.add(from_cache(cache))
+            alone.append(_logits(model, [token], cache, len(ids)))
+        mask = torch.cat([batch.mask, batch.mask.new_ones((batch.size, 1))], dim=1)
+        out = model(
+            input_ids=torch.tensor([[t] for t in nxt]),
+            position_ids=torch.tensor([[len(ids)] for ids in seqs]),
+            attention_mask=mask,
+            cache=batch.cache,
+            use_cache=True,
+        )
+        batch.grew()
+    for i, expected in enumerate(alone):
+        torch.testing.assert_close(out.logits[i, -1], expected, atol=1e-4, rtol=1e-4)
+    assert kv_length(batch.row(1)) == len(seqs[1]) + 1
+
+
+def test_kv_bytes_per_token_matches_the_model(tiny_model: Any) -> None:
+    model = tiny_model.loaded.model
+    with torch.inference_mode():
+        cache = DynamicCache()
+        _logits(model, [5, 6, 7], cache, 0)
+    assert kv_bytes(from_cache(cache)) == 3 * tiny_model.engine._kv_bytes_per_token()
