@@ -24,7 +24,15 @@ from galactica_ext import tasks
 from galactica_ext.client import AgentUnavailable, CompletionError, CompletionsClient, run_task
 from galactica_ext.magics import Citations, GalacticaMagics, interpolate
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "magics.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def magics_section() -> str:
+    """The README's magics section (up to the next heading of its level)."""
+    text = README.read_text()
+    start = text.index("## GALACTICA in any kernel: magics")
+    end = text.find("\n## ", start + 3)
+    return text[start : end if end != -1 else None]
 
 
 @pytest.fixture
@@ -314,7 +322,7 @@ def test_load_starts_an_agent_and_unload_frees_it(
 
 def doc_cells() -> list[str]:
     """The README's magics section: each fenced block is one notebook cell."""
-    return re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.DOTALL)
+    return re.findall(r"```python\n(.*?)```", magics_section(), re.DOTALL)
 
 
 def test_every_line_of_the_magics_docs_runs(shell: InteractiveShell) -> None:
@@ -328,7 +336,7 @@ def test_every_line_of_the_magics_docs_runs(shell: InteractiveShell) -> None:
     assert ran == sum(len([x for x in c.splitlines() if x.strip()]) for c in cells)
     assert isinstance(shell.user_ns["refs"], Citations)
     # the magics in the docs' table all exist
-    table = re.findall(r"^\| `(%%?\w+)", DOCS.read_text(), re.MULTILINE)
+    table = re.findall(r"^\| `(%%?\w+)", magics_section(), re.MULTILINE)
     registered = shell.magics_manager.lsmagic()
     for magic in table:
         kind = "cell" if magic.startswith("%%") else "line"
