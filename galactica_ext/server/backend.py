@@ -1,7 +1,8 @@
 """The model service: what the handlers ask for status, loading and generation.
 
 Two backends behind one interface: the local agent (a supervised child process, or an
-agent already running for this user) and a remote OpenAI-compatible server (vLLM, ...).
+agent already running for this user) and a remote OpenAI-compatible server (vLLM, ...),
+both spoken to through :class:`galactica_ext.client.AsyncCompletionsClient`.
 Nothing here blocks the event loop or imports torch.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from .. import tasks
+from ..client import AgentUnavailable, AsyncCompletionsClient, ClientError, request_payload
 from ..specs import resolve_model_spec
 from ..tasks import GenerationRequest
 from .config import Galactica
-from .endpoint import Chunk, Completion, Endpoint, EndpointError
 from .supervisor import AgentSupervisor
 
 #: the agent's health ``status`` -> the browser's ``state``
@@ -33,7 +35,15 @@ REMOTE_TTL = 30.0
 
 
 class ModelUnavailable(RuntimeError):
-    """No model can serve the request (stopped, failed, or the user turned it off)."""
+    """No model can serve the request (stopped, failed, unreachable, or turned off)."""
+
+
+def unreachable(client: AsyncCompletionsClient, err: AgentUnavailable) -> ModelUnavailable:
+    """The server's words for a completions server that does not answer (the client's
+    own message tells a kernel user how to start an agent, which does not apply here)."""
+    cause = err.__cause__
+    why = f" ({type(cause).__name__})" if cause is not None else ""
+    return ModelUnavailable(f"cannot reach {client.url}{why}")
 
 
 class ModelService:
@@ -56,6 +66,10 @@ class ModelService:
         self.error: str | None = None
         self._remote_checked = 0.0
         self._remote_model: str | None = None
+        self._remote: AsyncCompletionsClient | None = None
+        self._remote_address: tuple[str, str | None] = ("", None)
+        #: the model the local agent last said it serves (sent with each completion)
+        self._agent_model: str | None = None
         self._changed = asyncio.Event()
         self.supervisor = AgentSupervisor(
             log=log,
@@ -90,6 +104,9 @@ class ModelService:
     async def shutdown(self) -> None:
         """Stop our agent (the server is stopping)."""
         await self.supervisor.stop()
+        if self._remote is not None:
+            await self._remote.aclose()
+            self._remote = None
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -141,6 +158,7 @@ class ModelService:
         if self.remote_url:
             return
         state = _STATES.get(str(health.get("status")), "failed")
+        self._agent_model = health.get("model") if state == "ready" else None
         model = health.get("model") or self.model
         self._set(
             state=state,
@@ -157,11 +175,13 @@ class ModelService:
         url = self.remote_url
         if self.state not in ("ready",):
             self._set(state="starting", progress={"phase": "connect", "fraction": 0.0}, error=None)
+        client = self._remote_client()
         try:
-            models = await Endpoint(url, self.config.remote_api_key or None).models()
-        except EndpointError as err:
+            models = [m.get("id") for m in await client.models() if isinstance(m, dict)]
+        except ClientError as err:
+            why = unreachable(client, err) if isinstance(err, AgentUnavailable) else err
             if url == self.remote_url:
-                self._set(state="failed", error=f"remote server {url}: {err}", progress=None)
+                self._set(state="failed", error=f"remote server {url}: {why}", progress=None)
             return
         if url == self.remote_url:
             self._remote_model = models[0] if models else None
@@ -178,8 +198,8 @@ class ModelService:
     async def load(self, body: dict[str, Any]) -> dict[str, Any]:
         """Load (or switch to) a model, or switch to a remote server; returns at once.
 
-        Raises ValueError (or FileNotFoundError) for bad input, EndpointError when the
-        agent refuses (e.g. 409 while another load runs).
+        Raises ValueError (or FileNotFoundError) for bad input, CompletionError when the
+        agent refuses (e.g. 409 while another load runs), ModelUnavailable when it is gone.
         """
         if "url" in body:
             url = str(body.get("url") or "").strip()
@@ -213,10 +233,17 @@ class ModelService:
         self.model = self._resolve_quietly(options["model"])
         if self.remote_url:
             return self.status()
-        if self.supervisor.running and self.supervisor.endpoint is not None:
-            load_body = {k: v for k, v in options.items() if v}
-            load_body["model"] = options["model"] or self.model
-            health = await self.supervisor.endpoint.load(load_body)
+        client = self.supervisor.client
+        if self.supervisor.running and client is not None:
+            try:
+                health = await client.load(
+                    options["model"] or self.model,
+                    dtype=options.get("dtype"),
+                    device=options.get("device"),
+                    quantize=options.get("quantize"),
+                )
+            except AgentUnavailable as err:
+                raise unreachable(client, err) from err
             self._on_agent_change(health)
             self.supervisor.poke()
         else:
@@ -238,8 +265,11 @@ class ModelService:
             )
         elif self.supervisor.owned or not self.supervisor.running:
             await self.supervisor.stop()
-        elif self.supervisor.endpoint is not None:
-            self._on_agent_change(await self.supervisor.endpoint.unload())
+        elif (client := self.supervisor.client) is not None:
+            try:
+                self._on_agent_change(await client.unload())
+            except AgentUnavailable as err:
+                raise unreachable(client, err) from err
         return self.status()
 
     # generation -------------------------------------------------------------------------
@@ -257,7 +287,7 @@ class ModelService:
                     state="starting", error=None, progress={"phase": "start agent", "fraction": 0.0}
                 )
                 self._background(self.supervisor.start(self.options))
-            elif self.supervisor.endpoint is not None and self.state == "stopped":
+            elif self.supervisor.client is not None and self.state == "stopped":
                 await self.load({})
         last = None
         while self.state != "ready":
@@ -271,25 +301,53 @@ class ModelService:
                 last = status
             await self.changed(1.0)
 
-    def _endpoint(self) -> tuple[Endpoint, str | None]:
+    def _remote_client(self) -> AsyncCompletionsClient:
+        """The client of ``remote_url`` (a new one, the old one closed, when the URL changed)."""
+        address = (self.remote_url, self.config.remote_api_key or None)
+        if self._remote is None or self._remote_address != address:
+            if self._remote is not None:
+                self._background(self._remote.aclose())
+            self._remote, self._remote_address = AsyncCompletionsClient(*address), address
+        return self._remote
+
+    def _client(self) -> tuple[AsyncCompletionsClient, str | None]:
         if self.remote_url:
-            return Endpoint(self.remote_url, self.config.remote_api_key or None), self._remote_model
-        if self.supervisor.endpoint is None:
+            return self._remote_client(), self._remote_model
+        if self.supervisor.client is None:
             raise ModelUnavailable("the GALACTICA agent is not running")
-        return self.supervisor.endpoint, None
+        return self.supervisor.client, self._agent_model
 
-    async def generate(
-        self, request: GenerationRequest, completion: Completion
-    ) -> AsyncIterator[Chunk]:
-        """Stream ``request`` from the model; ``completion`` collects the texts.
+    async def run(
+        self, request: GenerationRequest, on_token: Callable[[int, str], Awaitable[None]]
+    ) -> dict[str, Any]:
+        """Generate ``request`` and return :func:`tasks.parse`'s result.
 
-        Cancel the consuming task to cancel the generation (the connection is closed).
+        ``on_token(index, text)`` gets each new piece of choice ``index`` as it streams.
+        Beam search (citations) is asked for whole, as vLLM does not stream it, and its
+        choices are passed on once they are known. Cancel the calling task to cancel the
+        generation: the connection to the model server is closed, which stops it there.
+        Raises ModelUnavailable (no answer) and CompletionError (an error answer).
         """
-        endpoint, model = self._endpoint()
-        async for chunk in endpoint.stream(request, completion, model):
-            yield chunk
-
-    def was_truncated(self, request: GenerationRequest, completion: Completion) -> bool:
-        """Whether the prompt was cut from the left to fit the context."""
-        tokens = completion.prompt_tokens
-        return tokens is not None and tokens >= request.truncate_prompt_tokens
+        client, model = self._client()
+        payload = request_payload(request, model)
+        try:
+            if payload.get("use_beam_search"):
+                response = await client.complete(**payload)
+                choices = sorted(response.get("choices") or [], key=lambda c: c.get("index", 0))
+                outputs = [c.get("text") or "" for c in choices]
+                for index, text in enumerate(outputs):
+                    if text:
+                        await on_token(index, text)
+                usage = response.get("usage")
+            else:
+                async with client.stream(**payload) as stream:
+                    async for chunk in stream:
+                        for choice in chunk.get("choices") or []:
+                            if choice.get("text"):
+                                await on_token(int(choice.get("index", 0)), choice["text"])
+                    outputs, usage = stream.outputs, stream.usage
+        except AgentUnavailable as err:
+            raise unreachable(client, err) from err
+        prompt_tokens = (usage or {}).get("prompt_tokens")
+        truncated = prompt_tokens is not None and prompt_tokens >= request.truncate_prompt_tokens
+        return tasks.parse(request, outputs or [""], truncated)

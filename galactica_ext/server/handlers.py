@@ -24,8 +24,8 @@ from jupyter_server.utils import url_path_join
 from tornado.iostream import StreamClosedError
 
 from .. import tasks
+from ..client import CompletionError
 from .backend import ModelService, ModelUnavailable
-from .endpoint import Completion, EndpointError
 
 #: the authorization resource of every route
 AUTH_RESOURCE = "galactica"
@@ -61,6 +61,11 @@ class GalacticaHandler(APIHandler):
         self.set_status(status)
         self.finish(json.dumps({"message": message}))
 
+    def fail_upstream(self, err: CompletionError | ModelUnavailable) -> None:
+        """The model server's refusal (its 4xx status, e.g. 409 while loading), else 502."""
+        status = getattr(err, "status", None)
+        self.fail(status if status and status < 500 else 502, str(err))
+
 
 class StatusHandler(GalacticaHandler):
     """``GET /galactica/status``."""
@@ -85,8 +90,8 @@ class ModelHandler(GalacticaHandler):
             status = await self.service.load(body)
         except (ValueError, FileNotFoundError) as err:
             return self.fail(400, str(err))
-        except EndpointError as err:
-            return self.fail(err.status if err.status and err.status < 500 else 502, str(err))
+        except (CompletionError, ModelUnavailable) as err:
+            return self.fail_upstream(err)
         self.set_status(202)
         self.finish(json.dumps(status))
 
@@ -95,8 +100,8 @@ class ModelHandler(GalacticaHandler):
     async def delete(self) -> None:
         try:
             status = await self.service.unload()
-        except EndpointError as err:
-            return self.fail(err.status if err.status and err.status < 500 else 502, str(err))
+        except (CompletionError, ModelUnavailable) as err:
+            return self.fail_upstream(err)
         self.finish(json.dumps(status))
 
 
@@ -178,17 +183,15 @@ class TaskHandler(GalacticaHandler):
         try:
             async for status in self.service.wait_ready():
                 await self._send("status", status)
-            completion = Completion()
-            async for chunk in self.service.generate(request, completion):
-                if chunk.text:
-                    await self._send("token", {"text": chunk.text, "index": chunk.index})
-            outputs = completion.outputs() or [""]
-            truncated = self.service.was_truncated(request, completion)
-            result = tasks.parse(request, outputs, truncated)
+
+            async def token(index: int, text: str) -> None:
+                await self._send("token", {"text": text, "index": index})
+
+            result = await self.service.run(request, token)
         except ModelUnavailable as err:
             await self._send("error", {"message": str(err)})
             return
-        except EndpointError as err:
+        except CompletionError as err:
             await self._send("error", {"message": f"the model server failed: {err}"})
             return
         await self._send("result", result)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..agent.launcher import agent_command, die_with_parent_hook
 from ..agent.runtime import AgentInfo, read_runtime, read_runtime_file, runtime_file
-from .endpoint import Endpoint, EndpointError
+from ..client import AsyncCompletionsClient, ClientError
 
 #: how often /health is polled while the model loads, and otherwise (seconds)
 FAST_POLL = 0.5
@@ -53,7 +53,8 @@ class AgentSupervisor:
         self.backoff = backoff
         self.startup_timeout = startup_timeout
         self.info: AgentInfo | None = None
-        self.endpoint: Endpoint | None = None
+        #: the client of the attached agent (None while none is attached)
+        self.client: AsyncCompletionsClient | None = None
         self.owned = False
         self.restarts = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -70,7 +71,7 @@ class AgentSupervisor:
     @property
     def running(self) -> bool:
         """Whether an agent is attached (ours and alive, or a reused one)."""
-        if self.endpoint is None:
+        if self.client is None:
             return False
         return self._proc is None or self._proc.returncode is None
 
@@ -91,7 +92,7 @@ class AgentSupervisor:
             return False
         self.log.info("galactica_ext: reusing the agent at %s (pid %s)", info.url, info.pid)
         self.info, self.owned, self._proc = info, False, None
-        self.endpoint = Endpoint(info.url + "/v1", info.token)
+        self._use_client(AsyncCompletionsClient(info.url, info.token))
         self._start_watch()
         return True
 
@@ -147,7 +148,7 @@ class AgentSupervisor:
                 return
             await asyncio.sleep(0.1)
         self.info = info
-        self.endpoint = Endpoint(info.url + "/v1", info.token)
+        self._use_client(AsyncCompletionsClient(info.url, info.token))
         self.log.info("galactica_ext: the agent listens on %s (pid %s)", info.url, info.pid)
         self._start_watch()
         self._spawn_task(self._wait_exit(proc))
@@ -159,7 +160,9 @@ class AgentSupervisor:
             self._watch.cancel()
             self._watch = None
         proc, self._proc = self._proc, None
-        self.endpoint, self.info = None, None
+        client, self.client, self.info = self.client, None, None
+        if client is not None:
+            await client.aclose()
         if proc is not None and proc.returncode is None:
             self._terminate(proc)
             try:
@@ -182,6 +185,12 @@ class AgentSupervisor:
 
     # watching ---------------------------------------------------------------------------
 
+    def _use_client(self, client: AsyncCompletionsClient | None) -> None:
+        """Talk to the agent through ``client`` from now on; the previous client is closed."""
+        old, self.client = self.client, client
+        if old is not None and old is not client:
+            self._spawn_task(old.aclose())
+
     def _spawn_task(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -197,16 +206,17 @@ class AgentSupervisor:
 
     async def _watch_health(self) -> None:
         failures = 0
-        while self.endpoint is not None:
-            endpoint = self.endpoint
+        while self.client is not None:
+            client = self.client
             try:
-                health = await endpoint.health()
+                health = await client.health()
                 failures = 0
-            except EndpointError as err:
+            except ClientError as err:
                 failures += 1
                 if self._proc is None and failures >= 3:  # a reused agent went away
                     self.log.warning("galactica_ext: the reused agent stopped answering: %s", err)
-                    self.endpoint, self.info = None, None
+                    self._use_client(None)
+                    self.info = None
                     self.on_change({"status": "stopped", "error": str(err)})
                     return
                 health = None
@@ -241,7 +251,8 @@ class AgentSupervisor:
         if self._stopping or proc is not self._proc:
             return
         code = proc.returncode
-        self.endpoint, self.info = None, None
+        self._use_client(None)
+        self.info = None
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None

@@ -1,10 +1,11 @@
 """The server extension supervising the real local agent (pytest-jupyter).
 
-The agent runs on a random-weight ``tiny`` GALACTICA checkpoint built with the real
-tokenizer: the extension starts it on the first load, streams a task through it, restarts
-it after a crash (the browser sees the restart in the status) and stops it on unload.
+The agent runs on the random-weight ``tiny`` GALACTICA checkpoint built with the real
+tokenizer (``tiny_checkpoint``, tests/conftest.py): the extension starts it on the first
+load, streams a task through it, restarts it after a crash (the browser sees the restart in
+the status) and stops it on unload.
 
-Run: ``pytest galactica_ext/server/tests``.
+Run: ``pytest tests/server``.
 """
 
 from __future__ import annotations
@@ -19,24 +20,15 @@ from typing import Any
 
 import httpx
 import pytest
-
-from .test_handlers import events
+from server_helpers import events, streamed
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch")
-    from galactica_ext.checkpoints import build_random_checkpoint
-
-    return build_random_checkpoint(tmp_path_factory.mktemp("galactica-tiny"), "tiny")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def agent_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The agent's runtime file in a private place; the package importable by the child."""
     runtime = tmp_path / "agent.json"
     monkeypatch.setenv("GALACTICA_RUNTIME_FILE", str(runtime))
@@ -45,7 +37,7 @@ def agent_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def jp_server_config(agent_env: Path) -> dict[str, Any]:
+def jp_server_config(runtime: Path) -> dict[str, Any]:
     return {
         "ServerApp": {"jpserver_extensions": {"galactica_ext": True}},
         "Galactica": {
@@ -63,7 +55,7 @@ async def test_local_agent_loads_runs_restarts_and_stops(
     jp_serverapp: Any,
     jp_fetch: Any,
     tiny_checkpoint: Path,
-    agent_env: Path,
+    runtime: Path,
     jp_base_url: str,
     jp_http_port: int,
 ) -> None:
@@ -96,13 +88,12 @@ async def test_local_agent_loads_runs_restarts_and_stops(
         assert ready["backend"] == "local"
         assert ready["device"] == "cpu" and ready["dtype"] == "float32"
         assert ready["memory_bytes"] > 0
-        agent = json.loads(agent_env.read_text())
+        agent = json.loads(runtime.read_text())
 
         response = await client.post(base + "tasks/complete", json={"text": "The", "max_tokens": 8})
         got = events(response.text)
         assert got[-1][0] == "result", got
-        streamed = "".join(d["text"] for n, d in got if n == "token")
-        assert got[-1][1]["text"] == streamed[: len(got[-1][1]["text"])]
+        assert got[-1][1]["text"] == streamed(got)[0][: len(got[-1][1]["text"])]
 
         # a crashed agent is restarted, and the browser sees it
         os.kill(agent["pid"], signal.SIGKILL)
@@ -113,14 +104,14 @@ async def test_local_agent_loads_runs_restarts_and_stops(
             seen.add(current["state"])
             if (
                 current["state"] == "ready"
-                and json.loads(agent_env.read_text())["pid"] != agent["pid"]
+                and json.loads(runtime.read_text())["pid"] != agent["pid"]
             ):
                 break
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"the agent was not restarted: {current}")
         assert seen & {"starting", "loading"}
-        new_pid = json.loads(agent_env.read_text())["pid"]
+        new_pid = json.loads(runtime.read_text())["pid"]
 
         response = await client.delete(base + "model")
         assert response.json()["state"] == "stopped"

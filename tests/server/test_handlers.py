@@ -1,0 +1,295 @@
+"""The server extension's routes, through a real Jupyter server (pytest-jupyter).
+
+The model is our real agent (``agent_server``: a subprocess serving the random-weight
+``tiny`` GALACTICA checkpoint with the real tokenizer), used here as the extension's remote
+OpenAI-compatible backend; ``test_local_agent.py`` has the extension start and supervise its
+own agent. Random weights write meaningless text, so the tests check structure and
+behaviour: what streamed is what was parsed, an abort stops the generation in the agent
+(its ``/health`` queue), growing text reuses the agent's prefix cache.
+
+Run: ``pytest tests/server``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from agent_fixtures import Server, agent_server  # noqa: F401 - the fixture
+from server_helpers import agent_health, events, post, streamed, wait_idle, wait_state
+from tornado.httpclient import HTTPClientError
+
+from galactica_ext import tasks
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def jp_server_config(
+    agent_server: Server,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:
+    # a private runtime file: a developer's own agent is never found or used
+    monkeypatch.setenv("GALACTICA_RUNTIME_FILE", str(tmp_path / "agent.json"))
+    return {
+        "ServerApp": {"jpserver_extensions": {"galactica_ext": True}},
+        "Galactica": {
+            "remote_url": agent_server.url + "/v1",
+            "remote_api_key": agent_server.token,
+            "reuse_agent": False,
+        },
+    }
+
+
+# --- authentication ------------------------------------------------------------------
+
+ROUTES = [
+    ("GET", "status", None),
+    ("POST", "model", {"model": "125m"}),
+    ("DELETE", "model", None),
+    ("POST", "tasks/cite", {"text": "x"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+async def test_every_route_needs_credentials(
+    jp_fetch: Any, jp_base_url: str, jp_http_port: int, method: str, path: str, body: Any
+) -> None:
+    url = f"http://localhost:{jp_http_port}{jp_base_url}galactica/{path}"
+    async with httpx.AsyncClient() as client:
+        response = await client.request(
+            method, url, content=json.dumps(body) if body is not None else None
+        )
+    assert response.status_code in (401, 403)
+
+
+async def test_writes_need_xsrf_with_cookie_auth(
+    jp_serverapp: Any, jp_fetch: Any, jp_base_url: str, jp_http_port: int
+) -> None:
+    # a browser's cookie without the XSRF token must not be able to load a model
+    base = f"http://localhost:{jp_http_port}{jp_base_url}"
+    token = jp_serverapp.identity_provider.token
+    async with httpx.AsyncClient() as client:
+        await client.get(f"{base}login")
+        xsrf = client.cookies.get("_xsrf")
+        login = await client.post(f"{base}login", data={"password": token, "_xsrf": xsrf})
+        assert login.status_code in (200, 302)
+        # logged in by cookie, but without the XSRF header
+        response = await client.post(f"{base}galactica/model", json={"model": "125m"})
+        assert response.status_code == 403
+        # with it, the request goes through (to input validation)
+        response = await client.post(
+            f"{base}galactica/model", json={"gpu": 1}, headers={"X-XSRFToken": xsrf}
+        )
+    assert response.status_code == 400
+
+
+# --- status and the agent as a remote backend ------------------------------------------
+
+
+async def test_status_reports_the_remote_model(jp_fetch: Any, agent_server: Server) -> None:  # noqa: F811
+    status = await wait_state(jp_fetch, "ready", timeout=30)
+    assert status["model"] == agent_server.model  # the agent's /v1/models id
+    assert status["backend"] == "remote"
+    assert status["url"] == agent_server.url + "/v1"
+    assert set(status) == {
+        "state",
+        "model",
+        "device",
+        "dtype",
+        "memory_bytes",
+        "progress",
+        "error",
+        "backend",
+        "url",
+    }
+
+
+async def test_cite_streams_tokens_then_suggestions(jp_fetch: Any) -> None:
+    await wait_state(jp_fetch, "ready", timeout=30)
+    text = "Attention models"
+    response = await post(jp_fetch, "tasks", "cite", body={"text": text, "n": 3})
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    got = events(response.body)
+    names = [name for name, _ in got]
+    assert names[-1] == "result" and set(names[:-1]) == {"token"}, names
+    result = got[-1][1]
+    assert result["truncated"] is False
+    suggestions = result["suggestions"]
+    assert 1 <= len(suggestions) <= 3
+    for suggestion in suggestions:
+        assert set(suggestion) == {"text", "title", "author"}
+        assert suggestion["text"].strip() and "[END_REF]" not in suggestion["text"]
+    assert len({s["text"].lower() for s in suggestions}) == len(suggestions)  # distinct
+    # the suggestions are the parse of the beams' texts that were streamed, in order
+    texts = streamed(got)
+    assert set(texts) <= {0, 1, 2}
+    outputs = [texts.get(i, "") for i in range(3)]
+    assert result == tasks.parse(tasks.cite(text, n=3), outputs)
+
+
+@pytest.mark.parametrize(
+    ("task", "text", "key"),
+    [
+        ("equation", "the energy of a body at rest", "latex"),
+        ("summarise", "A cell about transformers.", "text"),
+        ("ask", "What is six times seven?", "text"),
+        ("work", "What is six times seven?", "text"),
+        ("complete", "The transformer", "text"),
+    ],
+)
+async def test_each_task_streams_and_parses(jp_fetch: Any, task: str, text: str, key: str) -> None:
+    await wait_state(jp_fetch, "ready", timeout=30)
+    response = await post(jp_fetch, "tasks", task, body={"text": text, "max_tokens": 16})
+    got = events(response.body)
+    assert [name for name, _ in got[:-1]] == ["token"] * (len(got) - 1)
+    assert got[-1][0] == "result", got[-1]
+    result = got[-1][1]
+    assert set(result) == {key, "truncated"} and result["truncated"] is False
+    # what streamed is what was parsed (the browser shows one, inserts the other)
+    texts = streamed(got)
+    assert set(texts) == {0} and texts[0]
+    assert result == tasks.parse(tasks.build(task, text, max_tokens=16), [texts[0]])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("tasks/cite", {"text": ""}, "empty"),
+        ("tasks/cite", {"text": 3}, "string"),
+        ("tasks/nope", {"text": "x"}, "unknown task"),
+        ("tasks/complete", {"text": "x", "max_tokens": 100000}, "limit"),
+        ("tasks/complete", {"text": "x", "max_tokens": -1}, "max_tokens"),
+        ("tasks/complete", {"text": "x", "max_tokens": "9"}, "integer"),
+        ("tasks/complete", {"text": "x", "temperature": -1}, "temperature"),
+        ("tasks/complete", {"text": "x", "bogus": 1}, "unknown field"),
+        ("tasks/complete", ["x"], "JSON object"),
+        ("model", {"model": "7b"}, "unknown model"),
+        ("model", {"model": "/no/such/dir"}, "/no/such/dir"),
+        ("model", {"url": "ftp://x"}, "http"),
+        ("model", {"model": "125m", "quantize": "3bit"}, "quantize"),
+        ("model", {"gpu": True}, "unknown field"),
+    ],
+)
+async def test_bad_input_is_a_400_with_a_json_message(
+    jp_fetch: Any, path: str, body: Any, message: str
+) -> None:
+    with pytest.raises(HTTPClientError) as err:
+        await post(jp_fetch, *path.split("/"), body=body)
+    assert err.value.code == 400
+    assert message in json.loads(err.value.response.body)["message"]
+
+
+async def test_malformed_json_is_a_400(jp_fetch: Any) -> None:
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("galactica", "tasks", "cite", method="POST", body="{not json")
+    assert err.value.code == 400
+
+
+# --- cancellation and cache reuse, seen from the agent ----------------------------------
+
+
+async def test_browser_abort_cancels_the_generation(
+    jp_serverapp: Any,
+    jp_fetch: Any,
+    jp_base_url: str,
+    jp_http_port: int,
+    agent_server: Server,  # noqa: F811
+) -> None:
+    await wait_state(jp_fetch, "ready", timeout=30)
+    await wait_idle(agent_server.url, agent_server.token)
+    # greedy decoding of this prompt by the tiny checkpoint meets no stop: left alone, it
+    # runs to max_tokens
+    max_tokens, seen = 1024, 16
+    url = f"http://localhost:{jp_http_port}{jp_base_url}galactica/tasks/complete"
+    headers = {"Authorization": f"token {jp_serverapp.identity_provider.token}"}
+    body = {"text": "The transformer", "max_tokens": max_tokens}
+    arrivals: list[float] = []
+    async with (
+        httpx.AsyncClient(timeout=60) as client,
+        client.stream("POST", url, content=json.dumps(body), headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            assert not line.startswith(("event: result", "event: error")), line
+            if line.startswith("event: token"):
+                arrivals.append(time.monotonic())
+                if len(arrivals) == seen:
+                    break
+        during = await agent_health(agent_server.url, agent_server.token)
+        # leaving the block closes the connection, as a browser's AbortController does
+    assert during["queue"]["running"] == 1
+    stopped_after = await wait_idle(agent_server.url, agent_server.token)
+    per_token = (arrivals[-1] - arrivals[0]) / (seen - 1)
+    left_alone = (max_tokens - seen) * per_token
+    assert stopped_after < left_alone / 4, (
+        f"the agent ran {stopped_after:.2f} s after the abort; the rest of the generation "
+        f"would have taken about {left_alone:.2f} s"
+    )
+    # and the agent serves the next request
+    response = await post(jp_fetch, "tasks", "complete", body={"text": "Next", "max_tokens": 2})
+    assert events(response.body)[-1][0] == "result"
+
+
+async def test_growing_text_reuses_the_agents_prefix_cache(
+    jp_fetch: Any,
+    agent_server: Server,  # noqa: F811
+) -> None:
+    """Inline completion sends the text before the cursor again at each pause: the agent
+    reuses the KV cache of the earlier prompt instead of prefilling it again."""
+    await wait_state(jp_fetch, "ready", timeout=30)
+    document = "Ribosomes translate messenger RNA into proteins in every living cell. " * 6
+    before = (await agent_health(agent_server.url, agent_server.token))["prefix_cache"]
+    for text in (document, document + "They read codons"):
+        response = await post(jp_fetch, "tasks", "complete", body={"text": text, "max_tokens": 2})
+        assert events(response.body)[-1][0] == "result"
+    after = (await agent_health(agent_server.url, agent_server.token))["prefix_cache"]
+    assert after["hits"] > before["hits"]
+    # the first prompt (more tokens than words) was not computed again
+    assert after["reused_tokens"] - before["reused_tokens"] >= len(document.split())
+
+
+# --- switching backends ----------------------------------------------------------------
+
+
+async def test_switch_to_local_and_back(jp_fetch: Any, agent_server: Server) -> None:  # noqa: F811
+    await wait_state(jp_fetch, "ready", timeout=30)
+    response = await jp_fetch("galactica", "model", method="DELETE")
+    assert json.loads(response.body)["state"] == "stopped"
+    assert json.loads(response.body)["backend"] == "local"
+    response = await post(jp_fetch, "model", body={"url": agent_server.url + "/v1"})
+    assert response.code == 202
+    status = await wait_state(jp_fetch, "ready", timeout=30)
+    assert status["backend"] == "remote" and status["model"] == agent_server.model
+
+
+async def test_unreachable_remote_fails_visibly(jp_fetch: Any) -> None:
+    response = await post(jp_fetch, "model", body={"url": "http://127.0.0.1:9/v1"})
+    assert response.code == 202
+    status = await wait_state(jp_fetch, "failed", timeout=20)
+    assert "127.0.0.1:9" in status["error"]
+    response = await post(jp_fetch, "tasks", "summarise", body={"text": "A cell."})
+    name, data = events(response.body)[-1]
+    assert name == "error" and "127.0.0.1:9" in data["message"]
+
+
+def test_no_torch_in_the_server_extension() -> None:
+    code = "import sys, galactica_ext.server; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.stdout.strip() == "False"
