@@ -240,8 +240,8 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--kv-cache-memory-bytes",
         str(256 << 20),
         "--enforce-eager",
-        "--api-key",
-        token,
+        # one argument: a urlsafe token may start with "-", which argparse takes for an option
+        f"--api-key={token}",
     ]
     env = {**os.environ, **_offline_env(), "VLLM_LOGGING_LEVEL": "WARNING"}
     with open(log, "ab") as out:
