@@ -9,7 +9,7 @@
 - ``agent_env``: the environment of a kernel that finds ``agent_server`` through its runtime
   file (no ``$GALACTICA_URL``, no Jupyter config of the developer's).
 
-Import the fixtures into a test module with ``from agent_fixtures import *``.
+``tests/conftest.py`` registers this module as a plugin, so its fixtures are shared by the session.
 Random weights say nothing: tests that need particular tokens force them with ``logit_bias``.
 """
 

@@ -20,6 +20,9 @@ import pytest
 if TYPE_CHECKING:
     from galactica_ext.engine import Galactica
 
+#: one agent (and one vLLM server) per session, shared by every module that asks for it
+pytest_plugins = ["agent_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def tokenizer_dir() -> Path:

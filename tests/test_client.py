@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from agent_fixtures import *  # noqa: F403 - the fixtures
 from agent_fixtures import FORCE_END_REF, Server, isolated_env, stop_process
 from task_cases import TaskCases, wait_idle
 

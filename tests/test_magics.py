@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fixtures import *  # noqa: F403 - the fixtures
 from agent_fixtures import Server, isolated_env, stop_process
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell

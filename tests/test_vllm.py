@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from agent_fixtures import *  # noqa: F403 - the fixtures
 from agent_fixtures import Server, isolated_env
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_fixtures import Server, agent_server  # noqa: F401 - the fixture
+from agent_fixtures import Server
 from server_helpers import agent_health, events, post, streamed, wait_idle, wait_state
 from tornado.httpclient import HTTPClientError
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def jp_server_config(
-    agent_server: Server,  # noqa: F811
+    agent_server: Server,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Any:
@@ -97,7 +97,7 @@ async def test_writes_need_xsrf_with_cookie_auth(
 # --- status and the agent as a remote backend ------------------------------------------
 
 
-async def test_status_reports_the_remote_model(jp_fetch: Any, agent_server: Server) -> None:  # noqa: F811
+async def test_status_reports_the_remote_model(jp_fetch: Any, agent_server: Server) -> None:
     status = await wait_state(jp_fetch, "ready", timeout=30)
     assert status["model"] == agent_server.model  # the agent's /v1/models id
     assert status["backend"] == "remote"
@@ -204,7 +204,7 @@ async def test_browser_abort_cancels_the_generation(
     jp_fetch: Any,
     jp_base_url: str,
     jp_http_port: int,
-    agent_server: Server,  # noqa: F811
+    agent_server: Server,
 ) -> None:
     await wait_state(jp_fetch, "ready", timeout=30)
     await wait_idle(agent_server.url, agent_server.token)
@@ -243,7 +243,7 @@ async def test_browser_abort_cancels_the_generation(
 
 async def test_growing_text_reuses_the_agents_prefix_cache(
     jp_fetch: Any,
-    agent_server: Server,  # noqa: F811
+    agent_server: Server,
 ) -> None:
     """Inline completion sends the text before the cursor again at each pause: the agent
     reuses the KV cache of the earlier prompt instead of prefilling it again."""
@@ -262,7 +262,7 @@ async def test_growing_text_reuses_the_agents_prefix_cache(
 # --- switching backends ----------------------------------------------------------------
 
 
-async def test_switch_to_local_and_back(jp_fetch: Any, agent_server: Server) -> None:  # noqa: F811
+async def test_switch_to_local_and_back(jp_fetch: Any, agent_server: Server) -> None:
     await wait_state(jp_fetch, "ready", timeout=30)
     response = await jp_fetch("galactica", "model", method="DELETE")
     assert json.loads(response.body)["state"] == "stopped"
