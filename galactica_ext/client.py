@@ -863,34 +863,12 @@ def run_task(
     request = _build(task, text, options)
     payload = {**request_payload(request), **(extra or {})}
     if payload.get("use_beam_search"):
-        response = client.complete(**payload)
-        choices = sorted(response.get("choices") or [], key=lambda c: c.get("index", 0))
-        outputs = [c.get("text") or "" for c in choices]
-        if on_text is not None and outputs:
-            on_text(_display_text(request, outputs[0]))
-        return _finish(
-            request,
-            outputs,
-            response.get("usage"),
-            [c.get("finish_reason") for c in choices],
-            response.get("model"),
-        )
+        return _finish_whole(request, client.complete(**payload), on_text)
     with client.stream(**payload) as stream:
-        shown = None
+        show = _Shower(request, on_text)
         for _chunk in stream:
-            if on_text is not None:
-                text_now = _display_text(request, stream.texts.get(0, ""))
-                if text_now != shown:
-                    shown = text_now
-                    on_text(text_now)
-        reasons = stream.finish_reasons
-        return _finish(
-            request,
-            stream.outputs,
-            stream.usage,
-            [reasons[i] for i in sorted(reasons)],
-            stream.model,
-        )
+            show(stream)
+        return _finish_stream(request, stream)
 
 
 async def arun_task(
@@ -906,34 +884,44 @@ async def arun_task(
     request = _build(task, text, options)
     payload = {**request_payload(request), **(extra or {})}
     if payload.get("use_beam_search"):
-        response = await client.complete(**payload)
-        choices = sorted(response.get("choices") or [], key=lambda c: c.get("index", 0))
-        outputs = [c.get("text") or "" for c in choices]
-        if on_text is not None and outputs:
-            on_text(_display_text(request, outputs[0]))
-        return _finish(
-            request,
-            outputs,
-            response.get("usage"),
-            [c.get("finish_reason") for c in choices],
-            response.get("model"),
-        )
+        return _finish_whole(request, await client.complete(**payload), on_text)
     async with client.stream(**payload) as stream:
-        shown = None
+        show = _Shower(request, on_text)
         async for _chunk in stream:
-            if on_text is not None:
-                text_now = _display_text(request, stream.texts.get(0, ""))
-                if text_now != shown:
-                    shown = text_now
-                    on_text(text_now)
-        reasons = stream.finish_reasons
-        return _finish(
-            request,
-            stream.outputs,
-            stream.usage,
-            [reasons[i] for i in sorted(reasons)],
-            stream.model,
-        )
+            show(stream)
+        return _finish_stream(request, stream)
+
+
+class _Shower:
+    """Hands the first choice's display text to ``on_text`` whenever it changes."""
+
+    def __init__(self, request: GenerationRequest, on_text: Callable[[str], None] | None) -> None:
+        self.request, self.on_text, self.shown = request, on_text, None
+
+    def __call__(self, stream: Any) -> None:
+        if self.on_text is not None:
+            text_now = _display_text(self.request, stream.texts.get(0, ""))
+            if text_now != self.shown:
+                self.shown = text_now
+                self.on_text(text_now)
+
+
+def _finish_whole(
+    request: GenerationRequest, response: dict[str, Any], on_text: Callable[[str], None] | None
+) -> dict[str, Any]:
+    """The task result of a whole (non-streamed) reply, e.g. beam search."""
+    choices = sorted(response.get("choices") or [], key=lambda c: c.get("index", 0))
+    outputs = [c.get("text") or "" for c in choices]
+    if on_text is not None and outputs:
+        on_text(_display_text(request, outputs[0]))
+    reasons = [c.get("finish_reason") for c in choices]
+    return _finish(request, outputs, response.get("usage"), reasons, response.get("model"))
+
+
+def _finish_stream(request: GenerationRequest, stream: Any) -> dict[str, Any]:
+    """The task result of a finished stream."""
+    reasons = [stream.finish_reasons[i] for i in sorted(stream.finish_reasons)]
+    return _finish(request, stream.outputs, stream.usage, reasons, stream.model)
 
 
 # -------------------------------------------------------------------------------- connect
