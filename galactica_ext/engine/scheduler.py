@@ -389,9 +389,10 @@ class Engine:
         last = seq.generated[-1] if seq.generated else None
         if cancelled:
             reason = "cancelled"
-        elif (last is not None and (
-            (last in self.eos_ids and not params.ignore_eos) or last in params.stop_token_ids
-        )) or seq.text.stopped:
+        elif (
+            last is not None
+            and ((last in self.eos_ids and not params.ignore_eos) or last in params.stop_token_ids)
+        ) or seq.text.stopped:
             reason = "stop"
         elif len(seq.generated) >= params.max_tokens or len(seq.ids) >= self.context:
             reason = "length"
