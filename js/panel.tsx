@@ -117,6 +117,24 @@ export function StatusView(props: {
 }
 
 /**
+ * The picker's entry for a model spec: one of the five sizes, or a hub id / directory.
+ */
+export function pickerChoice(model: string): {
+  choice: string;
+  custom: string;
+} {
+  const size = SIZES.find(
+    s => model === s || model === `facebook/galactica-${s}`
+  );
+  if (size) {
+    return { choice: size, custom: '' };
+  }
+  return model
+    ? { choice: 'custom', custom: model }
+    : { choice: '125m', custom: '' };
+}
+
+/**
  * The model picker: a size, a hub id or local directory, or a remote server.
  */
 export function ModelPicker(props: {
@@ -126,16 +144,20 @@ export function ModelPicker(props: {
 }): JSX.Element {
   const { galactica, status } = props;
   const initial = galactica.settings.remoteUrl
-    ? 'remote'
-    : SIZES.includes(galactica.settings.model)
-      ? galactica.settings.model
-      : galactica.settings.model
-        ? 'custom'
-        : '125m';
-  const [choice, setChoice] = React.useState(initial);
-  const [custom, setCustom] = React.useState(
-    SIZES.includes(galactica.settings.model) ? '' : galactica.settings.model
-  );
+    ? { choice: 'remote', custom: '' }
+    : pickerChoice(galactica.settings.model);
+  const [choice, setChoice] = React.useState(initial.choice);
+  const [custom, setCustom] = React.useState(initial.custom);
+  const touched = React.useRef(false);
+  // With no model in the settings, show what the server actually serves once it says so.
+  React.useEffect(() => {
+    const served = status?.backend === 'local' ? status.model : '';
+    if (!touched.current && !galactica.settings.model && served) {
+      const shown = pickerChoice(served);
+      setChoice(shown.choice);
+      setCustom(shown.custom);
+    }
+  }, [status?.model, status?.backend]);
   const [url, setUrl] = React.useState(galactica.settings.remoteUrl);
   const [dtype, setDtype] = React.useState('auto');
   const [busy, setBusy] = React.useState(false);
@@ -169,7 +191,10 @@ export function ModelPicker(props: {
         <select
           className="jp-galactica-model-select"
           value={choice}
-          onChange={e => setChoice(e.target.value)}
+          onChange={e => {
+            touched.current = true;
+            setChoice(e.target.value);
+          }}
         >
           {SIZES.map(size => (
             <option key={size} value={size}>
@@ -194,7 +219,10 @@ export function ModelPicker(props: {
               'facebook/galactica-1.3b or /path/to/model'
             )}
             value={custom}
-            onChange={e => setCustom(e.target.value)}
+            onChange={e => {
+              touched.current = true;
+              setCustom(e.target.value);
+            }}
           />
         </label>
       )}
