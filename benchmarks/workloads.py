@@ -1,0 +1,103 @@
+"""Workloads over HTTP, the same for every server: single-stream decoding, concurrent clients,
+and a disconnect followed by the next request."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from sse import Server, StreamResult
+
+
+def fixed_length(prompt: list[int] | str, tokens: int) -> dict:
+    """A greedy request that generates exactly ``tokens`` tokens on our agent and on vLLM."""
+    return {
+        "prompt": prompt,
+        "max_tokens": tokens,
+        "min_tokens": tokens,
+        "ignore_eos": True,
+        "temperature": 0,
+        "skip_special_tokens": False,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def decode_once(server: Server, prompt: list[int], tokens: int) -> StreamResult:
+    result = server.complete(fixed_length(prompt, tokens))
+    if result.completion_tokens not in (None, tokens):
+        raise RuntimeError(f"asked for {tokens} tokens, got {result.completion_tokens}")
+    return result
+
+
+@dataclass
+class Concurrent:
+    clients: int
+    tokens: int  # generated, all clients together
+    seconds: float  # first request sent -> last one finished
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.seconds
+
+
+def concurrent(server: Server, prompts: list[list[int]], tokens: int) -> Concurrent:
+    """One client per prompt, all at once; aggregate tokens/s over the whole run."""
+    results: list[StreamResult | BaseException | None] = [None] * len(prompts)
+    barrier = threading.Barrier(len(prompts))
+
+    def client(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = decode_once(server, prompts[i], tokens)
+        except BaseException as err:  # reported below
+            results[i] = err
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        if not isinstance(r, StreamResult):
+            raise RuntimeError(f"a client failed: {r!r}")
+    done = [r for r in results if isinstance(r, StreamResult)]
+    start = min(r.sent for r in done)
+    end = max(r.done or r.last or r.sent for r in done)
+    return Concurrent(len(prompts), tokens * len(prompts), end - start)
+
+
+@dataclass
+class Cancellation:
+    after_disconnect: float  # our close of request A -> first token of request B
+    idle_ttft: float  # the same request B on an idle server
+    running_after: int | None  # sequences still running once B finished (A should be gone)
+
+
+def running_requests(server: Server, agent: bool) -> int | None:
+    """Sequences the server is generating now (agent: /health; vLLM: /metrics)."""
+    try:
+        if agent:
+            status, body = server.get("/health")
+            return int(json.loads(body)["queue"]["running"]) if status == 200 else None
+        status, body = server.get("/metrics")
+        match = re.search(rb"^vllm:num_requests_running\{[^}]*\} ([0-9.]+)", body, re.M)
+        return int(float(match.group(1))) if match else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def cancellation(
+    server: Server, long_prompt: list[int], next_prompt: list[int], agent: bool, settle: float = 0.5
+) -> Cancellation:
+    """Start a long generation, hang up after 8 tokens, send the next request at once."""
+    time.sleep(settle)
+    idle = server.complete({**fixed_length(next_prompt, 2)})
+    time.sleep(settle)
+    a = server.complete({**fixed_length(long_prompt, 1500)}, close_after=8)
+    assert a.closed_at is not None
+    b = server.complete({**fixed_length(next_prompt, 2)})
+    time.sleep(0.2)
+    return Cancellation(b.first - a.closed_at, idle.ttft, running_requests(server, agent))
