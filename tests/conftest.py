@@ -61,3 +61,21 @@ def tiny_model(tiny_checkpoint: Path) -> Iterator[Galactica]:
     model = Galactica.load(str(tiny_checkpoint), dtype="float32", device="cpu")
     yield model
     model.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_agents_started_by_connect() -> Iterator[None]:
+    """Agents that ``client.connect()`` starts for kernels outlive them by design (they are
+    shared through the runtime file); at the end of the test session, stop any still running."""
+    yield
+    import subprocess
+
+    from galactica_ext import client
+
+    for proc in client.started_agents:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
