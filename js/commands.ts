@@ -40,47 +40,52 @@ export function addCommands(
   const { commands } = app;
   const hasEditor = () => getEditorContext(currentWidget()) !== null;
 
-  commands.addCommand(CommandIDs.summarise, {
-    label: trans().__('Summarise Cell'),
-    caption: trans().__(
+  /** A command that runs one GALACTICA action on the current editor. */
+  const addEditorCommand = (
+    id: string,
+    label: string,
+    caption: string,
+    action: (
+      galactica: IGalactica,
+      context: NonNullable<ReturnType<typeof getEditorContext>>
+    ) => Promise<unknown>
+  ) =>
+    commands.addCommand(id, {
+      label,
+      caption,
+      icon: galacticaIcon,
+      isEnabled: hasEditor,
+      describedBy: NO_ARGS,
+      execute: async () => {
+        const context = getEditorContext(currentWidget());
+        return context ? action(galactica, context) : false;
+      }
+    });
+
+  addEditorCommand(
+    CommandIDs.summarise,
+    trans().__('Summarise Cell'),
+    trans().__(
       'Insert a TL;DR markdown cell below the active cell (GALACTICA); the cell is not changed'
     ),
-    icon: galacticaIcon,
-    isEnabled: hasEditor,
-    describedBy: NO_ARGS,
-    execute: async () => {
-      const context = getEditorContext(currentWidget());
-      return context ? summariseCell(galactica, context) : false;
-    }
-  });
-
-  commands.addCommand(CommandIDs.equation, {
-    label: trans().__('Equation from Selection'),
-    caption: trans().__(
+    summariseCell
+  );
+  addEditorCommand(
+    CommandIDs.equation,
+    trans().__('Equation from Selection'),
+    trans().__(
       'Write the selected description (or the current line) as LaTeX, inserted as $$...$$ after it (GALACTICA)'
     ),
-    icon: galacticaIcon,
-    isEnabled: hasEditor,
-    describedBy: NO_ARGS,
-    execute: async () => {
-      const context = getEditorContext(currentWidget());
-      return context ? equationFromSelection(galactica, context) : false;
-    }
-  });
-
-  commands.addCommand(CommandIDs.cite, {
-    label: trans().__('Cite Here'),
-    caption: trans().__(
+    equationFromSelection
+  );
+  addEditorCommand(
+    CommandIDs.cite,
+    trans().__('Cite Here'),
+    trans().__(
       'Suggest references for the text before the cursor, insert the chosen one and update the References cell (GALACTICA)'
     ),
-    icon: galacticaIcon,
-    isEnabled: hasEditor,
-    describedBy: NO_ARGS,
-    execute: async () => {
-      const context = getEditorContext(currentWidget());
-      return context ? citeHere(galactica, context) : false;
-    }
-  });
+    citeHere
+  );
 
   if (palette) {
     const category = trans().__('GALACTICA');
