@@ -94,14 +94,7 @@ export function getEditorContext(widget: Widget | null): IEditorContext | null {
   if (!editor) {
     return null;
   }
-  const text = editor.model.sharedModel.getSource();
-  const selection = editor.getSelection();
-  let start = editor.getOffsetAt(selection.start);
-  let end = editor.getOffsetAt(selection.end);
-  if (start > end) {
-    [start, end] = [end, start];
-  }
-  return { editor, kind, notebook, cell, text, start, end };
+  return { editor, kind, notebook, cell, ...textAndSelection(editor) };
 }
 
 /**
@@ -164,13 +157,20 @@ export function insertText(
  * The same editor's context now (its text and selection may have changed meanwhile).
  */
 export function refreshContext(context: IEditorContext): IEditorContext {
-  const { editor } = context;
+  return { ...context, ...textAndSelection(context.editor) };
+}
+
+/**
+ * An editor's text and its selection as ordered offsets.
+ */
+function textAndSelection(editor: CodeEditor.IEditor): {
+  text: string;
+  start: number;
+  end: number;
+} {
   const text = editor.model.sharedModel.getSource();
   const selection = editor.getSelection();
-  let start = editor.getOffsetAt(selection.start);
-  let end = editor.getOffsetAt(selection.end);
-  if (start > end) {
-    [start, end] = [end, start];
-  }
-  return { ...context, text, start, end };
+  const from = editor.getOffsetAt(selection.start);
+  const to = editor.getOffsetAt(selection.end);
+  return { text, start: Math.min(from, to), end: Math.max(from, to) };
 }
