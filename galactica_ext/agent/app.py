@@ -3,39 +3,61 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
 import os
 from typing import Any
 
+from pydantic import BaseModel
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from .. import __version__
 from ..engine import Delta, Finished, PromptTooLong, QueueFull
+from ..protocol import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_PROMPT_CHARS,
+    CompletionChunk,
+    CompletionRequest,
+    ErrorBody,
+    RequestError,
+    error_body,
+    parse_completion,
+    parse_load,
+)
 from ..specs import CONTEXT_LENGTH
 from .host import ModelBusy, ModelHost
 from .openai_api import (
-    RequestError,
     chunk_body,
     completion_body,
-    error_body,
     logprobs_body,
     new_id,
-    parse_completion_request,
+    to_sampling_params,
     usage,
 )
 
 log = logging.getLogger(__name__)
+TOO_LARGE = (
+    f"the request body is larger than {MAX_BODY_BYTES // 2**20} MiB: a prompt may be "
+    f"{MAX_PROMPT_CHARS // 1024} KiB of text (GALACTICA reads {CONTEXT_LENGTH} tokens)"
+)
 
 
+@web.stream_request_body
 class BaseHandler(web.RequestHandler):
-    """Bearer-token auth and JSON errors for every route."""
+    """Bearer-token auth, a bounded body and JSON errors for every route.
+
+    The body is streamed in (``stream_request_body``) so that the token and the declared size
+    are checked in :meth:`prepare`, before a byte of the body is read; a refused request's
+    connection is closed once the error is sent.
+    """
 
     def initialize(self, host: ModelHost, token: str) -> None:
         self.host = host
         self.token = token
+        self._body = bytearray()
 
     def prepare(self) -> None:
         header = self.request.headers.get("Authorization", "")
@@ -49,6 +71,22 @@ class BaseHandler(web.RequestHandler):
                 kind="authentication_error",
             )
             raise web.Finish()
+        declared = self.request.headers.get("Content-Length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            self.too_large()
+            raise web.Finish()
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        if len(self._body) + len(chunk) > MAX_BODY_BYTES:  # a chunked body without a length
+            self._body.clear()
+            self.too_large()  # the connection closes once this is sent: no more is read
+            return
+        self._body += chunk
+
+    def too_large(self) -> None:
+        self.fail(413, TOO_LARGE, code="body_too_large")
 
     def fail(
         self,
@@ -63,49 +101,73 @@ class BaseHandler(web.RequestHandler):
         self.finish(error_body(message, param, kind, code))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        message = self._reason
-        if "exc_info" in kwargs:
-            message = f"{message}: {kwargs['exc_info'][1]}"
+        """Every error is JSON; a RequestError says what was wrong, anything else is a bug in
+        the agent (logged with its traceback, never sent)."""
+        err = kwargs["exc_info"][1] if "exc_info" in kwargs else None
+        if isinstance(err, RequestError):
+            self.set_status(err.status)
+            body = err.body()
+        elif status_code < 500:
+            body = error_body(f"{status_code} {self._reason}")
+        else:
+            body = error_body(
+                "the agent failed on this request (a bug: its log has the details)",
+                kind="server_error",
+            )
         self.set_header("Content-Type", "application/json")
-        self.finish(error_body(message, kind="server_error"))
+        self.finish(body)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, (RequestError, StreamClosedError)):
+            super().log_exception(typ, value, tb)
 
     def json_body(self) -> Any:
-        if not self.request.body:
+        """The body as JSON (``{}`` when empty); RequestError if it is not JSON we accept."""
+        if not self._body:
             return {}
         try:
-            return json.loads(self.request.body)
+            body = json.loads(self._body)
+        except RecursionError:
+            body = None
         except ValueError as err:
             raise RequestError(f"the body is not valid JSON ({err})") from None
+        if body is None or _depth(body) > MAX_JSON_DEPTH:
+            raise RequestError(f"the body is nested more than {MAX_JSON_DEPTH} levels deep")
+        return body
 
     def not_ready(self) -> None:
         health = self.host.health()
-        status = health["status"]
-        if status == "loading":
-            progress = health["progress"] or {}
+        if health.status == "loading":
+            progress = health.progress
+            phase, fraction = (progress.phase, progress.fraction) if progress else ("start", 0)
             message = (
-                f"model {health['model']} is loading ({progress.get('phase')} "
-                f"{100 * progress.get('fraction', 0):.0f}%); try again shortly"
+                f"model {health.model} is loading ({phase} {100 * fraction:.0f}%); "
+                "try again shortly"
             )
-        elif status == "failed":
-            message = f"the model failed to load: {health['error']}; load one with POST /v1/load"
+        elif health.status == "failed":
+            message = f"the model failed to load: {health.error}; load one with POST /v1/load"
         else:
             message = "no model is loaded: load one with POST /v1/load"
         self.set_header("Retry-After", "2")
         self.fail(503, message, kind="service_unavailable", code="model_not_ready")
 
+    def finish_health(self, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(self.host.health().model_dump())
+
 
 class HealthHandler(BaseHandler):
     def get(self) -> None:
-        self.finish({**self.host.health(), "pid": os.getpid(), "version": __version__})
+        self.finish_health()
 
 
 class ModelsHandler(BaseHandler):
     def get(self) -> None:
         data = []
-        if self.host.model:
+        if self.host.serving:
             data.append(
                 {
-                    "id": self.host.model,
+                    "id": self.host.serving,
                     "object": "model",
                     "owned_by": "galactica-ext",
                     "max_model_len": CONTEXT_LENGTH,
@@ -116,99 +178,109 @@ class ModelsHandler(BaseHandler):
 
 
 class LoadHandler(BaseHandler):
-    def post(self) -> None:
-        try:
-            body = self.json_body()
-            if not isinstance(body, dict):
-                raise RequestError("the body must be a JSON object")
-            options = {k: body[k] for k in ("dtype", "device", "quantize") if body.get(k)}
-            from ..engine.loading import LoadOptions
+    """``POST /v1/load``: checks the spec, then loads in the background (202); the current
+    model keeps serving until the new one is ready."""
 
-            LoadOptions(**options).validate()
-            self.host.load(body.get("model"), **options)
-        except RequestError as err:
-            return self.fail(err.status, str(err), err.param)
+    def post(self) -> None:
+        request = parse_load(self.json_body())
+        try:
+            self.host.load(request.model, **request.options())
         except (ValueError, FileNotFoundError) as err:
-            return self.fail(400, str(err), "model")
+            raise RequestError(str(err), "model") from None
         except ModelBusy as err:
-            return self.fail(409, str(err), "model", code="busy")
-        self.set_status(202)
-        self.finish(self.host.health())
+            raise RequestError(str(err), "model", status=409, code="busy") from None
+        self.finish_health(202)
 
 
 class UnloadHandler(BaseHandler):
-    def post(self) -> None:
+    """``POST /v1/unload``: cancels running work, frees the model (off the event loop)."""
+
+    async def post(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            self.host.unload()
+            await loop.run_in_executor(None, self.host.unload)
         except ModelBusy as err:
-            return self.fail(409, str(err), code="busy")
-        self.finish(self.host.health())
+            raise RequestError(str(err), status=409, code="busy") from None
+        self.finish_health()
 
 
 class CompletionsHandler(BaseHandler):
     """``POST /v1/completions``: streamed or whole; a closed connection cancels generation."""
 
     completions: list[Any]
+    closed = False
 
     def on_connection_close(self) -> None:
-        for completion in getattr(self, "completions", []):
-            completion.cancel()
+        super().on_connection_close()
+        self.closed = True
+        self._cancel_all()
 
     async def post(self) -> None:
         self.completions = []
-        try:
-            request = parse_completion_request(self.json_body(), CONTEXT_LENGTH)
-        except RequestError as err:
-            return self.fail(err.status, str(err), err.param, code=err.code)
+        request = parse_completion(self.json_body())
+        params = to_sampling_params(request)
         engine = self.host.engine
-        if engine is None or self.host.status != "ready":
+        if engine is None:
             return self.not_ready()
-        if request.model and not _same_model(request.model, self.host.model):
-            return self.fail(
-                404,
+        served = self.host.serving or ""
+        if request.model and not _same_model(request.model, served):
+            raise RequestError(
                 f"model {request.model!r} is not served here: this agent serves "
-                f"{self.host.model!r} (load another with POST /v1/load)",
+                f"{served!r} (load another with POST /v1/load)",
                 "model",
+                status=404,
                 code="model_not_found",
             )
-        loop = asyncio.get_running_loop()
         try:
-            for prompt in request.prompts:
-                self.completions.append(
-                    engine.submit(
-                        prompt, request.params, n=request.n, num_beams=request.beams, loop=loop
-                    )
-                )
+            await self._submit(engine, request, params)
         except QueueFull as err:
             self._cancel_all()
             self.set_header("Retry-After", "1")
             return self.fail(503, str(err), kind="service_unavailable", code="queue_full")
         except PromptTooLong as err:
             self._cancel_all()
-            return self.fail(400, str(err), "prompt", code="context_length_exceeded")
+            raise RequestError(str(err), "prompt", code="context_length_exceeded") from None
         except ValueError as err:
             self._cancel_all()
-            return self.fail(400, str(err), "prompt")
-        model = self.host.model or ""
+            raise RequestError(str(err), "prompt") from None
+        except RuntimeError as err:  # the engine closed under us: unloaded or replaced
+            self._cancel_all()
+            self.set_header("Retry-After", "2")
+            return self.fail(503, str(err), kind="service_unavailable", code="model_not_ready")
         try:
             if request.stream:
-                await self._stream(request, model, engine.tokenizer)
+                await self._stream(request, served, engine)
             else:
-                await self._whole(request, model, engine.tokenizer)
+                await self._whole(request, served, engine)
         except StreamClosedError:
             self._cancel_all()
         except asyncio.CancelledError:
             self._cancel_all()
             raise
-        except Exception as err:
-            self._cancel_all()
-            log.exception("completion failed")
-            if not self._headers_written:
-                self.fail(500, f"generation failed: {err}", kind="server_error")
+
+    async def _submit(self, engine: Any, request: CompletionRequest, params: Any) -> None:
+        """Queue every prompt; tokenising runs in a thread, never on the event loop."""
+        loop = asyncio.get_running_loop()
+        for prompt in request.prompts:
+            if isinstance(prompt, str) and len(prompt) > MAX_PROMPT_CHARS:
+                # only with truncate_prompt_tokens (protocol): its end holds the tokens kept
+                prompt = prompt[-MAX_PROMPT_CHARS:]
+            submit = functools.partial(
+                engine.submit, prompt, params, n=request.n, num_beams=request.beams, loop=loop
+            )
+            self.completions.append(await loop.run_in_executor(None, submit))
+            if self.closed:
+                self._cancel_all()
+                raise StreamClosedError()
 
     def _cancel_all(self) -> None:
-        for completion in self.completions:
+        for completion in getattr(self, "completions", []):
             completion.cancel()
+
+    def _failure(self, err: BaseException, engine: Any) -> str:
+        if self.host.engine is not engine:
+            return "the model was unloaded or replaced while generating; send the request again"
+        return f"generation failed: {err}"
 
     async def _events(self):
         """Events of every prompt's completion, merged, with choice indexes made global."""
@@ -238,68 +310,80 @@ class CompletionsHandler(BaseHandler):
             for task in tasks:
                 task.cancel()
 
-    async def _whole(self, request: Any, model: str, tokenizer: Any) -> None:
-        results = []
-        async for offset, event in self._events():
-            if isinstance(event, Finished):
-                event.result.index += offset
-                results.append(event.result)
-        prompt_tokens = sum(c.results[0].prompt_tokens for c in self.completions if c.results[0])
-        self.set_header("Content-Type", "application/json")
-        self.finish(
-            completion_body(
-                new_id(),
-                model,
-                results,
-                tokenizer,
-                request.params.logprobs is not None,
-                prompt_tokens,
-            )
-        )
+    def _prompt_tokens(self) -> int:
+        return sum(c.results[0].prompt_tokens for c in self.completions if c.results[0])
 
-    async def _stream(self, request: Any, model: str, tokenizer: Any) -> None:
+    async def _whole(self, request: CompletionRequest, model: str, engine: Any) -> None:
+        results = []
+        try:
+            async for offset, event in self._events():
+                if isinstance(event, Finished):
+                    event.result.index += offset
+                    results.append(event.result)
+        except Exception as err:  # a failed generation: the engine's message, as JSON
+            self._cancel_all()
+            log.warning("completion failed: %s", err)
+            return self.fail(500, self._failure(err, engine), kind="server_error")
+        body = completion_body(
+            new_id(),
+            model,
+            results,
+            engine.tokenizer,
+            request.logprobs is not None,
+            self._prompt_tokens(),
+        )
+        self.set_header("Content-Type", "application/json")
+        self.finish(body.model_dump_json())
+
+    async def _stream(self, request: CompletionRequest, model: str, engine: Any) -> None:
+        """SSE chunks, then ``data: [DONE]``; a failure is an error event, then ``[DONE]``."""
         cid = new_id()
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        want_logprobs = request.params.logprobs is not None
+        want_logprobs = request.logprobs is not None
+        tokenizer = engine.tokenizer
         results = []
         offsets: dict[int, int] = {}
-        async for offset, event in self._events():
-            if isinstance(event, Delta):
-                if not event.text and not (want_logprobs and event.logprobs):
-                    continue
-                index = event.index + offset
-                logprobs = None
-                if want_logprobs:
-                    logprobs = logprobs_body(event.logprobs, tokenizer, offsets.get(index, 0))
-                offsets[index] = offsets.get(index, 0) + len(event.text)
-                await self._send(chunk_body(cid, model, index, event.text, None, logprobs))
-            elif isinstance(event, Finished):
-                results.append(event.result)
-                await self._send(
-                    chunk_body(
-                        cid, model, event.result.index + offset, "", event.result.finish_reason
-                    )
+        try:
+            async for offset, event in self._events():
+                if isinstance(event, Delta):
+                    if not event.text and not (want_logprobs and event.logprobs):
+                        continue
+                    index = event.index + offset
+                    logprobs = None
+                    if want_logprobs:
+                        logprobs = logprobs_body(event.logprobs, tokenizer, offsets.get(index, 0))
+                    offsets[index] = offsets.get(index, 0) + len(event.text)
+                    await self._send(chunk_body(cid, model, index, event.text, None, logprobs))
+                elif isinstance(event, Finished):
+                    results.append(event.result)
+                    index = event.result.index + offset
+                    finish = event.result.finish_reason
+                    await self._send(chunk_body(cid, model, index, "", finish))
+        except StreamClosedError:
+            raise
+        except Exception as err:  # the engine failed this request: say so, then end the stream
+            self._cancel_all()
+            log.warning("streamed completion failed: %s", err)
+            error = ErrorBody.model_validate(
+                error_body(
+                    self._failure(err, engine), kind="server_error", code="generation_failed"
                 )
-        if request.include_usage:
-            prompt_tokens = sum(
-                c.results[0].prompt_tokens for c in self.completions if c.results[0]
             )
-            body = {
-                "id": cid,
-                "object": "text_completion",
-                "model": model,
-                "choices": [],
-                "usage": usage(results, prompt_tokens),
-            }
-            await self._send(body)
+            await self._send(error)
+        else:
+            if request.include_usage:
+                chunk = CompletionChunk(
+                    id=cid, model=model, choices=[], usage=usage(results, self._prompt_tokens())
+                )
+                await self._send(chunk)
         self.write("data: [DONE]\n\n")
         await self.flush()
         self.finish()
 
-    async def _send(self, body: dict[str, Any]) -> None:
-        self.write(f"data: {json.dumps(body)}\n\n")
+    async def _send(self, body: BaseModel) -> None:
+        self.write(f"data: {body.model_dump_json()}\n\n")
         await self.flush()
 
 
@@ -325,6 +409,21 @@ def _same_model(asked: str, served: str | None) -> bool:
         return resolve_model_spec(asked) == served
     except (ValueError, FileNotFoundError):
         return False
+
+
+def _depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iteratively: no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def make_app(host: ModelHost, token: str) -> web.Application:

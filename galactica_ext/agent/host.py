@@ -1,29 +1,83 @@
-"""The agent's model: loaded in a background thread, its progress and state for ``/health``."""
+"""The agent's model: checked, loaded in a background thread, swapped in once ready; its state
+for ``/health`` (built here, and only here, as :class:`galactica_ext.protocol.Health`)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import traceback
+from pathlib import Path
 from typing import Any
 
-from ..specs import resolve_model_spec
+from .. import __version__
+from ..protocol import Health
+from ..specs import is_local, resolve_model_spec
 
 log = logging.getLogger(__name__)
+
+HUB_UNREACHABLE = (
+    "the Hugging Face hub is unreachable from this machine; point at a local checkpoint "
+    "(a directory with config.json, weights and tokenizer files), "
+    "e.g. GALACTICA_MODEL=/path/to/galactica-125m"
+)
 
 
 class ModelBusy(RuntimeError):
     """A model is loading already."""
 
 
+def hub_unreachable(err: BaseException) -> bool:
+    """Whether a load failed because the hub can't be reached (offline mode, no network, or a
+    model missing from the local cache while offline)."""
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    seen: BaseException | None = err
+    for _ in range(8):  # the chain of causes: transformers wraps the hub's errors
+        if seen is None:
+            return False
+        if isinstance(seen, (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError)):
+            return True
+        if type(seen).__name__ in ("ConnectError", "ConnectTimeout", "ConnectionError"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_spec(spec: str | None) -> str:
+    """Resolve a model spec and check that it can be a model, before anything is dropped.
+
+    A local directory must hold config.json; a hub id, when the hub is off, must be in the
+    local cache. Raises ValueError or FileNotFoundError saying what is wrong.
+    """
+    resolved = resolve_model_spec(spec)
+    if is_local(resolved):
+        if not (Path(resolved) / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{resolved} is not a model: it has no config.json (a local model is a "
+                "directory holding config.json, the weights and the tokenizer files)"
+            )
+    elif _hub_offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(resolved, "config.json"), str):
+            raise ValueError(HUB_UNREACHABLE)
+    return resolved
+
+
 class ModelHost:
-    """Holds at most one model and its engine; loads and unloads without blocking callers."""
+    """Holds at most one serving model and its engine; loads a new one beside it and swaps."""
 
     def __init__(self, **engine_options: Any) -> None:
         self.engine_options = engine_options
-        self.galactica: Any = None  # engine.Galactica once ready
+        self.galactica: Any = None  # engine.Galactica serving now
+        self.serving: str | None = None  # its spec
         self.status = "empty"
-        self.model: str | None = None
+        self.model: str | None = None  # the model loaded, or loading
         self.error: str | None = None
         self.progress: dict[str, Any] | None = None
         self._lock = threading.Lock()
@@ -31,43 +85,49 @@ class ModelHost:
 
     @property
     def engine(self) -> Any:
-        return self.galactica.engine if self.galactica is not None else None
+        galactica = self.galactica
+        return galactica.engine if galactica is not None else None
 
-    def health(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {"device": None, "dtype": None, "memory_bytes": None}
+    def health(self) -> Health:
+        """The ``/health`` document."""
+        facts: dict[str, Any] = {}
         queue = {"running": 0, "waiting": 0}
         prefix = {"hits": 0, "reused_tokens": 0}
-        if self.galactica is not None:
-            facts.update(self.galactica.loaded.describe())
-            engine = self.galactica.engine
+        galactica = self.galactica
+        if galactica is not None:
+            facts = galactica.loaded.describe()
+            engine = galactica.engine
             queue = engine.load
             prefix = {
                 "hits": engine.prefix_cache.hits,
                 "reused_tokens": engine.prefix_cache.reused_tokens,
             }
-        return {
-            "status": self.status,
-            "model": self.model,
-            "progress": self.progress,
-            "error": self.error,
-            "device": facts["device"],
-            "dtype": facts["dtype"],
-            "memory_bytes": facts["memory_bytes"],
-            "queue": queue,
-            "prefix_cache": prefix,
-        }
+        return Health(
+            status=self.status,  # type: ignore[arg-type]
+            model=self.model,
+            serving=self.serving,
+            progress=self.progress,  # type: ignore[arg-type]
+            error=self.error,
+            device=facts.get("device"),
+            dtype=facts.get("dtype"),
+            memory_bytes=facts.get("memory_bytes"),
+            queue=queue,  # type: ignore[arg-type]
+            prefix_cache=prefix,  # type: ignore[arg-type]
+            pid=os.getpid(),
+            version=__version__,
+        )
 
     def load(self, spec: str | None, **options: Any) -> None:
-        """Start loading ``spec`` (replacing the current model); returns at once.
+        """Check ``spec``, then load it in the background; returns at once. The current model
+        serves until the new one is ready.
 
-        Raises ValueError/FileNotFoundError for a spec that can't name a model, ModelBusy while
+        Raises ValueError/FileNotFoundError for a spec that can't be a model, ModelBusy while
         another load runs.
         """
-        resolved = resolve_model_spec(spec)
+        resolved = check_spec(spec)
         with self._lock:
             if self.status == "loading":
                 raise ModelBusy(f"{self.model} is loading; wait until it is ready or failed")
-            self._drop()
             self.status, self.model, self.error = "loading", resolved, None
             self.progress = {"phase": "start", "fraction": 0.0}
             self._thread = threading.Thread(
@@ -80,19 +140,17 @@ class ModelHost:
             self._thread.join(timeout)
 
     def unload(self) -> None:
+        """Cancel the running work and free the model (blocking: call it off the event loop)."""
         with self._lock:
             if self.status == "loading":
                 raise ModelBusy(f"{self.model} is loading; unload it once it is ready")
-            self._drop()
+            old = self._swap(None, None)
             self.status, self.model, self.error, self.progress = "empty", None, None, None
+        _close(old)
 
-    def _drop(self) -> None:
-        if self.galactica is not None:
-            self.galactica.close()
-            self.galactica = None
-            import gc
-
-            gc.collect()
+    def _swap(self, galactica: Any, spec: str | None) -> Any:
+        old, self.galactica, self.serving = self.galactica, galactica, spec
+        return old
 
     def _report(self, phase: str, fraction: float) -> None:
         self.progress = {"phase": phase, "fraction": round(float(fraction), 4)}
@@ -106,12 +164,33 @@ class ModelHost:
             )
         except BaseException as err:  # reported in /health, never raised into the void
             log.error("loading %s failed:\n%s", resolved, traceback.format_exc())
-            self.status, self.error = "failed", f"{type(err).__name__}: {err}"
+            message = HUB_UNREACHABLE if hub_unreachable(err) else f"{type(err).__name__}: {err}"
+            with self._lock:
+                if self.galactica is not None:  # the previous model goes on serving
+                    self.status, self.model, self.progress = "ready", self.serving, None
+                    self.error = f"loading {resolved} failed ({message}); still serving "
+                    self.error += str(self.serving)
+                else:
+                    self.status, self.error = "failed", message
             return
-        self.galactica = galactica
-        self.progress = {"phase": "ready", "fraction": 1.0}
-        self.status = "ready"
+        with self._lock:
+            old = self._swap(galactica, resolved)
+            self.progress = {"phase": "ready", "fraction": 1.0}
+            self.status = "ready"
         log.info("model %s ready: %s", resolved, galactica.loaded.describe())
+        _close(old)
 
     def close(self) -> None:
-        self._drop()
+        with self._lock:
+            old = self._swap(None, None)
+        _close(old)
+
+
+def _close(galactica: Any) -> None:
+    """Stop an engine (its running requests are cancelled) and free its memory."""
+    if galactica is None:
+        return
+    galactica.close()
+    import gc
+
+    gc.collect()

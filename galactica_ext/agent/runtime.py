@@ -6,8 +6,10 @@ agent's URL, bearer token, pid and model. A file whose pid is dead is stale.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,15 +51,22 @@ def pid_alive(pid: int) -> bool:
 
 
 def write_runtime(info: AgentInfo, path: Path | None = None) -> Path:
-    """Write the runtime file atomically, mode 0600 from the start."""
+    """Write the runtime file atomically, mode 0600 from the start.
+
+    The temporary file is made by :func:`tempfile.mkstemp` beside the target (a fresh random
+    name, ``O_EXCL``, 0600: a planted file or symlink is never followed), then renamed over it.
+    """
     path = path or runtime_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(info), f)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(info), f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 

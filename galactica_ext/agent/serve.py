@@ -13,11 +13,16 @@ from pathlib import Path
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from ..protocol import MAX_BODY_BYTES
 from .app import make_app
 from .host import ModelHost
 from .runtime import AgentInfo, remove_runtime, runtime_file, write_runtime
 
 log = logging.getLogger("galactica_ext.agent")
+#: a keep-alive connection with no request for this long is closed (nginx's default is 75 s)
+IDLE_TIMEOUT_S = 75.0
+#: a request body must arrive within this time (a full-size body takes well under a second)
+BODY_TIMEOUT_S = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,14 +89,17 @@ async def serve(args: argparse.Namespace) -> None:
         try:
             host.load(args.model, **options)
         except (ValueError, FileNotFoundError) as err:  # visible in /health, like a failed load
-            host.status, host.model, host.error = (
-                "failed",
-                args.model,
-                f"{type(err).__name__}: {err}",
-            )
+            host.status, host.model, host.error = "failed", args.model, str(err)
     sockets = bind_sockets(args.port, args.host)
     port = sockets[0].getsockname()[1]
-    server = HTTPServer(make_app(host, token), idle_connection_timeout=3600)
+    # the handlers check the token and the declared size before reading a body (app.py);
+    # idle keep-alive connections and slow bodies are dropped
+    server = HTTPServer(
+        make_app(host, token),
+        idle_connection_timeout=IDLE_TIMEOUT_S,
+        body_timeout=BODY_TIMEOUT_S,
+        max_body_size=4 * MAX_BODY_BYTES,  # a last stop: the handlers stop at 1x
+    )
     server.add_sockets(sockets)
     url_host = f"[{args.host}]" if ":" in args.host else args.host
     info = AgentInfo(
