@@ -39,6 +39,7 @@ __all__ = [
     "CompletionError",
     "CompletionStream",
     "CompletionsClient",
+    "StreamCut",
     "arun_task",
     "connect",
     "locate",
@@ -94,6 +95,19 @@ class CompletionError(ClientError):
 
     def __str__(self) -> str:
         return f"{self.message} (HTTP {self.status})" if self.status else self.message
+
+
+#: what a stream that ends without ``data: [DONE]`` (or breaks off) is reported as
+STREAM_CUT = (
+    "the stream ended before the model finished: the agent may have crashed or cut the connection"
+)
+
+
+class StreamCut(CompletionError):
+    """The stream ended (or broke off) before the server's ``data: [DONE]``."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(f"{STREAM_CUT} ({detail})" if detail else STREAM_CUT)
 
 
 def _unavailable(url: str, err: Exception | None = None) -> AgentUnavailable:
@@ -260,10 +274,12 @@ class CompletionStream:
                     yield chunk
                 if self._state.done:
                     break
+            if not self._state.done and not self._closed:
+                raise StreamCut()
         except httpx.TransportError as err:
             if self._closed:
                 return
-            raise CompletionError(f"the stream broke off: {type(err).__name__}: {err}") from err
+            raise StreamCut(type(err).__name__) from err
         finally:
             self.close()
 
@@ -326,9 +342,11 @@ class AsyncCompletionStream:
                     yield chunk
                 if self._state.done:
                     break
+            if not self._state.done and not self._closed:
+                raise StreamCut()
         except httpx.TransportError as err:
             if not self._closed:
-                raise CompletionError(f"the stream broke off: {type(err).__name__}: {err}") from err
+                raise StreamCut(type(err).__name__) from err
         finally:
             await self.aclose()
 

@@ -15,14 +15,17 @@ Random weights say nothing: tests that need particular tokens force them with ``
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -32,12 +35,14 @@ from galactica_ext.client import CompletionsClient
 
 __all__ = [
     "FORCE_END_REF",
+    "RawServer",
     "Server",
     "agent_env",
     "agent_server",
     "closed_url",
     "free_port",
     "isolated_env",
+    "raw_server",
     "vllm_server",
 ]
 
@@ -173,6 +178,81 @@ def agent_env(
     isolated_env(monkeypatch, tmp_path)
     monkeypatch.setenv("GALACTICA_RUNTIME_FILE", str(agent_server.runtime))
     yield agent_server
+
+
+# ------------------------------------------------------------------ protocol edges
+
+
+def _chunk(text: str) -> bytes:
+    body = {"id": "cmpl-raw", "object": "text_completion", "model": "raw", "choices": [
+        {"index": 0, "text": text, "finish_reason": None}
+    ]}  # fmt: skip
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+#: what the raw server's completions stream sends, by mode (then it closes the connection)
+RAW_STREAMS: dict[str, bytes] = {
+    # two chunks, then the connection closes: no finish_reason, no [DONE]
+    "cut": _chunk(" two") + _chunk(" chunks"),
+    # a chunk, the error event a failing agent sends (as vLLM does), then [DONE]
+    "error": _chunk(" one")
+    + b'data: {"error": {"message": "the sampler failed on this sequence", '
+    + b'"type": "InternalServerError", "code": 500}}\n\n'
+    + b"data: [DONE]\n\n",
+}
+
+
+class RawServer:
+    """A real HTTP server (a socket and a thread, no framework) that speaks just enough of
+    the OpenAI protocol to reach a client's stream handling, then misbehaves as ``mode`` says
+    (:data:`RAW_STREAMS`). For protocol edges the real agent never shows on purpose."""
+
+    def __init__(self) -> None:
+        self.mode = "cut"
+        self.requests: list[dict] = []
+        raw = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # the body ends when the connection closes
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, kind: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, b'{"object": "list", "data": [{"id": "raw"}]}')
+                else:
+                    self._send(200, b"")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw.requests.append(json.loads(self.rfile.read(length) or b"{}"))
+                self._send(200, RAW_STREAMS[raw.mode], "text/event-stream")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    """A :class:`RawServer` whose streams end without ``[DONE]`` (``mode = "error"``: with
+    an error event)."""
+    server = RawServer()
+    yield server
+    server.close()
 
 
 # ------------------------------------------------------------------------------- vLLM

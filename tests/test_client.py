@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
-from agent_fixtures import FORCE_END_REF, Server, isolated_env, stop_process
+from agent_fixtures import (
+    FORCE_END_REF,
+    RawServer,
+    Server,
+    isolated_env,
+    start_test_agent,
+    stop_process,
+)
 from task_cases import TaskCases, wait_idle
 
 from galactica_ext import client as client_module
 from galactica_ext import tasks
 from galactica_ext.client import (
+    STREAM_CUT,
     AgentUnavailable,
+    AsyncCompletionsClient,
     CompletionError,
     CompletionsClient,
+    StreamCut,
+    arun_task,
     connect,
     locate,
     request_payload,
@@ -223,3 +236,66 @@ def test_kernel_side_modules_import_no_torch() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+# --------------------------------------------------------- streams that end in silence
+
+
+def test_a_stream_without_done_is_an_error(raw_server: RawServer) -> None:
+    """Two chunks, then the connection closes: every client says the stream was cut."""
+    with CompletionsClient(raw_server.url) as client:
+        stream = client.stream(prompt="x", max_tokens=5)
+        got = []
+        with pytest.raises(StreamCut) as cut:
+            for chunk in stream:
+                got.append(chunk)
+        assert len(got) == 2 and stream.outputs == [" two chunks"] and not stream.done
+        assert str(cut.value) == STREAM_CUT and "crashed or cut the connection" in STREAM_CUT
+        with pytest.raises(StreamCut):
+            run_task(client, "complete", "x", max_tokens=5)
+
+    async def async_client() -> None:
+        async with AsyncCompletionsClient(raw_server.url) as client:
+            with pytest.raises(StreamCut):
+                async with client.stream(prompt="x", max_tokens=5) as stream:
+                    async for _chunk in stream:
+                        pass
+            with pytest.raises(StreamCut):
+                await arun_task(client, "complete", "x", max_tokens=5)
+
+    asyncio.run(async_client())
+    assert len(raw_server.requests) == 4
+
+
+def test_an_error_event_mid_stream_is_an_error(raw_server: RawServer) -> None:
+    raw_server.mode = "error"
+    with CompletionsClient(raw_server.url) as client, pytest.raises(CompletionError) as err:
+        run_task(client, "complete", "x", max_tokens=5)
+    assert not isinstance(err.value, StreamCut)
+    assert err.value.message == "the sampler failed on this sequence" and err.value.status == 500
+
+    async def async_client() -> None:
+        async with AsyncCompletionsClient(raw_server.url) as client:
+            with pytest.raises(CompletionError, match="the sampler failed"):
+                await arun_task(client, "complete", "x", max_tokens=5)
+
+    asyncio.run(async_client())
+
+
+def test_an_agent_killed_mid_stream_is_an_error(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The real agent dies (kill -9) while it streams: the client raises, never a short
+    result that looks finished."""
+    server = start_test_agent(
+        str(tiny_checkpoint), tmp_path / "agent.json", tmp_path / "agent.log",
+        dtype="float32", device="cpu",
+    )  # fmt: skip
+    try:
+        client = server.client()
+        stream = client.stream(prompt="Long", max_tokens=2000, ignore_eos=True)
+        with pytest.raises(StreamCut, match="the stream ended before the model finished"):
+            for _chunk in stream:
+                if server.proc.poll() is None:
+                    os.kill(server.proc.pid, signal.SIGKILL)
+        assert not stream.done
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fixtures import Server, isolated_env, stop_process
+from agent_fixtures import RawServer, Server, isolated_env, stop_process
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
@@ -20,7 +20,14 @@ from task_cases import wait_idle
 
 from galactica_ext import client as client_module
 from galactica_ext import tasks
-from galactica_ext.client import AgentUnavailable, CompletionError, CompletionsClient, run_task
+from galactica_ext.client import (
+    STREAM_CUT,
+    AgentUnavailable,
+    CompletionError,
+    CompletionsClient,
+    StreamCut,
+    run_task,
+)
 from galactica_ext.magics import Citations, GalacticaMagics, interpolate
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -242,6 +249,20 @@ def test_no_agent_is_one_clear_sentence(
     assert "GALACTICA_URL" in lines[0] and "%galactica load 125m" in lines[0]
     result, out = run(shell, "%galactica status")
     assert result.success and out.stdout.startswith("No GALACTICA agent answers")
+
+
+def test_a_cut_stream_or_an_error_event_is_one_line(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, raw_server: RawServer
+) -> None:
+    monkeypatch.setenv("GALACTICA_URL", raw_server.url)
+    result, out = run(shell, "%%galactica --max-tokens 5\nText")
+    assert isinstance(result.error_in_exec, StreamCut)
+    assert out.stdout.strip().splitlines()[-1] == f"StreamCut: {STREAM_CUT}"
+    assert "Traceback" not in out.stdout
+    raw_server.mode = "error"
+    result, out = run(shell, "%%galactica --max-tokens 5\nText")
+    assert isinstance(result.error_in_exec, CompletionError)
+    assert "the sampler failed on this sequence" in out.stdout and "Traceback" not in out.stdout
 
 
 # ----------------------------------------------------------------------------- interrupt

@@ -6,12 +6,12 @@ import time
 
 import pytest
 from agent_fixtures import *  # noqa: F403 - the fixtures
-from agent_fixtures import FORCE_END_REF, Server
+from agent_fixtures import FORCE_END_REF, RawServer, Server
 from IPython.core.interactiveshell import InteractiveShell
 from task_cases import wait_idle
 
 from galactica_ext import tasks
-from galactica_ext.client import CompletionsClient, run_task
+from galactica_ext.client import STREAM_CUT, CompletionsClient, run_task
 from galactica_ext.widget import Assistant
 
 
@@ -117,3 +117,17 @@ def test_no_agent_shows_the_sentence_in_the_panel(closed_url: str) -> None:
     click(panel, "cite")
     assert panel.error and panel.error.startswith("No GALACTICA agent answers")
     assert "No GALACTICA agent answers" in panel.output.value
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"), [("cut", STREAM_CUT), ("error", "the sampler failed on this sequence")]
+)
+def test_a_failed_stream_shows_its_error_not_a_result(
+    raw_server: RawServer, mode: str, says: str
+) -> None:
+    raw_server.mode = mode
+    panel = Assistant(CompletionsClient(raw_server.url))
+    panel.text.value = "Anything"
+    click(panel, "ask")
+    assert panel.result is None and panel.error and says in panel.error
+    assert says.split(":")[0] in panel.output.value and panel.insert_button.disabled
