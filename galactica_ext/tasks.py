@@ -1,122 +1,75 @@
-"""The GALACTICA prompt language as pure functions (no torch).
+"""The GALACTICA prompt language as pure functions (no torch): the six editor tasks.
 
 Each task builds a :class:`GenerationRequest` (prompt, stops, limits, decoding) from the user's
-text and parses the model's raw continuations into a result. The prompts follow galai and the
-paper: ``[START_REF]`` for citations, ``\\[`` for equations, ``\\n\\nTLDR:`` for summaries,
-``Question: ...\\n\\nAnswer:`` for questions and ``<work>`` for step-by-step reasoning.
+text and parses the model's raw continuations into a result. The prompts follow galai
+(``galai/model.py``, its README, PROMPTBOOK and notebook) and the paper: ``[START_REF]`` for
+citations, ``\\[`` for equations, ``\\n\\nTLDR:`` for summaries, ``Question: ...\\n\\nAnswer:``
+for questions and ``<work>`` for step-by-step reasoning. The user's text is escaped first
+(sequence spans one character per token), then the task's suffix is appended, so the suffix
+is always its own control tokens.
+
+Where a prompt differs from galai's on purpose, a ``galai:`` note beside it says how and why;
+``tests/test_prompts_galai.py`` holds each difference as a test. :mod:`galactica_ext.prompts`
+holds the wider science prompt library; :func:`build` and :func:`parse` take its names too.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .prompts.escape import SPLIT_MARKER, escape_sequences, unescape
+from .prompts.request import (
+    END_REF,
+    END_REF_ID,
+    EOS,
+    MAX_N,
+    START_REF,
+    START_REF_ID,
+    WORK_END,
+    WORK_START,
+    GenerationRequest,
+    check_max_tokens,
+    check_sampling,
+    check_text,
+    cut_after_lead_in,
+    lead_in,
+    new_document,
+    sampling_temperature,
+)
 from .specs import CONTEXT_LENGTH
 
-START_REF = "[START_REF]"
-END_REF = "[END_REF]"
-END_REF_ID = 5
-EOS = "</s>"
-WORK_START = "<work>"
-WORK_END = "</work>"
-
-#: The tokenizer splits on this marker and drops it; galai puts it between the characters of
-#: sequence spans so that each character becomes one token.
-SPLIT_MARKER = "SPL1T-TH1S-Pl3A5E"
-_SPAN_KINDS = "I_SMILES|SMILES|DNA|AMINO"
-_CLOSED_SPAN = re.compile(rf"(\[START_({_SPAN_KINDS})\])(.*?)(\[END_\2\])", re.DOTALL)
-# an open span runs to the end of the text and holds no other span's marker
-_OPEN_SPAN_AT_END = re.compile(
-    rf"(\[START_({_SPAN_KINDS})\])((?:(?!\[(?:START|END)_(?:{_SPAN_KINDS})\]).)*)$", re.DOTALL
-)
+__all__ = [
+    "CONTEXT_LENGTH",
+    "DIVERSITY_PENALTY",
+    "END_REF",
+    "END_REF_ID",
+    "EOS",
+    "MAX_N",
+    "SPLIT_MARKER",
+    "START_REF",
+    "START_REF_ID",
+    "TASKS",
+    "WORK_END",
+    "WORK_START",
+    "GenerationRequest",
+    "ask",
+    "build",
+    "cite",
+    "complete",
+    "display_text",
+    "equation",
+    "escape_sequences",
+    "parse",
+    "parse_reference",
+    "summarise",
+    "work",
+]
 
 TASKS = ("cite", "equation", "summarise", "complete", "ask", "work")
-
-
-@dataclass
-class GenerationRequest:
-    """What to generate: the prompt and how to decode it.
-
-    ``temperature == 0`` means greedy (or beam search when ``num_beams > 1``).
-    ``truncate_prompt_tokens`` keeps only the prompt's last tokens so that prompt and new
-    tokens fit GALACTICA's context (vLLM's parameter of the same name).
-    """
-
-    task: str
-    prompt: str
-    max_tokens: int
-    stop: list[str] = field(default_factory=list)
-    stop_token_ids: list[int] = field(default_factory=list)
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    n: int = 1
-    num_beams: int = 1
-    diversity_penalty: float = 0.0
-    seed: int | None = None
-    min_tokens: int = 0
-    #: the text that was sent as the prompt's end (for parsers that need it)
-    suffix: str = ""
-
-    @property
-    def truncate_prompt_tokens(self) -> int:
-        return CONTEXT_LENGTH - self.max_tokens
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def escape_sequences(text: str) -> str:
-    """Put the split marker between the characters of SMILES, DNA and protein spans.
-
-    Closed spans are escaped as galai does; an open span at the end of the text (someone is
-    still typing a sequence) is escaped up to the end, so its continuation is per character too.
-    Idempotent: text escaped already (a task's prompt, on its way to the tokenizer) is unchanged.
-    """
-
-    def split_chars(seq: str) -> str:
-        return "".join(SPLIT_MARKER + ch for ch in seq.replace(SPLIT_MARKER, ""))
-
-    text = _CLOSED_SPAN.sub(
-        lambda m: f"{m.group(1)}{split_chars(m.group(3))}{SPLIT_MARKER}{m.group(4)}", text
-    )
-    return _OPEN_SPAN_AT_END.sub(lambda m: f"{m.group(1)}{split_chars(m.group(3))}", text)
-
-
-def _check_text(text: str, what: str = "text") -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"{what} must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise ValueError(f"{what} is empty: give the text to work on")
-    return text
-
-
-def _check_max_tokens(max_tokens: int) -> int:
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-        raise TypeError(f"max_tokens must be an integer, got {max_tokens!r}")
-    if not 1 <= max_tokens <= CONTEXT_LENGTH - 1:
-        raise ValueError(
-            f"max_tokens={max_tokens} is out of range: GALACTICA's context is {CONTEXT_LENGTH} "
-            f"tokens, so use 1 to {CONTEXT_LENGTH - 1} (the prompt gets the rest)"
-        )
-    return max_tokens
-
-
-def _check_sampling(temperature: float, top_p: float, top_k: int, n: int) -> None:
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p} must be in (0, 1]")
-    if top_k < 0:
-        raise ValueError(f"top_k={top_k} must be >= 0 (0 means no limit)")
-    if not 1 <= n <= 16:
-        raise ValueError(f"n={n} must be between 1 and 16")
-
-
-def _prompt(text: str, new_doc: bool) -> str:
-    text = escape_sequences(text)
-    return EOS + text if new_doc and not text.startswith(EOS) else text
+#: galai's notebook runs diverse reference search with ``diversity_penalty=0.9``
+DIVERSITY_PENALTY = 0.9
+#: where the answer of ``<work>`` ends when the model goes on to the next question
+_WORK_STOPS = ["\n\nQuestion:"]
 
 
 def cite(
@@ -132,29 +85,39 @@ def cite(
     """Reference suggestions for the end of ``text`` (galai's ``generate_reference``).
 
     Appends ``[START_REF]`` unless a reference is already open, stops at ``[END_REF]``, and
-    returns ``n`` suggestions by beam search (diverse beam groups when ``diverse``), or by
-    nucleus sampling when ``top_p`` is given.
+    returns ``n`` suggestions by beam search; with ``diverse``, by diverse (group) beam search,
+    one beam in each of ``n`` groups with a Hamming diversity penalty, as galai does; by
+    sampling when ``top_p`` is given (at temperature 1, as galai).
     """
-    _check_text(text)
-    _check_max_tokens(max_tokens)
-    _check_sampling(1.0 if top_p else 0.0, top_p or 1.0, 0, n)
+    check_text(text)
+    check_max_tokens(max_tokens)
+    check_sampling(1.0 if top_p else 0.0, top_p or 1.0, 0, n)
     stripped = text.rstrip()
-    open_ref = stripped.rfind(START_REF) > stripped.rfind(END_REF)
-    prompt = _prompt(text if open_ref else stripped + " " + START_REF, new_doc)
-    if open_ref:
-        prompt = prompt.rstrip() if prompt.rstrip().endswith(START_REF) else prompt
+    if stripped.rfind(START_REF) > stripped.rfind(END_REF):
+        # a reference is open: galai rstrips "to avoid spaces after [START_REF]"; so do we
+        prompt = escape_sequences(stripped)
+    else:
+        # galai: generate_reference appends "[START_REF]" to the text as it is. We rstrip and
+        # put exactly one space before it: (1) GALACTICA's corpus writes in-text citations after
+        # a space ("architecture [START_REF] Attention...", every galai example), whatever
+        # whitespace an editor leaves at the cursor; (2) a paragraph break before the cursor is
+        # eaten too, because "Cite here" inserts the citation inline, at the end of the
+        # sentence before the cursor, which the model must see as the sentence it cites for.
+        prompt = escape_sequences(stripped) + " " + START_REF
     sampling = top_p is not None
+    groups = n if diverse and not sampling and n > 1 else 1
     return GenerationRequest(
         task="cite",
-        prompt=prompt,
+        prompt=new_document(prompt, new_doc),
         max_tokens=max_tokens,
         stop=[END_REF],
         stop_token_ids=[END_REF_ID],
-        temperature=0.7 if sampling else 0.0,
+        temperature=1.0 if sampling else 0.0,
         top_p=top_p if sampling else 1.0,
         n=n,
         num_beams=1 if sampling else n,
-        diversity_penalty=1.0 if diverse and not sampling and n > 1 else 0.0,
+        num_beam_groups=groups,
+        diversity_penalty=DIVERSITY_PENALTY if groups > 1 else 0.0,
         seed=seed,
         suffix=START_REF,
     )
@@ -162,13 +125,16 @@ def cite(
 
 def equation(text: str, *, max_tokens: int = 128, new_doc: bool = False) -> GenerationRequest:
     """LaTeX for a description: the prompt ends in ``\\[`` and generation stops at ``\\]``."""
-    _check_text(text)
-    _check_max_tokens(max_tokens)
+    check_text(text)
+    check_max_tokens(max_tokens)
     body = text.rstrip()
-    prompt = body if body.endswith("\\[") else body + "\n\n\\["
+    # galai: the README's form ("... defined as: \\[") is kept when the text ends in "\\[";
+    # otherwise the notebook's ("... is given by:\n\n\\["), so a description becomes a display
+    # equation of its own.
+    prompt = escape_sequences(body) + ("" if body.endswith("\\[") else "\n\n\\[")
     return GenerationRequest(
         task="equation",
-        prompt=_prompt(prompt, new_doc),
+        prompt=new_document(prompt, new_doc),
         max_tokens=max_tokens,
         stop=["\\]"],
         suffix="\\[",
@@ -177,13 +143,17 @@ def equation(text: str, *, max_tokens: int = 128, new_doc: bool = False) -> Gene
 
 def summarise(text: str, *, max_tokens: int = 96, new_doc: bool = False) -> GenerationRequest:
     """A TL;DR of ``text``: ``\\n\\nTLDR:``, stopping at the end of the paragraph."""
-    _check_text(text)
-    _check_max_tokens(max_tokens)
+    check_text(text)
+    check_max_tokens(max_tokens)
+    # galai: the README appends "\n\nTLDR:" to the text as it is; we rstrip first, so the
+    # suffix is exactly that blank line whatever whitespace ends a cell.
+    prompt = escape_sequences(text.rstrip()) + "\n\nTLDR:"
     return GenerationRequest(
         task="summarise",
-        prompt=_prompt(text.rstrip() + "\n\nTLDR:", new_doc),
+        prompt=new_document(prompt, new_doc),
         max_tokens=max_tokens,
         stop=["\n\n"],
+        min_tokens=lead_in(max_tokens),
         suffix="TLDR:",
     )
 
@@ -192,25 +162,33 @@ def complete(
     text: str,
     *,
     max_tokens: int = 32,
-    temperature: float = 0.0,
+    temperature: float | None = None,
     top_p: float = 1.0,
     top_k: int = 0,
     seed: int | None = None,
     stop_at_line: bool = False,
+    new_doc: bool = False,
 ) -> GenerationRequest:
-    """A free continuation of ``text`` for inline completion.
+    """A free continuation of ``text`` for inline completion (galai's ``generate``).
 
-    Stops at the end of the paragraph (a blank line), or of the line with ``stop_at_line``
-    (comments and docstrings in code cells), and at the end of a document.
+    Stops at the end of the paragraph (a blank line, once some text is out), or of the line
+    with ``stop_at_line`` (comments and docstrings in code cells), and at the end of a
+    document. As galai: ``top_p`` or ``top_k`` given alone means sampling; ``new_doc`` starts
+    a new document.
     """
-    _check_text(text)
-    _check_max_tokens(max_tokens)
-    _check_sampling(temperature, top_p, top_k, 1)
+    check_text(text)
+    check_max_tokens(max_tokens)
+    temperature = sampling_temperature(temperature, top_p, top_k)
+    check_sampling(temperature, top_p, top_k, 1)
     return GenerationRequest(
         task="complete",
-        prompt=_prompt(text, False),
+        # kept exactly (no strip): ghost text continues from the cursor
+        prompt=new_document(escape_sequences(text), new_doc),
         max_tokens=max_tokens,
         stop=["\n"] if stop_at_line else ["\n\n"],
+        # galai: no stop at all. A paragraph stop that ignores a leading blank line (after
+        # "## Keywords" GALACTICA writes "\n\nCytoplasm, ..."): the continuation is not empty.
+        min_tokens=0 if stop_at_line else lead_in(max_tokens),
         temperature=temperature,
         top_p=top_p,
         top_k=top_k,
@@ -219,27 +197,37 @@ def complete(
 
 
 def ask(question: str, *, max_tokens: int = 128, new_doc: bool = False) -> GenerationRequest:
-    """Answer a question: ``Question: ...\\n\\nAnswer:``, stopping at the paragraph's end."""
-    _check_text(question, "question")
-    _check_max_tokens(max_tokens)
+    """Answer a question: ``Question: ...\\n\\nAnswer:``, stopping at the paragraph's end
+    (once the answer has begun: GALACTICA often writes a blank line first)."""
+    check_text(question, "question")
+    check_max_tokens(max_tokens)
+    # galai: the same form; galai stops at max_new_tokens only, we at the answer's end (its
+    # notebook shows the model going on with more "Answer:" paragraphs).
+    prompt = f"Question: {escape_sequences(question.strip())}\n\nAnswer:"
     return GenerationRequest(
         task="ask",
-        prompt=_prompt(f"Question: {question.strip()}\n\nAnswer:", new_doc),
+        prompt=new_document(prompt, new_doc),
         max_tokens=max_tokens,
         stop=["\n\n"],
+        min_tokens=lead_in(max_tokens),
         suffix="Answer:",
     )
 
 
 def work(question: str, *, max_tokens: int = 256, new_doc: bool = False) -> GenerationRequest:
-    """Step-by-step reasoning: ``Question: ...\\n\\n<work>``, stopping at ``</work>``."""
-    _check_text(question, "question")
-    _check_max_tokens(max_tokens)
+    """Step-by-step reasoning: ``Question: ...\\n\\n<work>``. The reasoning ends at
+    ``</work>`` and GALACTICA writes the answer after it (galai's notebook:
+    ``"</work>\\n\\nAns: ..."``), so generation goes on to the answer's paragraph."""
+    check_text(question, "question")
+    check_max_tokens(max_tokens)
+    # galai: the notebook's form; galai has no stop, we stop when the model starts the next
+    # question (the parser keeps only the answer's paragraph after </work>).
+    prompt = f"Question: {escape_sequences(question.strip())}\n\n{WORK_START}"
     return GenerationRequest(
         task="work",
-        prompt=_prompt(f"Question: {question.strip()}\n\n{WORK_START}", new_doc),
+        prompt=new_document(prompt, new_doc),
         max_tokens=max_tokens,
-        stop=[WORK_END],
+        stop=list(_WORK_STOPS),
         suffix=WORK_START,
     )
 
@@ -255,12 +243,20 @@ _BUILDERS = {
 
 
 def build(task: str, text: str, **options: Any) -> GenerationRequest:
-    """Build the request of any task by name (``summarize`` is accepted for ``summarise``)."""
+    """Build the request of any task by name (``summarize`` is accepted for ``summarise``),
+    or of a template of the prompt library (:mod:`galactica_ext.prompts`), ``text`` filling
+    its main field."""
+    from .prompts import library
+
     task = "summarise" if task == "summarize" else task
-    try:
-        builder = _BUILDERS[task]
-    except KeyError:
-        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}") from None
+    builder = _BUILDERS.get(task)
+    if builder is None:
+        if task in library.TEMPLATES:
+            return library.build(task, text, **options)
+        raise ValueError(
+            f"unknown task {task!r}: use one of {', '.join(TASKS)} or a prompt library "
+            f"template ({', '.join(library.TEMPLATES)})"
+        )
     try:
         return builder(text, **options)
     except TypeError as err:
@@ -278,8 +274,13 @@ def _cut_at_stops(raw: str, stops: list[str]) -> str:
     return raw[:cut]
 
 
-def _unescape(text: str) -> str:
-    return text.replace(SPLIT_MARKER, "")
+def display_text(request: GenerationRequest, raw: str) -> str:
+    """A raw continuation as it should show while it streams: cut at the request's stops
+    (a blank line first does not count as the paragraph's end) and unescaped."""
+    if request.min_tokens:
+        lead, body = cut_after_lead_in(raw, [*request.stop, EOS])
+        return unescape(lead + body)
+    return unescape(_cut_at_stops(raw, [*request.stop, EOS]))
 
 
 def parse_reference(raw: str) -> dict[str, Any]:
@@ -289,6 +290,24 @@ def parse_reference(raw: str) -> dict[str, Any]:
     if not sep or not author or len(author.split()) > 4:
         title, author = text, None
     return {"text": text, "title": title.strip(), "author": author}
+
+
+def parse_work(raw: str) -> dict[str, Any]:
+    """``<work>`` output: the reasoning before ``</work>`` and the answer's paragraph after
+    it (its ``Ans:``/``Answer:`` label dropped; None when the model wrote none)."""
+    raw = unescape(_cut_at_stops(raw, [*_WORK_STOPS, EOS]))
+    reasoning, closed, after = raw.partition(WORK_END)
+    answer = None
+    if closed:
+        _lead, body = cut_after_lead_in(after, ["\n\n"])
+        for label in ("Ans:", "Answer:", "A:"):
+            if body.startswith(label):
+                body = body[len(label) :]
+                break
+        answer = body.strip() or None
+    reasoning = reasoning.strip()
+    text = f"{reasoning}\n\nAnswer: {answer}" if answer else reasoning
+    return {"text": text, "reasoning": reasoning, "answer": answer}
 
 
 def parse(
@@ -311,9 +330,20 @@ def parse(
                 seen.add(ref["text"].lower())
                 suggestions.append(ref)
         return {"suggestions": suggestions, "truncated": truncated}
-    first = _unescape(_cut_at_stops(outputs[0], [*request.stop, EOS]))
+    if task == "work":
+        return {**parse_work(outputs[0]), "truncated": truncated}
+    if task not in TASKS:
+        from .prompts import library
+
+        return {**library.parse(request, outputs), "truncated": truncated}
+    stops = [*request.stop, EOS]
+    if request.min_tokens:  # a stop within the leading blank line does not count
+        lead, body = cut_after_lead_in(outputs[0], stops)
+    else:
+        lead, body = "", _cut_at_stops(outputs[0], stops)
+    lead, body = unescape(lead), unescape(body)
     if task == "equation":
-        return {"latex": first.strip(), "truncated": truncated}
-    if task == "complete":
-        return {"text": first, "truncated": truncated}
-    return {"text": first.strip(), "truncated": truncated}
+        return {"latex": body.strip(), "truncated": truncated}
+    if task == "complete":  # leading whitespace kept for inline completion
+        return {"text": lead + body, "truncated": truncated}
+    return {"text": body.strip(), "truncated": truncated}

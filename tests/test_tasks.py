@@ -95,7 +95,8 @@ def test_ask() -> None:
 def test_work() -> None:
     req = tasks.work("What is 2+3*4?")
     assert req.prompt == "Question: What is 2+3*4?\n\n<work>"
-    assert req.stop == ["</work>"]
+    # the answer comes after </work> (issue 11.3): generation goes on until the next question
+    assert tasks.WORK_END not in req.stop and req.stop == ["\n\nQuestion:"]
 
 
 def test_complete() -> None:
@@ -293,7 +294,8 @@ def test_parse_equation_summary_answer_work_and_completion() -> None:
     answer = parse(tasks.ask("Why?"), [" Because.</s>Question: more"])
     assert answer["text"] == "Because."
     steps = parse(tasks.work("2+2?"), ["\n2+2 = 4\n</work>\nAnswer: 4"])
-    assert steps["text"] == "2+2 = 4"
+    assert (steps["reasoning"], steps["answer"]) == ("2+2 = 4", "4")
+    assert steps["text"] == "2+2 = 4\n\nAnswer: 4"
     ghost = parse(tasks.complete("The first law"), [" of thermodynamics\n\n## Next"])
     assert ghost["text"] == " of thermodynamics"  # leading space kept for inline completion
     assert parse(tasks.complete("x", stop_at_line=True), [" y\nz"])["text"] == " y"
