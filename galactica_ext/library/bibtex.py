@@ -1,0 +1,311 @@
+"""BibTeX and BibLaTeX files: read with bibtexparser v2, written back for export.
+
+bibtexparser's splitter is fault tolerant: a malformed entry becomes a failed block with its
+line and the rest of the file still loads. Fields are LaTeX-decoded
+(:class:`~.latex.LatexFieldDecoding`), names split with bibtexparser's name parser, and each
+entry is mapped to a CSL-JSON item as Pandoc and citeproc-js map BibTeX.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import bibtexparser
+from bibtexparser.exceptions import BlockAbortedException
+from bibtexparser.middlewares.names import (
+    parse_single_name_into_parts,
+    split_multiple_persons_names,
+)
+from bibtexparser.model import DuplicateBlockKeyBlock, ParsingFailedBlock
+from bibtexparser.model import Entry as BibEntry
+
+from .latex import RAW_FIELDS, LatexFieldDecoding, decode_latex
+from .model import Entry, Problem
+
+__all__ = ["entries_to_bibtex", "parse_bibtex"]
+
+# the splitter logs each malformed block; we report them as problems (no stderr noise in
+# a kernel without logging set up; a server's own logging still sees them)
+logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
+
+#: BibTeX/BibLaTeX entry type -> CSL type
+CSL_TYPES = {
+    "article": "article-journal",
+    "book": "book",
+    "mvbook": "book",
+    "booklet": "pamphlet",
+    "inbook": "chapter",
+    "incollection": "chapter",
+    "inproceedings": "paper-conference",
+    "conference": "paper-conference",
+    "proceedings": "book",
+    "manual": "report",
+    "mastersthesis": "thesis",
+    "phdthesis": "thesis",
+    "thesis": "thesis",
+    "techreport": "report",
+    "report": "report",
+    "unpublished": "manuscript",
+    "online": "webpage",
+    "www": "webpage",
+    "electronic": "webpage",
+    "software": "software",
+    "dataset": "dataset",
+    "patent": "patent",
+    "misc": "article",
+}
+#: BibTeX field -> CSL variable (strings copied as they are)
+CSL_FIELDS = {
+    "journal": "container-title",
+    "journaltitle": "container-title",
+    "booktitle": "container-title",
+    "publisher": "publisher",
+    "institution": "publisher",
+    "school": "publisher",
+    "organization": "publisher",
+    "address": "publisher-place",
+    "location": "publisher-place",
+    "volume": "volume",
+    "number": "issue",
+    "pages": "page",
+    "edition": "edition",
+    "series": "collection-title",
+    "isbn": "ISBN",
+    "issn": "ISSN",
+    "note": "note",
+    "abstract": "abstract",
+    "howpublished": "medium",
+}
+_YEAR = re.compile(r"\b(\d{4})\b")
+_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+)}  # fmt: skip
+
+
+def parse_bibtex(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
+    """The entries of a BibTeX/BibLaTeX text and the problems met (never raises on bad data).
+
+    A malformed entry is reported with its 1-based line; a duplicate key keeps the first
+    entry and reports the others.
+    """
+    bib = bibtexparser.parse_string(text, append_middleware=[LatexFieldDecoding()])
+    problems = [_problem(block, source) for block in bib.failed_blocks]
+    entries: list[Entry] = []
+    for block in bib.entries:
+        try:
+            entries.append(_entry(block, source))
+        except Exception as err:  # one odd entry never stops the rest
+            line = block.start_line + 1 if block.start_line is not None else None
+            problems.append(Problem(source, f"entry {block.key!r} unreadable: {err}", line))
+    return entries, problems
+
+
+def _problem(block: ParsingFailedBlock, source: str) -> Problem:
+    line = block.start_line + 1 if block.start_line is not None else None
+    if isinstance(block, DuplicateBlockKeyBlock):
+        return Problem(
+            source, f"duplicate key {block.key!r}: kept the first entry, ignored this one",
+            line, block.key,
+        )  # fmt: skip
+    error = block.error
+    if isinstance(error, BlockAbortedException):
+        reason = " ".join(str(error.abort_reason).split())
+        message = f"malformed entry skipped ({reason})"
+    else:
+        message = f"malformed entry skipped ({error or type(error).__name__})"
+    head = (block.raw or "").split("\n", 1)[0].strip()[:80]
+    return Problem(source, f"{message}: {head}" if head else message, line)
+
+
+def _field(block: BibEntry, name: str) -> str | None:
+    item = block.get(name)
+    if item is None or item.value is None:
+        return None
+    value = " ".join(str(item.value).split())
+    return value or None
+
+
+def _names(raw: str | None) -> list[dict[str, str]]:
+    """BibTeX names (``Last, First and ...``) as CSL names, LaTeX decoded."""
+    if not raw:
+        return []
+    names = []
+    for name in split_multiple_persons_names(raw):
+        if name.strip().lower() == "others":
+            continue
+        parts = parse_single_name_into_parts(name, strict=False)
+        family = decode_latex(" ".join(parts.last))
+        given = decode_latex(" ".join(parts.first))
+        particle = decode_latex(" ".join(parts.von))
+        suffix = decode_latex(" ".join(parts.jr))
+        if not family and not given:
+            continue
+        if name.strip().startswith("{") and name.strip().endswith("}") and not given:
+            names.append({"literal": family})  # {World Health Organization}
+            continue
+        csl = {"family": family or given}
+        if given and family:
+            csl["given"] = given
+        if particle:
+            csl["non-dropping-particle"] = particle
+        if suffix:
+            csl["suffix"] = suffix
+        names.append(csl)
+    return names
+
+
+def _issued(block: BibEntry) -> tuple[str | None, dict[str, Any] | None]:
+    date = _field(block, "date") or ""
+    year = _field(block, "year") or ""
+    found = _YEAR.search(year) or _YEAR.search(date)
+    if not found:
+        return None, ({"literal": year or date} if (year or date) else None)
+    parts: list[int] = [int(found.group(1))]
+    month = (_field(block, "month") or "").strip().lower()[:3]
+    if month.isdigit() and 1 <= int(month) <= 12:
+        parts.append(int(month))
+    elif month in _MONTHS:
+        parts.append(_MONTHS[month])
+    return found.group(1), {"date-parts": [parts]}
+
+
+def clean_doi(value: str | None) -> str | None:
+    """A DOI without its resolver prefix (``https://doi.org/``, ``doi:``)."""
+    if not value:
+        return None
+    return _DOI_PREFIX.sub("", value.strip()) or None
+
+
+def _entry(block: BibEntry, source: str) -> Entry:
+    title = _field(block, "title") or ""
+    authors = _names(_field(block, "author")) or []
+    editors = _names(_field(block, "editor"))
+    year, issued = _issued(block)
+    doi = clean_doi(_field(block, "doi"))
+    url = _field(block, "url")
+    kind = block.entry_type.lower()
+    csl: dict[str, Any] = {"id": block.key, "type": CSL_TYPES.get(kind, "article")}
+    if title:
+        csl["title"] = title
+    if authors:
+        csl["author"] = authors
+    if editors:
+        csl["editor"] = editors
+    if issued:
+        csl["issued"] = issued
+    if doi:
+        csl["DOI"] = doi
+    if url:
+        csl["URL"] = url
+    if kind in ("phdthesis", "mastersthesis"):
+        csl["genre"] = "PhD thesis" if kind == "phdthesis" else "Master's thesis"
+    for name, variable in CSL_FIELDS.items():
+        value = _field(block, name)
+        if value and variable not in csl:
+            csl[variable] = value
+    surnames = [a.get("family") or a.get("literal", "") for a in authors or editors]
+    return Entry(
+        key=block.key,
+        title=title,
+        author=surnames[0] if surnames else None,
+        authors=surnames,
+        year=year,
+        doi=doi,
+        url=url,
+        csl=csl,
+        source=source,
+        bibtex={"type": kind, "fields": dict(block.get_parser_metadata(RAW_FIELDS) or [])},
+    )
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _braced(value: str) -> str:
+    # balanced braces only: an unbalanced value is written with its braces escaped
+    depth = 0
+    for ch in value:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        value = value.replace("{", "\\{").replace("}", "\\}")
+    return "{" + value + "}"
+
+
+def _bibtex_names(names: list[dict[str, Any]]) -> str:
+    out = []
+    for name in names:
+        if "literal" in name:
+            out.append("{" + str(name["literal"]) + "}")
+            continue
+        family = " ".join(x for x in (name.get("non-dropping-particle"), name.get("family")) if x)
+        rest = ", ".join(x for x in (name.get("suffix"), name.get("given")) if x)
+        out.append(f"{family}, {rest}" if rest else family)
+    return " and ".join(out)
+
+
+_TYPE_BACK = {
+    "article-journal": "article",
+    "paper-conference": "inproceedings",
+    "chapter": "incollection",
+    "book": "book",
+    "thesis": "phdthesis",
+    "report": "techreport",
+    "manuscript": "unpublished",
+    "webpage": "online",
+}
+_FIELDS_BACK = {
+    "publisher": "publisher",
+    "publisher-place": "address",
+    "volume": "volume",
+    "issue": "number",
+    "page": "pages",
+    "edition": "edition",
+    "ISBN": "isbn",
+    "ISSN": "issn",
+}
+
+
+def _from_csl(entry: Entry) -> tuple[str, dict[str, str]]:
+    csl = entry.csl
+    kind = _TYPE_BACK.get(str(csl.get("type")), "misc")
+    fields: dict[str, str] = {}
+    if entry.title:
+        fields["title"] = "{" + entry.title + "}"
+    for role in ("author", "editor"):
+        if csl.get(role):
+            fields[role] = _bibtex_names(csl[role])
+    if csl.get("container-title"):
+        container = str(csl["container-title"])
+        fields["journal" if kind == "article" else "booktitle"] = container
+    if entry.year:
+        fields["year"] = entry.year
+    for variable, name in _FIELDS_BACK.items():
+        if csl.get(variable):
+            fields[name] = str(csl[variable])
+    if entry.doi:
+        fields["doi"] = entry.doi
+    if entry.url:
+        fields["url"] = entry.url
+    return kind, fields
+
+
+def entry_to_bibtex(entry: Entry) -> str:
+    """One entry as BibTeX: the fields as read from a .bib file, else built from its CSL."""
+    if entry.bibtex:
+        kind = entry.bibtex["type"]
+        fields = {k: str(v) for k, v in entry.bibtex["fields"].items()}
+    else:
+        kind, fields = _from_csl(entry)
+    key = re.sub(r"[\s,{}]", "_", entry.key)
+    body = ",\n".join(f"  {name} = {_braced(value)}" for name, value in fields.items())
+    return f"@{kind}{{{key},\n{body}\n}}\n"
+
+
+def entries_to_bibtex(entries: list[Entry]) -> str:
+    """Several entries as one BibTeX text (what the export writes)."""
+    return "\n".join(entry_to_bibtex(e) for e in entries)

@@ -1,0 +1,138 @@
+"""Grounded citations: GALACTICA ranks the library's entries, the library decides.
+
+:func:`grounded_cite` builds the cite request of :func:`galactica_ext.tasks.cite` with
+``choices`` set to the entries written as GALACTICA writes a citation after
+``[START_REF]``: ``" Title, FirstAuthorSurname"`` (:func:`choice_text`). The agent (token
+trie) and vLLM (``structured_outputs.choice``) then generate only those strings, and
+:meth:`Grounding.suggestions` maps what came back to entries.
+
+Two entries that read the same (same title and first author) share one choice; the choice
+maps back to both, in library order. A library larger than ``cap``
+(:data:`SHORTLIST_CAP`, 2,000) is shortlisted with BM25 over the text before the cursor,
+the same way for every backend; the shortlist keeps library order, so the same shortlist
+gives the same choice list (and the engine's cached trie).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .. import tasks
+from .bm25 import BM25
+from .matching import Matcher, check_suggestions, library_suggestion
+from .model import Entry, Library
+
+__all__ = ["MAX_CHOICE_CHARS", "SHORTLIST_CAP", "Grounding", "choice_text", "grounded_cite"]
+
+#: the most entries offered to the model at once; larger libraries are shortlisted by BM25
+SHORTLIST_CAP = 2000
+#: the protocol's limit on one choice (characters)
+MAX_CHOICE_CHARS = 512
+#: how much of the text before the cursor the shortlist reads (characters)
+QUERY_CHARS = 2000
+
+
+def choice_text(entry: Entry) -> str:
+    """How GALACTICA writes ``entry`` after ``[START_REF]``: ``" Title, Surname"``."""
+    title = " ".join(entry.title.split())
+    tail = f", {entry.author}" if entry.author else ""
+    room = MAX_CHOICE_CHARS - 1 - len(tail)
+    if len(title) > room:
+        title = title[:room].rstrip()
+    return f" {title}{tail}"
+
+
+def _index(library: Library | list[Entry]) -> BM25:
+    cached = getattr(library, "_galactica_bm25", None)
+    if cached is None:
+        cached = BM25(list(library))
+        if isinstance(library, Library):
+            library._galactica_bm25 = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def shortlist(library: Library | list[Entry], text: str, cap: int = SHORTLIST_CAP) -> list[Entry]:
+    """All entries when there are ``cap`` or fewer, else BM25's best ``cap`` for the end of
+    ``text``, in library order."""
+    entries = list(library)
+    if len(entries) <= cap:
+        return entries
+    best = _index(library).top(text[-QUERY_CHARS:], cap)
+    return [entries[i] for i in sorted(best)]
+
+
+@dataclass
+class Grounding:
+    """A grounded cite request and how to read its answer."""
+
+    request: tasks.GenerationRequest
+    #: choice text (stripped) -> the entries written that way, library order
+    choices: dict[str, list[Entry]] = field(default_factory=dict)
+    #: the entries offered (after the shortlist)
+    entries: list[Entry] = field(default_factory=list)
+    #: the library's size before the shortlist
+    library_size: int = 0
+
+    def suggestions(self, texts: Iterable[str]) -> list[dict[str, Any]]:
+        """The generated texts (best first) as library suggestions.
+
+        A text that is not exactly a choice (a server that ignored the constraint) is
+        matched fuzzily; failing that it comes back as an unverified suggestion.
+        """
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        matcher: Matcher | None = None
+        for rank, raw in enumerate(texts):
+            text = _clean(raw)
+            entries = self.choices.get(text)
+            if entries is None:
+                matcher = matcher or Matcher(self.entries)
+                parsed = tasks.parse_reference(text)
+                for found in check_suggestions([parsed], matcher):
+                    if found.get("key") is None or found["key"] not in seen:
+                        found["rank"] = rank
+                        out.append(found)
+                        if found.get("key"):
+                            seen.add(found["key"])
+                continue
+            for entry in entries:
+                if entry.key not in seen:
+                    seen.add(entry.key)
+                    out.append(library_suggestion(entry, rank=rank))
+        return out
+
+
+def _clean(raw: str) -> str:
+    text = raw.split(tasks.END_REF, 1)[0].split(tasks.EOS, 1)[0]
+    return " ".join(text.split())
+
+
+def grounded_cite(
+    text: str, library: Library | list[Entry], *, n: int = 3, cap: int = SHORTLIST_CAP,
+    **options: Any,
+) -> Grounding:  # fmt: skip
+    """The cite request for the end of ``text`` constrained to ``library``'s entries.
+
+    ``options`` go to :func:`tasks.cite` (``diverse``, ``seed``, ``new_doc``). ``max_tokens``
+    is raised, when needed, to fit the longest choice. ValueError when the library is empty.
+    """
+    if not isinstance(cap, int) or cap < 1:
+        raise ValueError(f"cap={cap!r} must be a positive integer")
+    offered = shortlist(library, text, cap)
+    if not offered:
+        raise ValueError("the library has no entries to cite")
+    choices: dict[str, list[Entry]] = {}
+    for entry in offered:
+        choices.setdefault(choice_text(entry).strip(), []).append(entry)
+    strings = [" " + c for c in choices]
+    longest = max(len(s.encode("utf-8")) for s in strings)
+    max_tokens = options.pop("max_tokens", None) or 64
+    max_tokens = min(MAX_CHOICE_CHARS, max(max_tokens, longest + 2))
+    n = max(1, min(n, len(strings)))
+    request = tasks.cite(text, n=n, max_tokens=max_tokens, **options)
+    if "choices" not in {f.name for f in fields(request)}:
+        raise RuntimeError("this GenerationRequest has no `choices` field: update galactica_ext")
+    request.choices = strings  # type: ignore[attr-defined]
+    return Grounding(request, choices, offered, len(library))
