@@ -402,10 +402,13 @@ class CompletionRequest(BaseModel):
             _check_choices(self.structured_outputs.choice, "structured_outputs.choice")
         _check_choices(self.guided_choice, "guided_choice")
         groups = self.num_beam_groups
-        if groups > 1 and (not self.use_beam_search or self.n % groups):
+        if groups > 1 and (
+            not self.use_beam_search or self.n % groups or self.diversity_penalty <= 0
+        ):
             raise _fail(
                 "num_beam_groups",
-                f"num_beam_groups > 1 needs use_beam_search and an n it divides (n={self.n})",
+                "num_beam_groups > 1 needs use_beam_search, an n it divides "
+                f"(n={self.n}) and diversity_penalty > 0 (else every group is the same)",
             )
         return self
 

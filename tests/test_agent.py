@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -358,3 +361,203 @@ def test_stale_runtime_file_recognised(tmp_path: Path) -> None:
     dead.wait()
     path = write_runtime(AgentInfo("http://127.0.0.1:1", "t", dead.pid, "m"), tmp_path / "r.json")
     assert is_stale(path) and read_runtime(path) is None
+
+
+# ------------------------------------------------------------------ hardening (issue 8)
+
+
+def raw_request(url: str, head: str) -> tuple[int, dict]:
+    """Send only a request's head (no body bytes) on a raw socket; the status and JSON reply.
+
+    The server must answer without the body: it checks the token and the declared size first.
+    """
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+            if b"\r\n\r\n" in data:
+                header, _, rest = data.partition(b"\r\n\r\n")
+                length = re.search(rb"Content-Length: (\d+)", header, re.IGNORECASE)
+                if length and len(rest) >= int(length.group(1)):
+                    break
+    header, _, rest = data.partition(b"\r\n\r\n")
+    status = int(header.split()[1])
+    length = int(re.search(rb"Content-Length: (\d+)", header, re.IGNORECASE).group(1))
+    return status, json.loads(rest[:length])
+
+
+def test_token_and_size_checked_before_the_body_is_read(agent: Agent) -> None:
+    big = 100 * 2**20
+    head = (
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {big}\r\n\r\n"
+    )
+    status, body = raw_request(agent.info.url, head)
+    assert status == 401 and "bearer token" in body["error"]["message"]
+    head = head.replace("Bearer wrong", f"Bearer {agent.info.token}")
+    status, body = raw_request(agent.info.url, head)
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    assert "MiB" in body["error"]["message"]
+    assert agent.complete(prompt="still there", max_tokens=1).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "words"),
+    [
+        ({"prompt": "x", "temperature": 3e-39}, "temperature", "use 0 for greedy"),
+        ({"prompt": "x", "seed": 2**64}, "seed", "64-bit"),
+        ({"prompt": "x", "seed": -(2**63) - 1}, "seed", "64-bit"),
+        ({"prompt": "x", "logit_bias": {"50000": 1}}, "logit_bias", "49999"),
+        ({"prompt": "x", "logit_bias": {str(i): 1 for i in range(50_000)}}, "logit_bias", "300"),
+        ({"prompt": "x", "stop_token_ids": [50_000]}, "stop_token_ids", "49999"),
+        ({"prompt": "x", "stop_token_ids": list(range(65))}, "stop_token_ids", "64"),
+        ({"prompt": [1, 50_000]}, "prompt", "49999"),
+        ({"prompt": "x", "model": "m" * 256}, "model", "255 bytes"),
+        ({"prompt": "x", "top_k": 50_001}, "top_k", "50000"),
+        ({"prompt": "x" * (64 * 1024 + 1)}, "prompt", "truncate_prompt_tokens"),
+        ({"prompt": "x", "structured_outputs": {"choice": []}}, "structured_outputs.choice", "1"),
+        (
+            {"prompt": "x", "guided_choice": ["a"], "structured_outputs": {"choice": ["b"]}},
+            "guided_choice",
+            "not both",
+        ),
+    ],
+)
+def test_bad_values_get_400_naming_field_and_limit(
+    agent: Agent, body: dict, param: str, words: str
+) -> None:
+    reply = agent.complete(**body)
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["param"] == param and words in error["message"]
+
+
+def test_hostile_json_gets_400(agent: Agent) -> None:
+    def post(raw: bytes) -> httpx.Response:
+        return agent.http.post(
+            "/v1/completions", content=raw, headers={"Content-Type": "application/json"}
+        )
+
+    deep = post(b"[" * 200_000 + b"]" * 200_000)
+    assert deep.status_code == 400 and "nested" in deep.json()["error"]["message"]
+    nested = post(
+        json.dumps(
+            {"prompt": "x", "user": functools.reduce(lambda a, _: [a], range(40), 1)}
+        ).encode()
+    )
+    assert nested.status_code == 400 and "nested" in nested.json()["error"]["message"]
+    surrogate = post(b'{"prompt": "abc \\ud800 def"}')
+    assert surrogate.status_code == 400
+    assert surrogate.json()["error"]["param"] == "prompt"
+    assert "surrogate" in surrogate.json()["error"]["message"]
+    wrong_method = agent.http.get("/v1/completions")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["message"]
+    assert agent.complete(prompt="still there", max_tokens=1).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": 5}, "model"),
+        ({"model": ["125m"]}, "model"),
+        ({"device": 0}, "device"),
+        ({"device": "gpu"}, "device"),
+        ({"dtype": {"a": 1}}, "dtype"),
+        ({"model": "m" * 300}, "model"),
+        ({"model": "/no/such/dir"}, "model"),
+    ],
+)
+def test_load_rejects_bad_fields_and_keeps_the_model(agent: Agent, body: dict, param: str) -> None:
+    reply = agent.http.post("/v1/load", json=body)
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == param
+    assert agent.http.get("/health").json()["status"] == "ready"
+
+
+def test_tiny_temperature_rejected_while_another_stream_completes(agent: Agent) -> None:
+    body = {"prompt": "Long", "max_tokens": 40, "ignore_eos": True, "stream": True}
+    with (
+        httpx.Client(base_url=agent.info.url, headers=agent.info.headers, timeout=60) as other,
+        other.stream("POST", "/v1/completions", json=body) as stream,
+    ):
+        lines = stream.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        bad = agent.complete(prompt="x", temperature=3e-39, max_tokens=5)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "temperature"
+        rest = [first, *(line for line in lines if line.startswith("data: "))]
+    assert rest[-1] == "data: [DONE]"
+    events = [json.loads(line[6:]) for line in rest[:-1]]
+    assert "error" not in events[-1] and events[-1]["choices"][0]["finish_reason"] == "length"
+
+
+def test_long_text_is_cut_before_tokenising_when_truncating(agent: Agent) -> None:
+    text = "The cell membrane surrounds the cytoplasm. " * 20_000  # ~860 KB
+    reply = agent.complete(prompt=text, max_tokens=4, truncate_prompt_tokens=100, temperature=0)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["usage"]["prompt_tokens"] == 100
+    whole = agent.complete(prompt=text[-5000:], max_tokens=4, truncate_prompt_tokens=100,
+                           temperature=0)  # fmt: skip
+    assert whole.json()["choices"][0]["text"] == reply.json()["choices"][0]["text"]
+
+
+def test_runtime_file_never_follows_a_planted_symlink(tmp_path: Path) -> None:
+    from galactica_ext.agent.runtime import write_runtime
+
+    target = tmp_path / "victim"
+    target.write_text("precious")
+    path = tmp_path / "galactica-agent.json"
+    for name in (f".{path.name}.{os.getpid()}.tmp", f".{path.name}.tmp"):
+        (tmp_path / name).symlink_to(target)
+    write_runtime(AgentInfo("http://127.0.0.1:1", "t", os.getpid(), "m"), path)
+    assert target.read_text() == "precious"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and not path.is_symlink()
+    assert read_runtime_file(path) == AgentInfo("http://127.0.0.1:1", "t", os.getpid(), "m")
+
+
+def test_load_validates_first_and_unload_fails_running_streams_honestly(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    running = launch(tmp_path, model=str(tiny_checkpoint))
+    try:
+        assert running.wait_ready()["status"] == "ready"
+        not_a_model = tmp_path / "empty-dir"
+        not_a_model.mkdir()
+        reply = running.http.post("/v1/load", json={"model": str(not_a_model)})
+        assert reply.status_code == 400 and "config.json" in reply.json()["error"]["message"]
+        reply = running.http.post("/v1/load", json={"model": "facebook/galactica-125m"})
+        assert reply.status_code == 400
+        assert reply.json()["error"]["message"].startswith("the Hugging Face hub is unreachable")
+        assert "GALACTICA_MODEL=" in reply.json()["error"]["message"]
+        health = running.http.get("/health").json()
+        assert health["status"] == "ready" and health["serving"] == str(tiny_checkpoint)
+        # a whole request and a stream are running when the model is unloaded
+        long = {"prompt": "Long", "max_tokens": 2000, "ignore_eos": True, "n": 16}
+        whole: list[httpx.Response] = []
+        waiter = threading.Thread(target=lambda: whole.append(running.complete(**long)))
+        with running.http.stream(
+            "POST", "/v1/completions", json={**long, "stream": True}
+        ) as stream:
+            lines = stream.iter_lines()
+            seen = [next(line for line in lines if line.startswith("data: "))]
+            waiter.start()
+            deadline = time.monotonic() + 60
+            while True:  # both requests are in the engine: the second running or waiting
+                queue = running.http.get("/health").json()["queue"]
+                if queue["waiting"] or queue["running"] > 16:
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert running.http.post("/v1/unload").status_code == 200
+            seen += [line for line in lines if line.startswith("data: ")]
+        waiter.join(timeout=60)
+        assert seen[-1] == "data: [DONE]"
+        error = json.loads(seen[-2][6:])["error"]
+        assert "unloaded" in error["message"] and error["type"] == "server_error"
+        assert whole[0].status_code == 500 and "unloaded" in whole[0].json()["error"]["message"]
+        health = running.http.get("/health").json()
+        assert health["status"] == "empty" and health["queue"] == {"running": 0, "waiting": 0}
+        assert running.complete(prompt="x").status_code == 503
+    finally:
+        running.stop()

@@ -21,6 +21,7 @@ from ..protocol import (
     RequestError,
     Usage,
 )
+from ..specs import CONTEXT_LENGTH
 
 if TYPE_CHECKING:
     from ..engine import ChoiceResult, SamplingParams
@@ -64,6 +65,11 @@ def to_sampling_params(request: CompletionRequest) -> SamplingParams:
             param = "structured_outputs.choice" if name == "choices" else name
             raise RequestError(f"{param} is not supported by this agent's engine", param)
         setattr(params, name, value)
+    try:  # the engine's own checks; the protocol's are stricter, so this is a safety net
+        params.validate(CONTEXT_LENGTH)
+    except ValueError as err:
+        name = str(err).split("=")[0].split(" ")[0]
+        raise RequestError(str(err), name if name in type(request).model_fields else None) from None
     return params
 
 
