@@ -77,11 +77,12 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, packed=oneDNN"
 
 
-def pack_linears(model: nn.Module) -> int:
+def pack_linears(model: nn.Module, own_copies: bool = True) -> int:
     """Replace every float32 or bfloat16 ``nn.Linear`` of ``model`` on the CPU by a
     :class:`PackedLinear`, after checking on the first one that the packed product gives the
     same result; returns how many were replaced (0 when packing is unavailable or disagrees:
-    the model is then unchanged)."""
+    the model is then unchanged). ``own_copies``: copy the other parameters too, for weights
+    still backed by a memory-mapped checkpoint (not needed after :mod:`.direct` loading)."""
     linears = [
         (parent, name, child)
         for parent in model.modules()
@@ -118,7 +119,7 @@ def pack_linears(model: nn.Module) -> int:
             del child
         # tensors loaded straight from a memory-mapped checkpoint keep the whole file mapped
         # (and resident: packing read every page); own copies of the rest let it go
-        for param in model.parameters():
+        for param in model.parameters() if own_copies else ():
             if param.device.type == "cpu":
                 param.data = param.data.clone()
     return count

@@ -13,6 +13,7 @@ from transformers import AutoConfig, OPTForCausalLM, PreTrainedTokenizerBase
 
 from ..specs import is_local, resolve_model_spec
 from .cpu import can_pack, pack_linears, use_decode_attention
+from .direct import load_direct
 from .tokenizer import load_tokenizer
 
 #: ``progress(phase, fraction)``: phase is "download" or "load", fraction in [0, 1].
@@ -164,9 +165,14 @@ def load_model(
         kwargs["device_map"] = "auto"  # accelerate spreads the layers over every GPU
     elif device.type == "cuda":
         kwargs["device_map"] = {"": device}
-    model = OPTForCausalLM.from_pretrained(source, **kwargs).eval()
+    model, direct = None, False
+    if device.type == "cpu" and options.low_cpu_mem_usage and not options.quantize:
+        model = load_direct(source, config, dtype, lambda f: report("load", 0.8 * f))
+        direct = model is not None
+    if model is None:
+        model = OPTForCausalLM.from_pretrained(source, **kwargs).eval()
     if options.pack_weights and not options.quantize and can_pack(dtype, device):
-        pack_linears(model)
+        pack_linears(model, own_copies=not direct)
         use_decode_attention(model)
     report("load", 0.9)
     tokenizer = load_tokenizer(source)
