@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .prompts.escape import SPLIT_MARKER, escape_sequences, unescape
+from .prompts.escape import SPLIT_MARKER, escape_sequences, escape_text, unescape
 from .prompts.request import (
     END_REF,
     END_REF_ID,
@@ -103,7 +103,7 @@ def cite(
         # whitespace an editor leaves at the cursor; (2) a paragraph break before the cursor is
         # eaten too, because "Cite here" inserts the citation inline, at the end of the
         # sentence before the cursor, which the model must see as the sentence it cites for.
-        prompt = escape_sequences(stripped) + " " + START_REF
+        prompt = escape_text(stripped) + " " + START_REF
     sampling = top_p is not None
     groups = n if diverse and not sampling and n > 1 else 1
     return GenerationRequest(
@@ -131,7 +131,7 @@ def equation(text: str, *, max_tokens: int = 128, new_doc: bool = False) -> Gene
     # galai: the README's form ("... defined as: \\[") is kept when the text ends in "\\[";
     # otherwise the notebook's ("... is given by:\n\n\\["), so a description becomes a display
     # equation of its own.
-    prompt = escape_sequences(body) + ("" if body.endswith("\\[") else "\n\n\\[")
+    prompt = escape_text(body) + ("" if body.endswith("\\[") else "\n\n\\[")
     return GenerationRequest(
         task="equation",
         prompt=new_document(prompt, new_doc),
@@ -147,7 +147,7 @@ def summarise(text: str, *, max_tokens: int = 96, new_doc: bool = False) -> Gene
     check_max_tokens(max_tokens)
     # galai: the README appends "\n\nTLDR:" to the text as it is; we rstrip first, so the
     # suffix is exactly that blank line whatever whitespace ends a cell.
-    prompt = escape_sequences(text.rstrip()) + "\n\nTLDR:"
+    prompt = escape_text(text.rstrip()) + "\n\nTLDR:"
     return GenerationRequest(
         task="summarise",
         prompt=new_document(prompt, new_doc),
@@ -203,7 +203,7 @@ def ask(question: str, *, max_tokens: int = 128, new_doc: bool = False) -> Gener
     check_max_tokens(max_tokens)
     # galai: the same form; galai stops at max_new_tokens only, we at the answer's end (its
     # notebook shows the model going on with more "Answer:" paragraphs).
-    prompt = f"Question: {escape_sequences(question.strip())}\n\nAnswer:"
+    prompt = f"Question: {escape_text(question.strip())}\n\nAnswer:"
     return GenerationRequest(
         task="ask",
         prompt=new_document(prompt, new_doc),
@@ -222,7 +222,7 @@ def work(question: str, *, max_tokens: int = 256, new_doc: bool = False) -> Gene
     check_max_tokens(max_tokens)
     # galai: the notebook's form; galai has no stop, we stop when the model starts the next
     # question (the parser keeps only the answer's paragraph after </work>).
-    prompt = f"Question: {escape_sequences(question.strip())}\n\n{WORK_START}"
+    prompt = f"Question: {escape_text(question.strip())}\n\n{WORK_START}"
     return GenerationRequest(
         task="work",
         prompt=new_document(prompt, new_doc),

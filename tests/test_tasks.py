@@ -117,7 +117,7 @@ def test_every_task_leaves_room_for_its_tokens(task: str) -> None:
 
 
 def test_build_rejects_unknown_tasks_and_options() -> None:
-    with pytest.raises(ValueError, match="cite, equation, summarise, complete, ask, work"):
+    with pytest.raises(ValueError, match="cite, equation, summarise, complete, ask, work or a"):
         build("translate", "text")
     with pytest.raises(ValueError, match="equation"):
         build("equation", "text", colour="red")
@@ -311,3 +311,62 @@ def test_parse_removes_split_markers() -> None:
 def test_parse_needs_an_output() -> None:
     with pytest.raises(ValueError):
         parse(tasks.ask("Why?"), [])
+
+
+# ---- issue 11: the faults a comparison with galai found ----------------------------------
+
+
+def test_issue_11_1_an_answer_after_a_blank_line_is_not_cut_empty() -> None:
+    """galai's README: "Answer: \\n\\nNotch signaling pathway is ...". The request asks the
+    server not to stop within the lead-in (min_tokens, as vLLM reads it) and the parser
+    counts the stop only after some text."""
+    req = tasks.ask("What is the notch signaling pathway?")
+    assert req.min_tokens == 3 and req.stop == ["\n\n"]
+    raw = " \n\nNotch signaling pathway is a cell-cell communication pathway.\n\nQuestion: x"
+    assert (
+        parse(req, [raw])["text"] == "Notch signaling pathway is a cell-cell communication pathway."
+    )
+    assert tasks.display_text(req, raw).strip() == parse(req, [raw])["text"]
+    assert parse(req, [" 4\n\nQuestion: next"])["text"] == "4"
+    assert parse(req, ["\n\n\n"])["text"] == ""
+    keywords = tasks.complete("[START_AMINO]MKT[END_AMINO] ## Keywords")
+    ghost = parse(keywords, ["\n\nCytoplasm, Transferase\n\n## References"])["text"]
+    assert ghost == "\n\nCytoplasm, Transferase"  # the blank line kept: inserted as written
+    assert tasks.complete("x", max_tokens=2).min_tokens == 2  # never over max_tokens
+
+
+def test_issue_11_2_the_suffix_follows_the_escaped_text() -> None:
+    req = tasks.cite("Aspirin [START_I_SMILES]CC(=O)O")
+    assert req.prompt == f"Aspirin [START_I_SMILES]{M}C{M}C{M}({M}={M}O{M}){M}O [START_REF]"
+    assert tasks.ask("Is [START_AMINO]MK").prompt.endswith(f"{M}M{M}K\n\nAnswer:")
+    assert escape_sequences(req.prompt) == req.prompt  # our engine escapes again: no change
+
+
+def test_issue_11_3_work_keeps_the_answer_after_work_end() -> None:
+    raw = (
+        "\nLet $x$ represent the ball's cost.\n$2x=\\$0.10$\n$x=\\$0.05$\n</work>\n\n"
+        "Ans: The ball costs $\\$0.05$.\n\nQuestion: another"
+    )
+    result = parse(tasks.work("A bat and a ball cost $1.10."), [raw])
+    assert result["answer"] == "The ball costs $\\$0.05$."
+    assert result["reasoning"].endswith("$x=\\$0.05$")
+    assert result["text"].endswith("Answer: The ball costs $\\$0.05$.")
+    unfinished = parse(tasks.work("x"), ["\nstep 1\nstep 2"])
+    assert unfinished["answer"] is None and unfinished["text"] == "step 1\nstep 2"
+
+
+def test_issue_11_4_diverse_citations_use_beam_groups_and_stay_within_16() -> None:
+    req = tasks.cite("Graph neural networks", n=16, diverse=True)
+    assert (req.n, req.num_beams, req.num_beam_groups) == (16, 16, 16)
+    assert req.diversity_penalty > 0 and req.penalty_alpha == 0.0 and req.choices is None
+
+
+@pytest.mark.parametrize("task", tasks.TASKS)
+def test_issue_11_5_every_task_takes_new_doc(task: str) -> None:
+    assert build(task, "Some text", new_doc=True).prompt.startswith("</s>")
+    assert not build(task, "Some text").prompt.startswith("</s>")
+
+
+def test_new_request_fields_default_to_nothing_new() -> None:
+    req = tasks.summarise("x")
+    assert (req.num_beam_groups, req.penalty_alpha, req.choices) == (1, 0.0, None)

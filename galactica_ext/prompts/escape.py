@@ -122,6 +122,20 @@ def escape_sequences(text: str) -> str:
     return escape_with_work(text)[0]
 
 
+def escape_text(text: str) -> str:
+    """The user's text escaped for a prompt that goes on after it (a task's suffix).
+
+    As :func:`escape_sequences`, and an empty open span at the end (the text ends in
+    ``[START_DNA]``) gets a split marker after its start, which the tokenizer drops: then the
+    span counts as escaped, and escaping the whole prompt again (our engine does, on its way
+    to the tokenizer) never splits the suffix into characters.
+    """
+    escaped = escape_sequences(text)
+    if any(escaped.endswith(START[kind]) for kind in SPAN_KINDS):
+        escaped += SPLIT_MARKER
+    return escaped
+
+
 def escape_with_work(text: str) -> tuple[str, int]:
     """:func:`escape_sequences` and the characters its scans looked at (for tests)."""
     if "[" not in text:

@@ -18,7 +18,7 @@ import string
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .escape import escape_sequences
+from .escape import escape_sequences, escape_text
 from .parsers import PARSERS
 from .request import (
     EOS,
@@ -378,9 +378,7 @@ def _escaped_prompt(template: Template, values: dict[str, str]) -> str:
     """The filled form, escaped: free text on its own first (so an open span in it never
     swallows the rest of the form), then the form's own spans."""
     escaped = {
-        spec.name: values[spec.name]
-        if spec.kind in _SEQUENCE
-        else escape_sequences(values[spec.name])
+        spec.name: values[spec.name] if spec.kind in _SEQUENCE else escape_text(values[spec.name])
         for spec in template.fields
     }
     return escape_sequences(_render(template, escaped))
