@@ -561,3 +561,22 @@ def test_load_validates_first_and_unload_fails_running_streams_honestly(
         assert running.complete(prompt="x").status_code == 503
     finally:
         running.stop()
+
+
+def test_hub_unreachable_is_said_in_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import snapshot_download
+
+    from galactica_ext.agent.host import HUB_UNREACHABLE, hub_unreachable
+
+    with pytest.raises(Exception) as caught:  # what the hub raises with no network
+        snapshot_download("facebook/galactica-125m", local_files_only=True, cache_dir=tmp_path)
+    assert hub_unreachable(caught.value) and not hub_unreachable(ValueError("x"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    running = launch(tmp_path, model="125m")
+    try:
+        health = running.wait_ready()
+        assert health["status"] == "failed" and health["error"] == HUB_UNREACHABLE
+    finally:
+        running.stop()
