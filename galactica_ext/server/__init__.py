@@ -13,6 +13,7 @@ from typing import Any
 from .backend import ModelService
 from .config import Galactica
 from .handlers import setup_handlers
+from .library_handlers import setup_library_handlers
 
 __all__ = ["Galactica", "ModelService"]
 
@@ -27,6 +28,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     web_app = server_app.web_app
     web_app.settings[SERVICE_KEY] = service
     setup_handlers(web_app, service)
+    setup_library_handlers(web_app, service, parent=server_app)  # the citation library
     server_app.log.info(
         "galactica_ext: handlers registered under %sgalactica/", web_app.settings["base_url"]
     )

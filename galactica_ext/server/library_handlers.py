@@ -1,0 +1,326 @@
+"""The citation library's routes under ``{base_url}/galactica/``.
+
+- ``GET  library?path=NB[&library=P...]``: the notebook's library (entries: key, title,
+  author, year, doi, url) and every problem met reading it;
+- ``POST library/format``: references for ``keys``, formatted by citeproc-py;
+- ``POST library/export``: the ``keys``' entries written as ``.bib`` beside the notebook
+  (409 when the file exists, unless ``overwrite: true``);
+- ``POST cite``: citations for ``text``: grounded in the notebook's library (GALACTICA picks
+  among its entries: ``source: "library"``), or free and checked against it (a match is
+  shown as the entry; the rest ``verified: false``).
+
+Files are read only inside the contents manager's ``root_dir`` (symlinks resolved; hidden
+files as the contents manager allows) and written through the contents manager. Parsing runs
+in a thread; parsed files are cached until their modification time changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import posixpath
+from pathlib import Path
+from typing import Any
+
+import tornado
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.utils import ensure_async, url_path_join
+from traitlets import Int, List, Unicode
+from traitlets.config import Configurable
+
+from .. import tasks
+from ..client import CompletionError
+from ..library import (
+    DEFAULT_STYLE,
+    SHORTLIST_CAP,
+    FormatError,
+    LibraryStore,
+    Matcher,
+    check_suggestions,
+    entries_to_bibtex,
+    find_library,
+    format_references,
+    grounded_cite,
+    resolve_inside,
+)
+from ..library.discovery import Found
+from .backend import ModelService, ModelUnavailable
+from .handlers import GalacticaHandler
+
+__all__ = ["GalacticaLibrary", "setup_library_handlers"]
+
+STORE_KEY = "galactica_library_store"
+#: the most keys one format or export request may name
+MAX_KEYS = 5000
+
+
+class GalacticaLibrary(Configurable):
+    """Citation library options: ``c.GalacticaLibrary.paths = ["refs/main.bib"]``."""
+
+    paths = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help=(
+            "Bibliography files (relative to the Jupyter root) used for every notebook, "
+            "before the notebook's own bibliography, myst.yml/_config.yml or *.bib beside it."
+        ),
+    )
+    max_file_mb = Int(20, config=True, help="The largest bibliography file read (MB).")
+    style = Unicode(DEFAULT_STYLE, config=True, help="CSL style of formatted references.")
+    shortlist = Int(
+        SHORTLIST_CAP,
+        config=True,
+        help="Most entries offered to the model in a grounded cite (BM25 shortlist beyond).",
+    )
+
+
+class LibraryHandler(GalacticaHandler):
+    """Shared: the root, the store, the notebook's library."""
+
+    def initialize(self, service: ModelService, config: GalacticaLibrary) -> None:  # type: ignore[override]
+        super().initialize(service)
+        self.library_config = config
+
+    @property
+    def store(self) -> LibraryStore:
+        settings = self.settings
+        if STORE_KEY not in settings:
+            settings[STORE_KEY] = LibraryStore(self.library_config.max_file_mb * 1024 * 1024)
+        return settings[STORE_KEY]
+
+    def root(self) -> Path:
+        root = getattr(self.contents_manager, "root_dir", None)
+        if not root:
+            raise tornado.web.HTTPError(
+                400, "the citation library needs a file-based contents manager (no root_dir)"
+            )
+        return Path(root)
+
+    @staticmethod
+    def notebook_path(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
+            raise ValueError("path must be the notebook's path (relative to the Jupyter root)")
+        return value.strip().lstrip("/")
+
+    @staticmethod
+    def user_paths(value: Any) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("library must be a path or a list of paths")
+        return [v for v in value if v.strip()]
+
+    async def library(self, path: str, user_paths: list[str]) -> Found:
+        """The notebook's library, read in a thread; ValueError for a notebook path outside
+        the root (or hidden)."""
+        hidden = bool(getattr(self.contents_manager, "allow_hidden", False))
+        resolve_inside(path, self.root(), None, hidden)  # PathRefused is a ValueError
+        return await asyncio.to_thread(
+            find_library,
+            path,
+            root=self.root(),
+            user_paths=user_paths or list(self.library_config.paths),
+            store=self.store,
+            allow_hidden=hidden,
+        )
+
+    @staticmethod
+    def described(found: Found) -> dict[str, Any]:
+        return {
+            "origin": found.origin,
+            "sources": list(found.library.sources),
+            "size": len(found.library),
+            "problems": [p.to_dict() for p in found.library.problems],
+        }
+
+    def keys(self, body: dict[str, Any]) -> list[str]:
+        keys = body.get("keys")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValueError("keys must be a list of entry keys")
+        if len(keys) > MAX_KEYS:
+            raise ValueError(f"at most {MAX_KEYS} keys at once")
+        return list(dict.fromkeys(keys))
+
+
+class LibraryGetHandler(LibraryHandler):
+    """``GET /galactica/library?path=NB``: entries and problems."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            path = self.notebook_path(self.get_query_argument("path", ""))
+            user_paths = self.user_paths(self.get_query_arguments("library"))
+            found = await self.library(path, user_paths)
+        except ValueError as err:
+            return self.fail(400, str(err))
+        self.finish(
+            json.dumps({"entries": [e.to_dict() for e in found.library], **self.described(found)})
+        )
+
+
+class LibraryFormatHandler(LibraryHandler):
+    """``POST /galactica/library/format``: ``{"path", "keys", "style"?, "format"?}``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        try:
+            unknown = set(body) - {"path", "keys", "style", "format", "library"}
+            if unknown:
+                raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+            path, keys = self.notebook_path(body.get("path")), self.keys(body)
+            style = body.get("style") or self.library_config.style
+            output = body.get("format") or "text"
+            if not isinstance(style, str) or style.endswith(".csl"):
+                raise ValueError("style must be the name of a style citeproc-py ships")
+            if not isinstance(output, str):
+                raise ValueError("format must be text, html or markdown")
+            found = await self.library(path, self.user_paths(body.get("library")))
+            entries = [e for k in keys if (e := found.library.get(k)) is not None]
+            references, problems = await asyncio.to_thread(
+                format_references, entries, style, output
+            )
+        except (ValueError, FormatError) as err:
+            return self.fail(400, str(err))
+        missing = [k for k in keys if k not in found.library]
+        described = self.described(found)
+        described["problems"] += [p.to_dict() for p in problems]
+        self.finish(
+            json.dumps({"references": references, "missing": missing, "style": style, **described})
+        )
+
+
+class LibraryExportHandler(LibraryHandler):
+    """``POST /galactica/library/export``: ``{"path", "keys", "filename"?, "overwrite"?}``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        try:
+            unknown = set(body) - {"path", "keys", "filename", "overwrite", "library"}
+            if unknown:
+                raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+            path, keys = self.notebook_path(body.get("path")), self.keys(body)
+            name = body.get("filename") or posixpath.splitext(posixpath.basename(path))[0] + ".bib"
+            if (
+                not isinstance(name, str)
+                or "/" in name
+                or "\\" in name
+                or name.startswith(".")
+                or not name.endswith(".bib")
+            ):
+                raise ValueError("filename must be a plain file name ending in .bib")
+            overwrite = body.get("overwrite", False)
+            if not isinstance(overwrite, bool):
+                raise ValueError("overwrite must be true or false")
+            if not keys:
+                raise ValueError("keys is empty: name the entries to export")
+            found = await self.library(path, self.user_paths(body.get("library")))
+        except ValueError as err:
+            return self.fail(400, str(err))
+        entries = [e for k in keys if (e := found.library.get(k)) is not None]
+        missing = [k for k in keys if k not in found.library]
+        if not entries:
+            return self.fail(400, f"none of the keys is in the notebook's library: {missing}")
+        target = posixpath.join(posixpath.dirname(path), name)
+        manager = self.contents_manager
+        if not overwrite and await ensure_async(manager.file_exists(target)):
+            return self.fail(409, f"{target} exists: send overwrite: true to replace it")
+        model = {"type": "file", "format": "text", "content": entries_to_bibtex(entries)}
+        saved = await ensure_async(manager.save(model, target))
+        self.finish(
+            json.dumps(
+                {"path": saved.get("path", target), "written": [e.key for e in entries],
+                 "missing": missing}
+            )
+        )  # fmt: skip
+
+
+CITE_FIELDS = {"text", "path", "grounded", "n", "library", "max_tokens"}
+
+
+class CiteHandler(LibraryHandler):
+    """``POST /galactica/cite``: ``{"text", "path"?, "grounded"?: true, "n"?: 3}``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        try:
+            unknown = set(body) - CITE_FIELDS
+            if unknown:
+                raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+            text = tasks.check_text(body.get("text"))
+            grounded = body.get("grounded", True)
+            if not isinstance(grounded, bool):
+                raise ValueError("grounded must be true or false")
+            n = body.get("n", 3)
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= tasks.MAX_N:
+                raise ValueError(f"n must be an integer from 1 to {tasks.MAX_N}")
+            user_paths = self.user_paths(body.get("library"))
+            path = body.get("path")
+            found = await self.library(self.notebook_path(path), user_paths) if path else None
+        except (ValueError, TypeError) as err:
+            return self.fail(400, str(err))
+        library = found.library if found is not None else None
+        try:
+            if grounded and library is not None and len(library):
+                cap = self.library_config.shortlist
+                grounding = await asyncio.to_thread(grounded_cite, text, library, n=n, cap=cap)
+                result = await self._run(grounding.request)
+                suggestions = grounding.suggestions(s["text"] for s in result["suggestions"])
+                extra = {"grounded": True, "offered": len(grounding.entries)}
+            else:
+                request = await asyncio.to_thread(tasks.cite, text, n=n)
+                result = await self._run(request)
+                matcher = Matcher(library) if library is not None and len(library) else None
+                suggestions = check_suggestions(result["suggestions"], matcher)
+                extra = {"grounded": False}
+        except ModelUnavailable as err:
+            return self.fail(503, str(err))
+        except CompletionError as err:
+            return self.fail_upstream(err)
+        except (ValueError, TypeError) as err:
+            return self.fail(400, str(err))
+        library_info = self.described(found) if found is not None else None
+        self.finish(
+            json.dumps(
+                {
+                    "suggestions": suggestions,
+                    "truncated": result.get("truncated", False),
+                    "library": library_info,
+                    **extra,
+                }
+            )
+        )
+
+    async def _run(self, request: tasks.GenerationRequest) -> dict[str, Any]:
+        async for _status in self.service.wait_ready():
+            pass  # wait for the model (the sidebar shows the progress)
+
+        async def ignore(index: int, text: str) -> None:
+            return None
+
+        return await self.service.run(request, ignore)
+
+
+def setup_library_handlers(web_app: Any, service: ModelService, parent: Any = None) -> None:
+    """Add the library's routes (``parent``: the server app, for ``c.GalacticaLibrary``)."""
+    config = GalacticaLibrary(parent=parent)
+    base = url_path_join(web_app.settings["base_url"], "galactica")
+    kwargs = {"service": service, "config": config}
+    web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base, "library"), LibraryGetHandler, kwargs),
+            (url_path_join(base, "library", "format"), LibraryFormatHandler, kwargs),
+            (url_path_join(base, "library", "export"), LibraryExportHandler, kwargs),
+            (url_path_join(base, "cite"), CiteHandler, kwargs),
+        ],
+    )
