@@ -43,6 +43,7 @@ DECODED_FIELDS = frozenset(
         "note",
         "eventtitle",
         "maintitle",
+        "pages",
     }
 )
 
