@@ -71,7 +71,12 @@ const corePlugin: JupyterFrontEndPlugin<IGalactica> = {
     const currentWidget = (): Widget | null =>
       labShell?.currentWidget ?? app.shell.currentWidget ?? null;
 
-    const panel = new GalacticaPanel(galactica, currentWidget, typesetter);
+    const panel = new GalacticaPanel({
+      galactica,
+      currentWidget,
+      typesetter,
+      translator
+    });
     app.shell.add(panel, 'left', { rank: 900 });
     restorer?.add(panel, panel.id);
 

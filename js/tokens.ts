@@ -179,3 +179,10 @@ export interface ITaskResults {
   ask: ITextResult;
   work: ITextResult;
 }
+
+/**
+ * A task's result tagged with the task's name: switch on `task` to read it.
+ */
+export type TaskResult<K extends TaskName = TaskName> = {
+  [T in K]: { task: T } & ITaskResults[T];
+}[K];

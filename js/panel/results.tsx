@@ -1,0 +1,244 @@
+/**
+ * The sidebar tasks' results: how each is shown, copied and inserted, read through the
+ * tagged union {@link TaskResult} (switch on `task`, no casts).
+ */
+import { ILatexTypesetter } from '@jupyterlab/rendermime';
+import { TranslationBundle } from '@jupyterlab/translation';
+import * as React from 'react';
+
+import {
+  equationMarkdown,
+  insertBelow,
+  insertCitation,
+  insertEquation,
+  insertSummary
+} from '../actions';
+import { IStreamCallbacks } from '../api';
+import { IEditorContext } from '../editor';
+import { verifyUrl } from '../references';
+import { IGalactica } from '../service';
+import { ICiteResult, ITaskRequest, TaskResult } from '../tokens';
+
+/**
+ * The tasks the sidebar's buttons run.
+ */
+export type SidebarTask = 'cite' | 'equation' | 'summarise' | 'ask';
+
+/**
+ * A result of one of the sidebar's tasks.
+ */
+export type SidebarResult = TaskResult<SidebarTask>;
+
+/**
+ * The sidebar tasks' labels, translated.
+ */
+export function taskLabel(task: SidebarTask, trans: TranslationBundle): string {
+  switch (task) {
+    case 'cite':
+      return trans.__('Cite');
+    case 'equation':
+      return trans.__('Equation');
+    case 'summarise':
+      return trans.__('Summarise');
+    case 'ask':
+      return trans.__('Ask');
+  }
+}
+
+/**
+ * Whether a result has something to insert.
+ */
+export function canInsert(result: SidebarResult, chosen: number): boolean {
+  switch (result.task) {
+    case 'cite':
+      return result.suggestions[chosen] !== undefined;
+    case 'equation':
+      return result.latex.trim() !== '';
+    case 'summarise':
+    case 'ask':
+      return result.text.trim() !== '';
+  }
+}
+
+/**
+ * What Copy puts on the clipboard: the chosen reference, the equation's markdown, the text.
+ */
+export function copyText(result: SidebarResult, chosen: number): string {
+  switch (result.task) {
+    case 'cite':
+      return result.suggestions[chosen]?.text ?? '';
+    case 'equation':
+      return equationMarkdown(result.latex);
+    case 'summarise':
+    case 'ask':
+      return result.text;
+  }
+}
+
+/**
+ * Insert a result where the task's text came from: a citation at the cursor, an equation
+ * after the selection, a TL;DR cell or an answer below.
+ */
+export function insertResult(
+  galactica: IGalactica,
+  context: IEditorContext,
+  result: SidebarResult,
+  chosen: number
+): void {
+  switch (result.task) {
+    case 'cite': {
+      const suggestion = result.suggestions[chosen];
+      if (suggestion) {
+        insertCitation(galactica, context, suggestion);
+      }
+      return;
+    }
+    case 'equation':
+      insertEquation(context, result.latex);
+      return;
+    case 'summarise':
+      insertSummary(context, result.text);
+      return;
+    case 'ask':
+      insertBelow(context, result.text);
+      return;
+  }
+}
+
+/**
+ * An equation rendered by the app's LaTeX typesetter.
+ */
+export function EquationPreview(props: {
+  latex: string;
+  typesetter: ILatexTypesetter | null;
+}): JSX.Element {
+  const ref = React.useRef<HTMLDivElement>(null);
+  React.useEffect(() => {
+    const node = ref.current;
+    if (!node) {
+      return;
+    }
+    node.textContent = `$$${props.latex}$$`;
+    if (props.typesetter) {
+      void Promise.resolve(props.typesetter.typeset(node)).catch(() => {
+        /* the source stays visible */
+      });
+    }
+  }, [props.latex, props.typesetter]);
+  return <div className="jp-galactica-equation-preview" ref={ref} />;
+}
+
+/**
+ * Reference suggestions to choose from, with a warning and a link to check each.
+ */
+export function CitationList(props: {
+  result: ICiteResult;
+  chosen: number;
+  onChoose: (index: number) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { trans } = props;
+  const { suggestions } = props.result;
+  if (suggestions.length === 0) {
+    return (
+      <div className="jp-galactica-note">
+        {trans.__('No reference suggested.')}
+      </div>
+    );
+  }
+  return (
+    <div className="jp-galactica-citations">
+      <ul role="listbox" aria-label={trans.__('Suggested references')}>
+        {suggestions.map((s, i) => (
+          <li
+            key={i}
+            role="option"
+            aria-selected={i === props.chosen}
+            className={i === props.chosen ? 'jp-mod-selected' : ''}
+            onClick={() => props.onChoose(i)}
+          >
+            <label>
+              <input
+                type="radio"
+                name="galactica-citation"
+                checked={i === props.chosen}
+                onChange={() => props.onChoose(i)}
+              />
+              <span className="jp-galactica-citation-text">
+                <span className="jp-galactica-citation-title">{s.title}</span>
+                {s.author && (
+                  <span className="jp-galactica-citation-author">
+                    , {s.author}
+                  </span>
+                )}
+              </span>
+            </label>
+            <a href={verifyUrl(s)} target="_blank" rel="noopener noreferrer">
+              {trans.__('verify')}
+            </a>
+          </li>
+        ))}
+      </ul>
+      <div className="jp-galactica-note">
+        {trans.__(
+          'Suggested by GALACTICA: citations can be invented, more often for rare works. Check that a work exists before citing it.'
+        )}
+      </div>
+    </div>
+  );
+}
+
+/**
+ * A result as the sidebar shows it.
+ */
+export function ResultView(props: {
+  result: SidebarResult;
+  chosen: number;
+  onChoose: (index: number) => void;
+  typesetter: ILatexTypesetter | null;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { result, trans } = props;
+  switch (result.task) {
+    case 'cite':
+      return (
+        <CitationList
+          result={result}
+          chosen={props.chosen}
+          onChoose={props.onChoose}
+          trans={trans}
+        />
+      );
+    case 'equation':
+      return (
+        <div className="jp-galactica-equation">
+          <code>{result.latex}</code>
+          <EquationPreview latex={result.latex} typesetter={props.typesetter} />
+        </div>
+      );
+    case 'summarise':
+    case 'ask':
+      return <div className="jp-galactica-text">{result.text}</div>;
+  }
+}
+
+/**
+ * Run one of the sidebar's tasks and tag its result with the task's name.
+ */
+export async function runSidebarTask(
+  galactica: IGalactica,
+  task: SidebarTask,
+  request: ITaskRequest,
+  callbacks: IStreamCallbacks
+): Promise<SidebarResult> {
+  switch (task) {
+    case 'cite':
+      return { task, ...(await galactica.run(task, request, callbacks)) };
+    case 'equation':
+      return { task, ...(await galactica.run(task, request, callbacks)) };
+    case 'summarise':
+      return { task, ...(await galactica.run(task, request, callbacks)) };
+    case 'ask':
+      return { task, ...(await galactica.run(task, request, callbacks)) };
+  }
+}
