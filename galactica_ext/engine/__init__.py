@@ -1,9 +1,10 @@
 """The engine: load GALACTICA with transformers and generate (imports torch)."""
 
+from .events import ChoiceResult, Completion, Delta, EngineClosed, Failed, Finished
 from .galactica import Galactica, sampling_params
 from .loading import LoadedModel, LoadOptions, load_model, pick_device, pick_dtype
-from .sampling import SamplingParams
-from .scheduler import ChoiceResult, Completion, Delta, Engine, Finished, PromptTooLong, QueueFull
+from .sampling import SamplingError, SamplingParams
+from .scheduler import Engine, PromptTooLong, QueueFull
 from .tokenizer import encode, load_tokenizer
 
 __all__ = [
@@ -11,12 +12,15 @@ __all__ = [
     "Completion",
     "Delta",
     "Engine",
+    "EngineClosed",
+    "Failed",
     "Finished",
     "Galactica",
     "LoadOptions",
     "LoadedModel",
     "PromptTooLong",
     "QueueFull",
+    "SamplingError",
     "SamplingParams",
     "encode",
     "load_model",

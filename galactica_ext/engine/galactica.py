@@ -25,6 +25,12 @@ def sampling_params(request: GenerationRequest) -> SamplingParams:
         min_tokens=request.min_tokens,
         skip_special_tokens=False,
         truncate_prompt_tokens=request.truncate_prompt_tokens,
+        num_beam_groups=getattr(request, "num_beam_groups", 1),
+        diversity_penalty=request.diversity_penalty
+        if getattr(request, "num_beam_groups", 1) > 1
+        else 0.0,
+        penalty_alpha=getattr(request, "penalty_alpha", 0.0),
+        choices=tuple(request.choices) if getattr(request, "choices", None) else None,
     )
 
 
@@ -62,11 +68,9 @@ class Galactica:
         params = sampling_params(request)
         for name, value in extra.items():
             setattr(params, name, value)
-        beams = request.num_beams
-        n = request.n
-        if beams > 1 and request.diversity_penalty > 0:
-            beams = n = min(16, 2 * request.n)  # more beams, then the distinct ones
-        completion = self.engine.submit(request.prompt, params, n=n, num_beams=beams)
+        completion = self.engine.submit(
+            request.prompt, params, n=request.n, num_beams=request.num_beams
+        )
         try:
             for event in completion:
                 if on_text and isinstance(event, Delta) and event.index == 0 and event.text:

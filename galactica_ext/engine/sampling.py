@@ -1,7 +1,13 @@
-"""Choose the next token: greedy, temperature, top-k, top-p, constraints, log-probabilities."""
+"""Choose the next token: greedy, temperature, top-k, top-p, constraints, log-probabilities.
+
+Every computation is in float32. A distribution that cannot be sampled (NaN or infinite
+probabilities, e.g. a temperature so small that the scaled logits overflow) raises
+``SamplingError`` for that sequence alone; the decoding is never silently changed.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -9,6 +15,14 @@ import torch
 
 #: transformers' ``prefix_allowed_tokens_fn``: (batch index, ids so far) -> allowed next ids
 AllowedTokensFn = Callable[[int, torch.Tensor], Sequence[int]]
+
+#: the most choices one request may constrain to, and the longest choice (characters)
+MAX_CHOICES = 20_000
+MAX_CHOICE_CHARS = 512
+
+
+class SamplingError(ArithmeticError):
+    """The next token of one sequence could not be chosen (its distribution is invalid)."""
 
 
 @dataclass
@@ -32,14 +46,22 @@ class SamplingParams:
     truncate_prompt_tokens: int | None = None
     #: a decoding constraint (e.g. titles from the user's own library)
     prefix_allowed_tokens_fn: AllowedTokensFn | None = None
+    #: group (diverse) beam search: the beams split into this many groups (transformers' name)
+    num_beam_groups: int = 1
+    #: Hamming diversity: subtracted per use of a token by an earlier group at the same step
+    diversity_penalty: float = 0.0
+    #: contrastive search when > 0 and ``top_k`` > 1 (transformers' ``penalty_alpha``)
+    penalty_alpha: float = 0.0
+    #: generate exactly one of these strings (vLLM's ``structured_outputs.choice``)
+    choices: tuple[str, ...] | None = None
 
     def validate(self, context: int) -> None:
         if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
             raise ValueError(f"max_tokens must be an integer, got {self.max_tokens!r}")
         if not 1 <= self.max_tokens < context:
             raise ValueError(f"max_tokens={self.max_tokens} must be between 1 and {context - 1}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature={self.temperature} must be >= 0")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature={self.temperature} must be a finite number >= 0")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p={self.top_p} must be in (0, 1]")
         if self.top_k < 0:
@@ -61,6 +83,42 @@ class SamplingParams:
                 f"truncate_prompt_tokens={self.truncate_prompt_tokens} must be between 1 "
                 f"and {context - 1}"
             )
+        self._validate_modes()
+
+    def _validate_modes(self) -> None:
+        if isinstance(self.num_beam_groups, bool) or not isinstance(self.num_beam_groups, int):
+            raise ValueError(f"num_beam_groups must be an integer, got {self.num_beam_groups!r}")
+        if self.num_beam_groups < 1:
+            raise ValueError(f"num_beam_groups={self.num_beam_groups} must be >= 1")
+        if not math.isfinite(self.diversity_penalty) or self.diversity_penalty < 0:
+            raise ValueError(f"diversity_penalty={self.diversity_penalty} must be >= 0")
+        if self.num_beam_groups > 1 and self.diversity_penalty == 0:
+            raise ValueError(
+                "num_beam_groups > 1 needs diversity_penalty > 0 (else every group is the same)"
+            )
+        if not 0 <= self.penalty_alpha <= 1:
+            raise ValueError(f"penalty_alpha={self.penalty_alpha} must be between 0 and 1")
+        if self.choices is None:
+            return
+        if isinstance(self.choices, str) or not isinstance(self.choices, (tuple, list)):
+            raise ValueError("choices must be a list of strings")
+        if not 1 <= len(self.choices) <= MAX_CHOICES:
+            raise ValueError(
+                f"choices must hold 1 to {MAX_CHOICES} strings, got {len(self.choices)}"
+            )
+        for choice in self.choices:
+            if not isinstance(choice, str) or not 1 <= len(choice) <= MAX_CHOICE_CHARS:
+                raise ValueError(
+                    f"each choice must be a string of 1 to {MAX_CHOICE_CHARS} characters, "
+                    f"got {str(choice)[:40]!r}"
+                )
+        if self.prefix_allowed_tokens_fn is not None:
+            raise ValueError("choices and prefix_allowed_tokens_fn cannot be combined")
+
+    @property
+    def contrastive(self) -> bool:
+        """Whether this is contrastive search (as transformers decides it)."""
+        return self.penalty_alpha > 0 and self.top_k > 1
 
     def make_generator(self, device: torch.device) -> torch.Generator | None:
         if self.seed is None or self.temperature == 0:
@@ -77,6 +135,39 @@ class Choice:
     top_logprobs: list[tuple[int, float]] | None = None
 
 
+def add_bias(scores: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """``logit_bias`` added in place to a ``[..., vocab]`` float tensor."""
+    if params.logit_bias:
+        ids = torch.tensor(list(params.logit_bias), device=scores.device)
+        values = torch.tensor(list(params.logit_bias.values()), device=scores.device)
+        scores[..., ids] += values.to(scores.dtype)
+    return scores
+
+
+def ban_ends(scores: torch.Tensor, generated: int, params: SamplingParams, ends: Sequence[int]):
+    """``min_tokens``: the end ids banned (in place) while fewer tokens were generated."""
+    if generated < params.min_tokens and ends:
+        scores[..., list(ends)] = float("-inf")
+    return scores
+
+
+def allow_only(scores: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """Every token but ``allowed`` (ids) set to -inf, in place; ``None`` allows all."""
+    if allowed is not None:
+        keep = scores[..., allowed].clone()
+        scores.fill_(float("-inf"))
+        scores[..., allowed] = keep
+    return scores
+
+
+def check_logits(logits: torch.Tensor) -> None:
+    if torch.isnan(logits).any():
+        raise SamplingError(
+            "the model produced NaN logits for this sequence (a numerical overflow); "
+            "try float32 or bfloat16 instead of float16"
+        )
+
+
 def choose(
     logits: torch.Tensor,
     params: SamplingParams,
@@ -84,27 +175,32 @@ def choose(
     ids_so_far: torch.Tensor | None,
     generated: int,
     eos_ids: Sequence[int],
+    allowed: torch.Tensor | None = None,
 ) -> Choice:
-    """Pick the next token from one row of logits (``[vocab]``)."""
+    """Pick the next token from one row of logits (``[vocab]``).
+
+    ``allowed`` (token ids) restricts the choice, like ``prefix_allowed_tokens_fn`` (an empty
+    list from that function means no constraint). Reported log-probabilities are the model's
+    (after ``logit_bias``), before ``min_tokens`` and constraints mask tokens out, so that
+    their sum over a constrained sequence is the model's own score for it.
+    """
     # a copy: the caller may pass the same row again (the n choices of one prompt share it)
     logits = logits.to(torch.float32, copy=True)
-    if params.logit_bias:
-        ids = torch.tensor(list(params.logit_bias), device=logits.device)
-        logits[ids] += torch.tensor(list(params.logit_bias.values()), device=logits.device)
-    if generated < params.min_tokens:
-        banned = [*eos_ids, *params.stop_token_ids]
-        logits[banned] = float("-inf")
-    if params.prefix_allowed_tokens_fn is not None and ids_so_far is not None:
-        allowed = list(params.prefix_allowed_tokens_fn(0, ids_so_far))
-        if allowed:
-            mask = torch.full_like(logits, float("-inf"))
-            mask[allowed] = 0
-            logits = logits + mask
+    check_logits(logits)
+    add_bias(logits, params)
     logprobs = torch.log_softmax(logits, dim=-1) if params.logprobs is not None else None
+    ban_ends(logits, generated, params, [*eos_ids, *params.stop_token_ids])
+    if params.prefix_allowed_tokens_fn is not None and ids_so_far is not None:
+        fn_allowed = list(params.prefix_allowed_tokens_fn(0, ids_so_far))
+        if fn_allowed:
+            allow_only(logits, torch.tensor(fn_allowed, device=logits.device))
+    allow_only(logits, allowed)
     if params.temperature == 0:
+        if not torch.isfinite(logits.max()):
+            raise SamplingError("no token is allowed here: every next token has probability 0")
         token = int(torch.argmax(logits))
     else:
-        token = _sample(logits / params.temperature, params.top_k, params.top_p, generator)
+        token = _sample(logits, params, generator)
     if logprobs is None:
         return Choice(token)
     top = []
@@ -114,16 +210,21 @@ def choose(
     return Choice(token, float(logprobs[token]), top)
 
 
-def _sample(
-    logits: torch.Tensor, top_k: int, top_p: float, generator: torch.Generator | None
-) -> int:
-    if top_k > 0:
-        kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+def _sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
+    logits = logits / params.temperature
+    if params.top_k > 0:
+        kth = torch.topk(logits, min(params.top_k, logits.numel())).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
-    if top_p < 1.0:
+    if not bool(torch.isfinite(probs).all()) or not float(probs.sum()) > 0:
+        raise SamplingError(
+            f"sampling at temperature={params.temperature!r} failed: the next-token "
+            "probabilities are NaN or infinite (the scaled logits overflow float32, or no token "
+            "is allowed); use temperature 0 for greedy decoding, or a temperature of at least 1e-2"
+        )
+    if params.top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
-        keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p
+        keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < params.top_p
         sorted_probs = sorted_probs * keep
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=generator))

@@ -3,28 +3,47 @@
 One worker thread owns the model. Requests wait in a bounded queue; between two decoding
 steps the worker admits waiting requests (prefilling only the part of each prompt that no
 recent sequence already computed), then runs one step for every running sequence at once.
-A cancelled request leaves at the next step. Beam search (citation suggestions) runs through
-transformers' ``generate``.
+Searches (beam search, group beam search, contrastive search) keep their own small batch
+and cache and advance one step per loop iteration too, so a long search never holds up a
+short request. A cancelled request leaves at the next step; a sequence whose next token
+cannot be chosen (a numerical failure, a constraint that raises) fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import queue
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache
 
 from ..specs import CONTEXT_LENGTH
+from ..tasks import escape_sequences
+from .constraints import END, ChoiceTrie, TrieCache, TrieNode
+from .events import ChoiceResult, Completion, Delta, EngineClosed, Event, Failed, Finished
 from .kvcache import BatchKV, LayerKV, PrefixCache, from_cache, to_cache
 from .loading import LoadedModel
 from .sampling import Choice, SamplingParams, choose
 from .textstream import TextStream
+
+__all__ = [
+    "ChoiceResult",
+    "Completion",
+    "Delta",
+    "Engine",
+    "EngineClosed",
+    "Event",
+    "Failed",
+    "Finished",
+    "PromptTooLong",
+    "QueueFull",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,104 +57,18 @@ class PromptTooLong(ValueError):
 
 
 @dataclass
-class Delta:
-    """New text for choice ``index`` (possibly empty while a stop string is undecided)."""
-
-    index: int
-    text: str
-    token_ids: list[int]
-    logprobs: list[Choice] = field(default_factory=list)
-
-
-@dataclass
-class ChoiceResult:
-    """One finished choice: its text (stop string excluded) and why it ended."""
-
-    index: int
-    text: str
-    finish_reason: str  # "stop", "length" or "cancelled"
-    token_ids: list[int]
-    prompt_tokens: int
-    truncated: bool
-    logprobs: list[Choice] = field(default_factory=list)
-    reused_tokens: int = 0
-
-
-@dataclass
-class Finished:
-    result: ChoiceResult
-
-
-@dataclass
-class Failed:
-    error: BaseException
-
-
-Event = Delta | Finished | Failed
-
-
-class Completion:
-    """A submitted request: iterate it (sync or async) for events, or cancel it."""
-
-    def __init__(self, n: int, loop: asyncio.AbstractEventLoop | None) -> None:
-        self.n = n
-        self.cancelled = threading.Event()
-        self.results: list[ChoiceResult | None] = [None] * n
-        self._loop = loop
-        self._sync: queue.SimpleQueue[Event] | None = None if loop else queue.SimpleQueue()
-        self._async: asyncio.Queue[Event] | None = asyncio.Queue() if loop else None
-
-    def cancel(self) -> None:
-        """Stop generating; takes effect before the next decoding step."""
-        self.cancelled.set()
-
-    def emit(self, event: Event) -> None:
-        if isinstance(event, Finished):
-            self.results[event.result.index] = event.result
-        if self._loop is not None:
-            assert self._async is not None
-            try:
-                self._loop.call_soon_threadsafe(self._async.put_nowait, event)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                self.cancel()
-        else:
-            assert self._sync is not None
-            self._sync.put(event)
-
-    def __iter__(self) -> Iterator[Delta | Finished]:
-        assert self._sync is not None, "an async completion: use `async for`"
-        done = 0
-        while done < self.n:
-            event = self._sync.get()
-            if isinstance(event, Failed):
-                raise event.error
-            done += isinstance(event, Finished)
-            yield event
-
-    async def __aiter__(self) -> AsyncIterator[Delta | Finished]:
-        assert self._async is not None, "a sync completion: use `for`"
-        done = 0
-        while done < self.n:
-            event = await self._async.get()
-            if isinstance(event, Failed):
-                raise event.error
-            done += isinstance(event, Finished)
-            yield event
-
-    def wait(self) -> list[ChoiceResult]:
-        """Block until every choice has finished (sync completions)."""
-        for _ in self:
-            pass
-        return [r for r in self.results if r is not None]
-
-
-@dataclass
 class _Request:
     completion: Completion
     prompt_ids: list[int]
     truncated: bool
     params: SamplingParams
     num_beams: int = 1
+    trie: ChoiceTrie | None = None
+
+    @property
+    def end_id(self) -> int:
+        """The token that completes a choice (see ``constraints``)."""
+        return self.params.stop_token_ids[0] if self.params.stop_token_ids else 2
 
 
 @dataclass
@@ -150,10 +83,23 @@ class _Sequence:
     generated: list[int] = field(default_factory=list)
     logprobs: list[Choice] = field(default_factory=list)
     reused: int = 0
+    node: TrieNode | int | None = None  # where a choice-constrained sequence is in its trie
 
     @property
     def kv_len(self) -> int:  # tokens in the cache: all but the last sampled one
         return len(self.ids) - 1
+
+
+class Search(Protocol):
+    """A request decoded by its own search loop, one model step per call of ``step``."""
+
+    completion: Completion
+
+    def step(self) -> bool:
+        """Advance one step; True once the results are emitted."""
+
+    def finish_cancelled(self) -> None:
+        """Emit the best results so far as cancelled."""
 
 
 class Engine:
@@ -178,13 +124,16 @@ class Engine:
         if prefix_cache_bytes is None:  # a few full-context prompts
             prefix_cache_bytes = 4 * self._kv_bytes_per_token() * self.context
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
+        self.tries = TrieCache(self._encode_choices)
         self.eos_ids = [self.tokenizer.eos_token_id]
         self._waiting: deque[_Request] = deque()
         self._active: list[_Sequence] = []
+        self._searches: list[Search] = []
         self._batch = BatchKV()
         self._lock = threading.Condition()
         self._closed = False
-        self.steps = 0
+        self.steps = 0  # decoding steps of the continuous batch
+        self.search_steps = 0  # steps of searches (beam, contrastive)
         self._worker = threading.Thread(target=self._run, name="galactica-engine", daemon=True)
         self._worker.start()
 
@@ -194,6 +143,15 @@ class Engine:
         from .tokenizer import encode
 
         return encode(self.tokenizer, prompt)
+
+    def _encode_choices(self, choices: list[str]) -> list[list[int]]:
+        texts = [escape_sequences(c) for c in choices]
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    def choice_trie(self, choices: tuple[str, ...] | list[str]) -> ChoiceTrie:
+        """The token trie of ``choices``: built once per distinct list, then cached (call it
+        from a worker thread first for a large list; ``submit`` finds it built)."""
+        return self.tries.get(choices)
 
     def submit(
         self,
@@ -209,8 +167,15 @@ class Engine:
         params.validate(self.context)
         if not 1 <= n <= 16:
             raise ValueError(f"n={n} must be between 1 and 16")
+        if not 1 <= num_beams <= 32:
+            raise ValueError(f"num_beams={num_beams} must be between 1 and 32")
         if num_beams > 1 and n > num_beams:
             raise ValueError(f"n={n} cannot exceed the number of beams ({num_beams})")
+        trie = None
+        if params.choices is not None:
+            params, trie, num_beams = self._choice_request(params, n, num_beams)
+        else:
+            self._check_modes(params, n, num_beams)
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise ValueError("the prompt is empty: give at least one token")
@@ -223,9 +188,44 @@ class Engine:
                 raise RuntimeError("the engine is closed")
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} requests are waiting; try again shortly")
-            self._waiting.append(_Request(completion, ids, truncated, params, num_beams))
+            self._waiting.append(_Request(completion, ids, truncated, params, num_beams, trie))
             self._lock.notify()
         return completion
+
+    def _check_modes(self, params: SamplingParams, n: int, num_beams: int) -> None:
+        groups = params.num_beam_groups
+        if groups > 1 and (num_beams < 2 or num_beams % groups):
+            raise ValueError(
+                f"num_beam_groups={groups} must divide num_beams={num_beams} (and num_beams > 1)"
+            )
+        if params.contrastive and (n > 1 or num_beams > 1):
+            raise ValueError(
+                "contrastive search (penalty_alpha > 0, top_k > 1) gives one sequence: "
+                "use n=1 and no beams"
+            )
+
+    def _choice_request(
+        self, params: SamplingParams, n: int, num_beams: int
+    ) -> tuple[SamplingParams, ChoiceTrie, int]:
+        """Checks and settings of a choice-constrained request. The choices decide where the
+        text ends: stop strings, ``min_tokens`` and beam groups don't apply."""
+        trie = self.choice_trie(params.choices)
+        if trie.root.need > params.max_tokens:
+            raise ValueError(
+                f"no choice fits in max_tokens={params.max_tokens}: the shortest needs "
+                f"{trie.root.need} tokens (its end token included)"
+            )
+        params = dataclasses.replace(params, stop=[], min_tokens=0, num_beam_groups=1)
+        if params.temperature == 0 and n > 1:  # n distinct choices, best first
+            num_beams = max(num_beams, n)
+        if num_beams > 1 and n > trie.fitting(params.max_tokens):
+            raise ValueError(
+                f"n={n} distinct choices asked, but only {trie.fitting(params.max_tokens)} "
+                f"of the choices fit in max_tokens={params.max_tokens}"
+            )
+        if params.contrastive and n > 1:
+            raise ValueError("contrastive search gives one sequence: use n=1")
+        return params, trie, num_beams
 
     def generate(
         self, prompt: str | list[int], params: SamplingParams, **kwargs
@@ -241,17 +241,32 @@ class Engine:
 
     @property
     def load(self) -> dict[str, int]:
-        """How busy the engine is (for /health and 503 decisions)."""
-        return {"running": len(self._active), "waiting": len(self._waiting)}
+        """How busy the engine is (for /health and 503 decisions); a search counts as one."""
+        return {"running": len(self._active) + len(self._searches), "waiting": len(self._waiting)}
+
+    def cancel_all(self, wait: bool = True, timeout: float | None = 30) -> None:
+        """Cancel every running and waiting request (each gets its cancelled results); with
+        ``wait``, return once the worker has finished them all (one step at most)."""
+        with self._lock:
+            completions = [r.completion for r in self._waiting]
+            completions += [s.request.completion for s in list(self._active)]
+            completions += [s.completion for s in list(self._searches)]
+            for completion in completions:
+                completion.cancel()
+            self._lock.notify()
+        if wait and self._worker.is_alive():
+            for completion in completions:
+                completion.done.wait(timeout)
 
     def close(self) -> None:
+        """Fail every waiting and running request (``EngineClosed``), then stop the worker."""
         with self._lock:
             self._closed = True
             for request in self._waiting:
-                request.completion.emit(Failed(RuntimeError("the engine was closed")))
+                request.completion.fail(EngineClosed("the engine was closed before this started"))
             self._waiting.clear()
             self._lock.notify()
-        self._worker.join(timeout=10)
+        self._worker.join(timeout=30)
 
     # ---- worker -------------------------------------------------------------------------
 
@@ -276,7 +291,9 @@ class Engine:
         torch.set_grad_enabled(False)
         while True:
             with self._lock:
-                while not self._waiting and not self._active and not self._closed:
+                while (
+                    not self._waiting and not self._active and not self._searches
+                ) and not self._closed:
                     self._lock.wait()
                 if self._closed:
                     break
@@ -285,62 +302,116 @@ class Engine:
                     self._admit()
                     if self._active:
                         self._step()
+                    self._step_searches()
             except Exception as err:  # e.g. out of memory: fail what ran, keep serving
                 log.exception("generation failed")
                 for seq in self._active:
-                    seq.request.completion.emit(Failed(err))
+                    seq.request.completion.fail(err)
                 self._active = []
                 self._batch = BatchKV()
+        closed = EngineClosed("the engine was closed (the model was unloaded) while generating")
         for seq in self._active:
-            seq.request.completion.emit(Failed(RuntimeError("the engine was closed")))
+            seq.request.completion.fail(closed)
+        for search in self._searches:
+            search.completion.fail(closed)
+        self._active, self._searches = [], []
 
     def _admit(self) -> None:
+        with self._lock:  # cancelled requests leave the queue at once, room or not
+            cancelled = [r for r in self._waiting if r.completion.cancelled.is_set()]
+            for request in cancelled:
+                self._waiting.remove(request)
+        for request in cancelled:
+            for index in range(request.completion.n):
+                request.completion.emit(Finished(self._result_of_unstarted(request, index)))
         while True:
             with self._lock:
-                if not self._waiting or len(self._active) >= self.max_batch:
+                busy = len(self._active) + len(self._searches)
+                if not self._waiting or busy >= self.max_batch or self._closed:
                     return
                 request = self._waiting.popleft()
-            if request.completion.cancelled.is_set():
-                for index in range(request.completion.n):
-                    request.completion.emit(Finished(self._result_of_unstarted(request, index)))
-                continue
             try:
-                if request.num_beams > 1:
-                    self._beam_search(request)
-                else:
-                    self._start(request)
+                self._begin(request)
             except Exception as err:
                 log.exception("prefill failed")
-                request.completion.emit(Failed(err))
+                request.completion.fail(err)
+
+    def _begin(self, request: _Request) -> None:
+        from .beams import BeamSearch, GroupBeamSearch
+        from .contrastive import ContrastiveSearch
+
+        if request.completion.cancelled.is_set():
+            for index in range(request.completion.n):
+                request.completion.emit(Finished(self._result_of_unstarted(request, index)))
+        elif request.params.contrastive:
+            self._searches.append(ContrastiveSearch(self, request))
+        elif request.num_beams > 1 and request.params.num_beam_groups > 1:
+            self._searches.append(GroupBeamSearch(self, request))
+        elif request.num_beams > 1:
+            self._searches.append(BeamSearch(self, request))
+        else:
+            self._start(request)
+
+    def _step_searches(self) -> None:
+        for search in list(self._searches):
+            try:
+                if search.completion.cancelled.is_set():
+                    search.finish_cancelled()
+                    done = True
+                else:
+                    done = search.step()
+                    self.search_steps += 1
+            except Exception as err:
+                log.warning("a search failed: %s", err)
+                search.completion.fail(err)
+                done = True
+            if done:
+                self._searches.remove(search)
 
     def _result_of_unstarted(self, request: _Request, index: int) -> ChoiceResult:
         return ChoiceResult(index, "", "cancelled", [], len(request.prompt_ids), request.truncated)
 
+    def new_sequence(self, request: _Request, index: int, reused: int) -> _Sequence:
+        params = request.params
+        return _Sequence(
+            request=request,
+            index=index,
+            ids=list(request.prompt_ids),
+            prompt_len=len(request.prompt_ids),
+            text=TextStream(self.tokenizer, params.stop, params.skip_special_tokens),
+            generator=self._generator(params, index),
+            reused=reused,
+            node=request.trie.root if request.trie is not None else None,
+        )
+
     def _start(self, request: _Request) -> None:
         ids = request.prompt_ids
+        logits, layers, start = self.prefill_prompt(ids)
+        for index in range(request.completion.n):
+            seq = self.new_sequence(request, index, start)
+            try:
+                self._accept(seq, logits)
+                done = self._finish_if_done(seq)
+            except Exception as err:
+                log.warning("a sequence failed: %s", err)
+                request.completion.fail(err)
+                return
+            if done:
+                self.prefix_cache.put(ids, layers)
+            else:
+                self._active.append(seq)
+                self._batch.add(layers)
+
+    def prefill_prompt(self, ids: list[int]) -> tuple[torch.Tensor, LayerKV, int]:
+        """The prompt's last logits and cache, reusing the longest cached prefix; and how
+        many tokens were reused."""
         running = []
         if self.prefix_cache.max_bytes:  # 0: prefix reuse disabled, always prefill in full
             running = [(s.ids[: s.kv_len], self._batch.row(i)) for i, s in enumerate(self._active)]
         hit = self.prefix_cache.longest(ids, running)
         start = hit.length if hit else 0
         logits, layers = self._prefill(ids[start:], hit.layers if hit else None, start)
-        for index in range(request.completion.n):
-            params = request.params
-            seq = _Sequence(
-                request=request,
-                index=index,
-                ids=list(ids),
-                prompt_len=len(ids),
-                text=TextStream(self.tokenizer, params.stop, params.skip_special_tokens),
-                generator=self._generator(params, index),
-                reused=start,
-            )
-            self._accept(seq, logits)
-            if self._finish_if_done(seq):
-                self.prefix_cache.put(ids, layers)
-            else:
-                self._active.append(seq)
-                self._batch.add(layers)
+        return logits, layers, start
 
     def _generator(self, params: SamplingParams, index: int) -> torch.Generator | None:
         if params.temperature == 0:
@@ -365,39 +436,77 @@ class Engine:
         )
         return out.logits[0, -1], from_cache(cache)
 
+    def allowed_tokens(self, seq: _Sequence) -> torch.Tensor | None:
+        """The tokens a choice-constrained sequence may take next (None: no such constraint)."""
+        request = seq.request
+        if request.trie is None:
+            return None
+        assert isinstance(seq.node, TrieNode)
+        left = request.params.max_tokens - len(seq.generated)
+        return request.trie.allowed(seq.node, left, request.end_id, self.device)
+
     def _accept(self, seq: _Sequence, logits: torch.Tensor) -> None:
         params = seq.request.params
         ids_so_far = (
             torch.tensor(seq.ids, device=self.device) if params.prefix_allowed_tokens_fn else None
         )
-        choice = choose(logits, params, seq.generator, ids_so_far, len(seq.generated), self.eos_ids)
+        choice = choose(
+            logits,
+            params,
+            seq.generator,
+            ids_so_far,
+            len(seq.generated),
+            self.eos_ids,
+            self.allowed_tokens(seq),
+        )
+        self.record(seq, choice)
+
+    def record(self, seq: _Sequence, choice: Choice) -> None:
+        """Append the chosen token to ``seq`` and stream it."""
+        params = seq.request.params
         token = choice.token_id
         seq.ids.append(token)
         seq.generated.append(token)
         seq.next_token = token
         if params.logprobs is not None:
             seq.logprobs.append(choice)
-        ended = token in self.eos_ids and not params.ignore_eos
-        stop_id = token in params.stop_token_ids
-        text = "" if (ended or stop_id) else seq.text.push(token)
+        if seq.request.trie is not None:
+            assert isinstance(seq.node, TrieNode)
+            seq.node = seq.request.trie.advance(seq.node, token, seq.request.end_id)
+            ended = seq.node == END
+        else:
+            ended = (token in self.eos_ids and not params.ignore_eos) or (
+                token in params.stop_token_ids
+            )
+        text = "" if ended else seq.text.push(token)
         seq.request.completion.emit(
             Delta(seq.index, text, [token], [choice] if params.logprobs is not None else [])
         )
 
     def _finish_if_done(self, seq: _Sequence, cancelled: bool = False) -> bool:
         params = seq.request.params
-        last = seq.generated[-1] if seq.generated else None
         if cancelled:
             reason = "cancelled"
-        elif (
-            last is not None
-            and ((last in self.eos_ids and not params.ignore_eos) or last in params.stop_token_ids)
-        ) or seq.text.stopped:
+        elif self._stopped(seq):
             reason = "stop"
         elif len(seq.generated) >= params.max_tokens or len(seq.ids) >= self.context:
             reason = "length"
         else:
             return False
+        self.finish(seq, reason)
+        return True
+
+    def _stopped(self, seq: _Sequence) -> bool:
+        if seq.request.trie is not None:  # only its end token finishes a choice
+            return seq.node == END
+        params = seq.request.params
+        last = seq.generated[-1] if seq.generated else None
+        ended = last is not None and (
+            (last in self.eos_ids and not params.ignore_eos) or last in params.stop_token_ids
+        )
+        return ended or seq.text.stopped
+
+    def finish(self, seq: _Sequence, reason: str) -> None:
         tail = seq.text.flush()
         if tail:
             seq.request.completion.emit(Delta(seq.index, tail, []))
@@ -415,7 +524,6 @@ class Engine:
                 )
             )
         )
-        return True
 
     def _step(self) -> None:
         keep: list[int] = []
@@ -445,8 +553,14 @@ class Engine:
         self.steps += 1
         keep = []
         for i, seq in enumerate(self._active):
-            self._accept(seq, out.logits[i, -1])
-            if self._finish_if_done(seq):
+            try:
+                self._accept(seq, out.logits[i, -1])
+                done = self._finish_if_done(seq)
+            except Exception as err:  # this sequence alone: the batch goes on
+                log.warning("a sequence failed: %s", err)
+                seq.request.completion.fail(err)
+                continue
+            if done:
                 self._remember(i, seq)
             else:
                 keep.append(i)
@@ -464,64 +578,3 @@ class Engine:
         if len(keep) != len(self._active):
             self._active = [self._active[i] for i in keep]
             self._batch.keep(keep)
-
-    # ---- beam search ----------------------------------------------------------------------
-
-    def _beam_search(self, request: _Request) -> None:
-        params = request.params
-        completion = request.completion
-
-        class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
-                done = completion.cancelled.is_set()
-                return torch.full(
-                    (input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device
-                )
-
-        allowed_fn = params.prefix_allowed_tokens_fn
-        if allowed_fn is not None:  # as in the sampling path, an empty list means no constraint
-            every = list(range(self.model.config.vocab_size))
-
-            def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
-                return list(allowed_fn(batch_id, ids)) or every
-
-        input_ids = torch.tensor([request.prompt_ids], device=self.device)
-        out = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=params.max_tokens,
-            min_new_tokens=params.min_tokens or None,
-            num_beams=request.num_beams,
-            num_return_sequences=completion.n,
-            do_sample=False,
-            early_stopping=True,
-            eos_token_id=[*self.eos_ids, *params.stop_token_ids],
-            pad_token_id=self.tokenizer.pad_token_id,
-            stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-            prefix_allowed_tokens_fn=allowed if allowed_fn is not None else None,
-            sequence_bias={(t,): float(b) for t, b in params.logit_bias.items()} or None,
-        )
-        cancelled = completion.cancelled.is_set()
-        for index, row in enumerate(out[:, input_ids.shape[1] :].tolist()):
-            generated = [t for t in row if t != self.tokenizer.pad_token_id]
-            text = TextStream(self.tokenizer, params.stop, params.skip_special_tokens)
-            for token in generated:
-                if token in self.eos_ids or token in params.stop_token_ids or text.stopped:
-                    break
-                text.push(token)
-            last = generated[-1] if generated else None
-            stopped = text.stopped or last in self.eos_ids or last in params.stop_token_ids
-            reason = "cancelled" if cancelled else "stop" if stopped else "length"
-            completion.emit(Delta(index, text.text, generated))
-            completion.emit(
-                Finished(
-                    ChoiceResult(
-                        index,
-                        text.text,
-                        reason,
-                        generated,
-                        len(request.prompt_ids),
-                        request.truncated,
-                    )
-                )
-            )
