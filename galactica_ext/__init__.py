@@ -24,8 +24,10 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext galactica_ext``: the GALACTICA magics."""
     from .magics import register
+    from .magics_library import register as register_library
 
     register(ipython)
+    register_library(ipython)  # %%cite --library, %galactica library
 
 
 def load_model(spec: str | None = None, **options: Any) -> Any:
