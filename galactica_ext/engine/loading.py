@@ -14,6 +14,7 @@ from transformers import AutoConfig, OPTForCausalLM, PreTrainedTokenizerBase
 from ..specs import is_local, resolve_model_spec
 from .cpu import can_pack, pack_linears, use_decode_attention
 from .direct import load_direct
+from .int8 import KERNELS, pick_kernel, quantize_linears
 from .tokenizer import load_tokenizer
 
 #: ``progress(phase, fraction)``: phase is "download" or "load", fraction in [0, 1].
@@ -35,6 +36,9 @@ class LoadOptions:
     #: on x86 CPUs: prepack the weights for oneDNN (bfloat16 decodes about 2x faster) and, in
     #: bfloat16, a plain attention for decoding steps (engine/cpu.py)
     pack_weights: bool = True
+    #: ``quantize="8bit"`` on a CPU: torch's int8 kernel, "auto", "dynamic" or "weight-only"
+    #: (engine/int8.py); bitsandbytes serves 8-bit on CUDA
+    int8_kernel: str = "auto"
     hub_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -44,6 +48,8 @@ class LoadOptions:
             raise ValueError(f"device {self.device!r} is not one of {', '.join(DEVICES)} or cuda:N")
         if self.quantize not in QUANTIZE:
             raise ValueError(f"quantize {self.quantize!r} is not one of 8bit, 4bit")
+        if self.int8_kernel not in KERNELS:
+            raise ValueError(f"int8_kernel {self.int8_kernel!r} is not one of {', '.join(KERNELS)}")
 
 
 @dataclass
@@ -158,7 +164,10 @@ def load_model(
         "low_cpu_mem_usage": options.low_cpu_mem_usage,
         "trust_remote_code": False,
     }
-    if options.quantize:
+    cpu_int8 = options.quantize == "8bit" and device.type == "cpu"
+    if cpu_int8:
+        pick_kernel(options.int8_kernel)  # refuse before loading where there is no kernel
+    elif options.quantize:
         kwargs["quantization_config"] = _quantization(options.quantize, dtype)
         kwargs["device_map"] = "auto"
     elif device.type == "cuda" and options.device == "auto" and torch.cuda.device_count() > 1:
@@ -166,12 +175,15 @@ def load_model(
     elif device.type == "cuda":
         kwargs["device_map"] = {"": device}
     model, direct = None, False
-    if device.type == "cpu" and options.low_cpu_mem_usage and not options.quantize:
+    if device.type == "cpu" and options.low_cpu_mem_usage and (cpu_int8 or not options.quantize):
         model = load_direct(source, config, dtype, lambda f: report("load", 0.8 * f))
         direct = model is not None
     if model is None:
         model = OPTForCausalLM.from_pretrained(source, **kwargs).eval()
-    if options.pack_weights and not options.quantize and can_pack(dtype, device):
+    if cpu_int8:
+        quantize_linears(model, options.int8_kernel)
+        use_decode_attention(model)
+    elif options.pack_weights and not options.quantize and can_pack(dtype, device):
         pack_linears(model, own_copies=not direct)
         use_decode_attention(model)
     report("load", 0.9)
