@@ -1,0 +1,193 @@
+"""Beam search in the engine's own loop (issue 8.6): the same results as transformers' beam
+search, constraints honoured, and a short request never waits for a long search."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import torch
+
+from galactica_ext.engine import Engine, EngineClosed, Galactica, SamplingParams
+
+EOS, END_REF = 2, 5
+
+
+@pytest.fixture
+def engine(tiny_model: Galactica) -> Engine:
+    return tiny_model.engine
+
+
+def transformers_beams(
+    engine: Engine, prompt: str, beams: int, max_tokens: int, ends: list[int], **options: Any
+) -> list[list[int]]:
+    """``model.generate`` beam search: each returned sequence's generated tokens, up to and
+    including its end token (padding after it removed)."""
+    ids = torch.tensor([engine.encode(prompt)])
+    out = engine.model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_tokens,
+        num_beams=beams,
+        num_return_sequences=beams,
+        do_sample=False,
+        early_stopping=True,
+        length_penalty=1.0,
+        eos_token_id=ends,
+        pad_token_id=1,
+        **options,
+    )
+    rows = []
+    for row in out[:, ids.shape[1] :].tolist():
+        cut = next((i for i, t in enumerate(row) if t in ends), None)
+        rows.append(row if cut is None else row[: cut + 1])
+    return rows
+
+
+CASES = [
+    ("Hello", 3, {}, {}),
+    ("The Transformer architecture [START_REF]", 4, {"min_tokens": 3}, {"min_new_tokens": 3}),
+    (
+        "Proteins fold into",
+        2,
+        {"logit_bias": {END_REF: 6.0, EOS: 5.0}},
+        {"sequence_bias": {(END_REF,): 6.0, (EOS,): 5.0}},
+    ),
+    (
+        "x y z",
+        5,
+        {"stop_token_ids": [END_REF], "logit_bias": {END_REF: 7.0}},
+        {"sequence_bias": {(END_REF,): 7.0}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("prompt", "beams", "ours", "theirs"), CASES)
+def test_beam_search_matches_transformers(
+    engine: Engine, prompt: str, beams: int, ours: dict, theirs: dict
+) -> None:
+    params = SamplingParams(max_tokens=10, **ours)
+    got = [r.token_ids for r in engine.generate(prompt, params, n=beams, num_beams=beams)]
+    ends = [EOS, *ours.get("stop_token_ids", [])]
+    assert got == transformers_beams(engine, prompt, beams, 10, ends, **theirs)
+
+
+def test_beam_search_with_a_constraint_matches_transformers(engine: Engine) -> None:
+    words = [" alpha", " beta", " gamma", " delta", ".", " epsilon"]
+    allowed = [engine.tokenizer.encode(w, add_special_tokens=False)[0] for w in words]
+
+    def only(batch_id: int, ids: torch.Tensor) -> list[int]:
+        return allowed
+
+    params = SamplingParams(max_tokens=6, prefix_allowed_tokens_fn=only, logprobs=0)
+    results = engine.generate("Greek letters:", params, n=3, num_beams=3)
+    reference = transformers_beams(
+        engine, "Greek letters:", 3, 6, [EOS], prefix_allowed_tokens_fn=only
+    )
+    assert [r.token_ids for r in results] == reference
+    for result in results:
+        assert set(result.token_ids) <= set(allowed)
+        assert len(result.logprobs) == len(result.token_ids)
+    # ranked by summed log-probability (all the same length here)
+    sums = [sum(c.logprob for c in r.logprobs) for r in results]
+    assert sums == sorted(sums, reverse=True)
+
+
+def test_beam_search_ends_at_a_stop_string(engine: Engine) -> None:
+    script = engine.tokenizer.encode(" hello world. Next", add_special_tokens=False)
+    prompt_len = len(engine.encode("Say"))
+
+    def forcing(batch_id: int, ids: torch.Tensor) -> list[int]:
+        step = len(ids) - prompt_len
+        return [script[step]] if step < len(script) else []
+
+    params = SamplingParams(max_tokens=10, stop=["lo wor"], prefix_allowed_tokens_fn=forcing)
+    results = engine.generate("Say", params, n=2, num_beams=2)
+    for result in results:
+        assert (result.text, result.finish_reason) == (" hel", "stop")
+        assert result.token_ids == script[:3]
+
+
+def test_a_short_request_finishes_during_a_long_beam_search(engine: Engine) -> None:
+    """Counted in steps, not seconds: the short request is submitted from inside the search
+    (on the worker) at its 3rd step and finishes a few search steps later."""
+    prompt = "A long citation search"
+    prompt_len = len(engine.encode(prompt))
+    progress = [0]
+    short: list[Any] = []
+    seen_by_short: list[int] = []
+    submitted = threading.Event()
+
+    def beam_hook(batch_id: int, ids: torch.Tensor) -> list[int]:
+        progress[0] = max(progress[0], len(ids) - prompt_len)
+        if progress[0] == 3 and not short:
+            quick = SamplingParams(
+                max_tokens=4, ignore_eos=True, prefix_allowed_tokens_fn=short_hook
+            )
+            short.append(engine.submit("Quick", quick))
+            submitted.set()
+        return []
+
+    def short_hook(batch_id: int, ids: torch.Tensor) -> list[int]:
+        seen_by_short.append(progress[0])
+        return []
+
+    params = SamplingParams(
+        max_tokens=300, min_tokens=300, ignore_eos=True, prefix_allowed_tokens_fn=beam_hook
+    )
+    search = engine.submit(prompt, params, n=4, num_beams=8)
+    assert submitted.wait(timeout=60)
+    (quick,) = short[0].wait()
+    assert quick.finish_reason == "length" and len(quick.token_ids) == 4
+    assert not search.done.is_set()  # the search is still going
+    assert seen_by_short[-1] <= 3 + 3  # it advanced at most 3 steps meanwhile
+    search.cancel()
+    results = search.wait()
+    assert [r.finish_reason for r in results] == ["cancelled"] * 4
+    assert all(len(r.token_ids) < 300 for r in results)
+
+
+def test_cancel_all_cancels_running_searches_sequences_and_the_queue(tiny_model: Galactica) -> None:
+    own = Engine(tiny_model.loaded, max_batch=2, prefix_cache_bytes=0)
+    try:
+        reached = threading.Event()
+
+        def hook(batch_id: int, ids: torch.Tensor) -> list[int]:
+            reached.set()
+            return []
+
+        long = SamplingParams(max_tokens=400, ignore_eos=True, prefix_allowed_tokens_fn=hook)
+        beams = own.submit("Beams", long, n=2, num_beams=3)
+        greedy = own.submit("Greedy", SamplingParams(max_tokens=400, ignore_eos=True))
+        queued = own.submit("Queued", SamplingParams(max_tokens=400, ignore_eos=True))
+        assert reached.wait(timeout=60)
+        own.cancel_all()
+        for completion in (beams, greedy, queued):
+            assert completion.done.is_set()
+            assert {r.finish_reason for r in completion.wait()} == {"cancelled"}
+        assert own.load == {"running": 0, "waiting": 0}
+        assert own.generate("After", SamplingParams(max_tokens=2))[0].token_ids
+    finally:
+        own.close()
+
+
+def test_close_during_a_beam_search_fails_it_at_the_next_step(tiny_model: Galactica) -> None:
+    own = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    steps: list[int] = []
+    gate = threading.Event()
+    prompt_len = len(own.encode("Unload me"))
+
+    def hook(batch_id: int, ids: torch.Tensor) -> list[int]:
+        steps.append(len(ids) - prompt_len)
+        if len(ids) - prompt_len == 2:
+            gate.set()
+        return []
+
+    params = SamplingParams(max_tokens=500, ignore_eos=True, prefix_allowed_tokens_fn=hook)
+    search = own.submit("Unload me", params, n=2, num_beams=2)
+    assert gate.wait(timeout=60)
+    own.close()
+    with pytest.raises(EngineClosed):
+        search.wait()
+    assert max(steps) <= 4
