@@ -53,6 +53,8 @@ class GalacticaHandler(APIHandler):
             body = json.loads(self.request.body or b"{}")
         except ValueError as err:
             raise tornado.web.HTTPError(400, f"the body is not valid JSON: {err}") from None
+        except RecursionError:
+            raise tornado.web.HTTPError(400, "the body is nested too deeply") from None
         if not isinstance(body, dict):
             raise tornado.web.HTTPError(400, "the body must be a JSON object")
         return body
@@ -157,8 +159,10 @@ class TaskHandler(GalacticaHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, task: str) -> None:
+        body = self.json_body()
         try:
-            request = build_request(task, self.json_body(), self.service.config)
+            # tokenising and escaping a large text takes a while: never on the event loop
+            request = await asyncio.to_thread(build_request, task, body, self.service.config)
         except (ValueError, TypeError) as err:
             return self.fail(400, str(err))
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")

@@ -12,10 +12,12 @@ Run: ``pytest tests/server``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -194,6 +196,37 @@ async def test_malformed_json_is_a_400(jp_fetch: Any) -> None:
     with pytest.raises(HTTPClientError) as err:
         await jp_fetch("galactica", "tasks", "cite", method="POST", body="{not json")
     assert err.value.code == 400
+
+
+async def test_jupyter_answers_while_a_large_request_is_built(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 MB text to summarise is escaped and tokenised off Jupyter's event loop: while its
+    request is being built (held there until Jupyter's own /api/status has answered),
+    Jupyter serves other requests."""
+    await wait_state(jp_fetch, "ready", timeout=30)
+    building, release, built = threading.Event(), threading.Event(), threading.Event()
+    real_build = tasks.build
+
+    def held_build(*args: Any, **kwargs: Any) -> tasks.GenerationRequest:
+        building.set()
+        release.wait(60)  # on the event loop, this would stall Jupyter for the whole minute
+        try:
+            return real_build(*args, **kwargs)
+        finally:
+            built.set()
+
+    monkeypatch.setattr(tasks, "build", held_build)
+    text = "Proteins fold into three-dimensional shapes. " * (1_000_000 // 45)
+    job = asyncio.ensure_future(
+        post(jp_fetch, "tasks", "summarise", body={"text": text, "max_tokens": 2})
+    )
+    assert await asyncio.to_thread(building.wait, 60)
+    response = await jp_fetch("api", "status")
+    answered_while_building = not built.is_set()
+    release.set()
+    assert response.code == 200 and answered_while_building
+    assert events((await job).body)[-1][0] == "result"
 
 
 # --- cancellation and cache reuse, seen from the agent ----------------------------------
