@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .notices import MAKES_THINGS_UP, MODEL_CARD, MODEL_LICENCE
+
 
 def _info(args: argparse.Namespace) -> int:
     from . import __version__
@@ -36,12 +38,15 @@ def _info(args: argparse.Namespace) -> int:
 
     running = read_runtime()
     facts["agent"] = f"{running.url} (pid {running.pid})" if running else f"none ({runtime_file()})"
+    facts["model licence"] = "CC BY-NC 4.0 (non-commercial use only)"
+    facts["model card"] = MODEL_CARD
     if args.json:
-        print(json.dumps(facts, indent=2))
+        print(json.dumps({**facts, "notice": f"{MODEL_LICENCE} {MAKES_THINGS_UP}"}, indent=2))
     else:
         width = max(map(len, facts))
         for key, value in facts.items():
             print(f"{key:<{width}}  {value}")
+        print(f"\n{MODEL_LICENCE}\n{MAKES_THINGS_UP}")
     return 0
 
 
@@ -64,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="galactica-ext", description="GALACTICA for JupyterLab.")
     commands = parser.add_subparsers(dest="command", required=True)
-    info = commands.add_parser("info", help="version, resolved model, torch and device")
+    info = commands.add_parser(
+        "info", help="version, resolved model, torch and device, and the model's licence"
+    )
     info.add_argument("--model", help="model spec to resolve (default: $GALACTICA_MODEL or 125m)")
     info.add_argument("--device", default="auto")
     info.add_argument("--json", action="store_true", help="print JSON")

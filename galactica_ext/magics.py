@@ -29,7 +29,7 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from . import tasks
+from . import prompts, tasks
 from .client import (
     AgentClient,
     AgentUnavailable,
@@ -37,6 +37,8 @@ from .client import (
     locate,
     run_task,
 )
+from .magics_prompts import run_template, sampling_options
+from .notices import MAKES_THINGS_UP, MODEL_LICENCE
 from .tasks import GenerationRequest
 
 __all__ = ["Citations", "GalacticaMagics", "interpolate", "register"]
@@ -263,11 +265,16 @@ GALACTICA magics (the model runs in the agent process that every notebook shares
   %galactica load SIZE_OR_PATH    load a model (125m, 1.3b, 6.7b, 30b, 120b, a hub id or a
                                   directory); starts an agent when none runs
   %galactica unload               free the model's memory
+  %galactica prompts              the science prompt library (papers, molecules, proteins...)
   %%cite [-n N] [-o VAR]          references for the end of the cell's text
   %equation DESCRIPTION           LaTeX for a description (also %%equation); returns it
   %tldr In[n] | Out[n] | VAR      a summary (also %%tldr of the cell)
-  %%galactica [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
-                                  free generation from the cell's text
+  %%galactica [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S]
+              [--new-doc]         free generation from the cell's text (--top-p or --top-k
+                                  alone samples, as galai; --new-doc starts a new document)
+  %%galactica --task NAME [--field KEY=VALUE]
+                                  a prompt library template filled from the cell (its first
+                                  field; others by --field), e.g. --task iupac_name
 
 {name} in a cell is replaced by the variable name; write {{ and }} for literal braces.
 The agent is found through $GALACTICA_URL (and $GALACTICA_API_KEY), the server extension's
@@ -384,12 +391,20 @@ class GalacticaMagics(Magics):
     @argument(
         "command",
         nargs="*",
-        help="line magic: status | load SIZE_OR_PATH | unload | help (status when empty)",
+        help="line magic: status | load SIZE_OR_PATH | unload | prompts | help (status when empty)",
     )
-    @argument("--max-tokens", type=int, default=64, help="cell: new tokens at most (64)")
-    @argument("--temperature", type=float, default=0.0, help="cell: 0 is greedy (default)")
-    @argument("--top-p", type=float, default=1.0, help="cell: nucleus sampling mass (1.0)")
+    @argument("--max-tokens", type=int, help="cell: new tokens at most (64; a template's own)")
+    @argument("--temperature", type=float, help="cell: 0 is greedy (the default)")
+    @argument("--top-p", type=float, help="cell: nucleus sampling mass (given alone: samples)")
+    @argument("--top-k", type=int, help="cell: sample from the K likeliest tokens")
     @argument("--seed", type=int, default=None, help="cell: sampling seed")
+    @argument("--new-doc", action="store_true", help="cell: start a new document (</s>)")
+    @argument(
+        "--task", metavar="NAME", help="cell: a prompt library template (%%galactica prompts)"
+    )
+    @argument(
+        "--field", action="append", default=[], metavar="KEY=VALUE", help="cell: a template field"
+    )
     @argument("-o", "--output", metavar="VAR", help="cell: keep the generated text in VAR")
     @argument("--dtype", help="load: float32, bfloat16, float16 or auto")
     @argument("--device", help="load: cpu, cuda, cuda:N or auto")
@@ -408,7 +423,11 @@ class GalacticaMagics(Magics):
             return self._generate(args, cell)
         command, *rest = args.command or ["status"]
         if command == "help":
-            print(_HELP + "\n" + self.galactica.parser.format_help())
+            notes = f"{MODEL_LICENCE}\n{MAKES_THINGS_UP}\n"
+            print(_HELP + notes + "\n" + self.galactica.parser.format_help())
+            return None
+        if command == "prompts" and not rest:
+            print(f"GALACTICA prompt library (%%galactica --task NAME):\n{prompts.listing()}")
             return None
         if command == "status" and not rest:
             return self._status()
@@ -421,7 +440,7 @@ class GalacticaMagics(Magics):
             return self._load(rest[0], args)
         raise UsageError(
             f"unknown command {' '.join(args.command)!r}: use status, load SIZE_OR_PATH, "
-            f"unload or help\n{usage}"
+            f"unload, prompts or help\n{usage}"
         )
 
     def _status(self) -> None:
@@ -432,6 +451,7 @@ class GalacticaMagics(Magics):
             print(err)
             return
         print(status_text(client, health))
+        print(MODEL_LICENCE)
 
     def _load(self, spec: str, args: Any) -> None:
         from .specs import resolve_model_spec
@@ -461,15 +481,13 @@ class GalacticaMagics(Magics):
     def _generate(self, args: Any, cell: str) -> None:
         self._check_var(self.galactica, args.output)
         text = self._cell(cell)
-        request = self._build(
-            self.galactica,
-            "complete",
-            text,
-            max_tokens=args.max_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-        )
+        if args.task:
+            return run_template(self, args, text)
+        if args.field:
+            raise UsageError(f"--field goes with --task\n{self.galactica.parser.format_usage()}")
+        options = sampling_options(args)
+        options.setdefault("max_tokens", 64)
+        request = self._build(self.galactica, "complete", text, **options)
         request.stop = []  # free generation: until the end of the document or max_tokens
         live = _Live(self.shell)
         result = self._run(request, live)

@@ -1,7 +1,8 @@
 """``Assistant()``: GALACTICA's tasks in an ipywidgets panel, wherever widgets render
 (JupyterLab, Notebook 7, VS Code), talking to the same agent as the magics.
 
-Type or paste text, press Cite, Equation, Summarise or Ask; the answer streams into the panel,
+Type or paste text, press Cite, Equation, Summarise or Ask (or run a prompt of the library: a
+paper, a molecule's IUPAC name, protein keywords...); the answer streams into the panel,
 and "Insert below" hands it to the notebook through IPython's ``set_next_input``. Generation
 runs in a background thread, so the kernel stays free and "Stop" cancels it on the agent.
 """
@@ -16,8 +17,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from . import prompts
 from .client import AgentClient, ClientError, CompletionsClient, run_task
 from .magics import HALLUCINATION_NOTE, Citations, status_text
+from .notices import MAKES_THINGS_UP
+from .prompts.display import TemplateResult
 
 __all__ = ["Assistant"]
 
@@ -75,6 +79,16 @@ class Assistant(widgets.VBox):
             button = widgets.Button(description=label, tooltip=tip)
             button.on_click(self._on_task(task))
             self.buttons[task] = button
+        #: the prompt library: pick a template, its first field is the text area's text
+        self.template = widgets.Dropdown(
+            options=[(t.title, t.name) for t in prompts.templates()],
+            description="Prompt",
+            tooltip="A GALACTICA prompt from its authors' library (galai)",
+        )
+        self.template_button = widgets.Button(
+            description="Run prompt", tooltip="Fill the chosen prompt with the text and run it"
+        )
+        self.template_button.on_click(lambda _b: self.run(self.template.value))
         self.stop_button = widgets.Button(
             description="Stop", tooltip="Cancel the generation", disabled=True
         )
@@ -96,6 +110,7 @@ class Assistant(widgets.VBox):
                 widgets.HBox([self.status, self.refresh_button]),
                 self.text,
                 widgets.HBox([*self.buttons.values(), self.stop_button]),
+                widgets.HBox([self.template, self.template_button]),
                 self.output,
                 self.insert_button,
             ]
@@ -155,7 +170,7 @@ class Assistant(widgets.VBox):
         self._stop.set()
 
     def _set_running(self, running: bool) -> None:
-        for button in self.buttons.values():
+        for button in [*self.buttons.values(), self.template_button]:
             button.disabled = running
         self.stop_button.disabled = not running
         self.insert_button.disabled = running or not self.insert_text
@@ -213,6 +228,14 @@ class Assistant(widgets.VBox):
                 else "<i>No reference suggested.</i>"
             )
             self.insert_text = citations.markdown if citations else ""
+        elif task in prompts.TEMPLATES:
+            shown = TemplateResult(task, result)
+            body = shown._repr_html_() or (
+                f"<div style='white-space:pre-wrap'>{html.escape(shown.plain)}</div>"
+                f"<i>{html.escape(MAKES_THINGS_UP)}</i>"
+            )
+            self.output.value = body + note
+            self.insert_text = shown.plain
         elif task == "equation":
             latex = result["latex"]
             # HTMLMath typesets $$...$$; the source stays visible below it.
