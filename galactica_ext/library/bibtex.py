@@ -120,12 +120,40 @@ def _problem(block: ParsingFailedBlock, source: str) -> Problem:
     return Problem(source, f"{message}: {head}" if head else message, line)
 
 
-def _field(block: BibEntry, name: str) -> str | None:
-    item = block.get(name)
-    if item is None or item.value is None:
+def _fields(block: BibEntry) -> dict[str, str]:
+    """The entry's fields by lower-case name, whitespace collapsed, empty ones dropped
+    (the first of a repeated field wins)."""
+    out: dict[str, str] = {}
+    for item in block.fields:
+        if item.value is None:
+            continue
+        value = " ".join(str(item.value).split())
+        if value:
+            out.setdefault(item.key.lower(), value)
+    return out
+
+
+def _simple_name(name: str) -> tuple[str, str, str] | None:
+    """(von, last, first) of a name without braces or macros, BibTeX's rules; else None."""
+    if "{" in name or "\\" in name or name.count(",") > 1:
         return None
-    value = " ".join(str(item.value).split())
-    return value or None
+    if "," in name:
+        last_part, first = (p.strip() for p in name.split(","))
+        words = last_part.split()
+        von = []
+        while len(words) > 1 and words[0][:1].islower():
+            von.append(words.pop(0))
+        return " ".join(von), " ".join(words), first
+    words = name.split()
+    if not words:
+        return None
+    start = next((i for i, w in enumerate(words[:-1]) if w[:1].islower()), None)
+    if start is None:
+        return "", words[-1], " ".join(words[:-1])
+    end = start
+    while end < len(words) - 1 and words[end][:1].islower():
+        end += 1
+    return " ".join(words[start:end]), " ".join(words[end:]), " ".join(words[:start])
 
 
 def _names(raw: str | None) -> list[dict[str, str]]:
@@ -136,11 +164,16 @@ def _names(raw: str | None) -> list[dict[str, str]]:
     for name in split_multiple_persons_names(raw):
         if name.strip().lower() == "others":
             continue
-        parts = parse_single_name_into_parts(name, strict=False)
-        family = decode_latex(" ".join(parts.last))
-        given = decode_latex(" ".join(parts.first))
-        particle = decode_latex(" ".join(parts.von))
-        suffix = decode_latex(" ".join(parts.jr))
+        simple = _simple_name(name)
+        if simple is not None:
+            particle, family, given = (decode_latex(part) for part in simple)
+            suffix = ""
+        else:
+            parts = parse_single_name_into_parts(name, strict=False)
+            family = decode_latex(" ".join(parts.last))
+            given = decode_latex(" ".join(parts.first))
+            particle = decode_latex(" ".join(parts.von))
+            suffix = decode_latex(" ".join(parts.jr))
         if not family and not given:
             continue
         if name.strip().startswith("{") and name.strip().endswith("}") and not given:
@@ -157,14 +190,14 @@ def _names(raw: str | None) -> list[dict[str, str]]:
     return names
 
 
-def _issued(block: BibEntry) -> tuple[str | None, dict[str, Any] | None]:
-    date = _field(block, "date") or ""
-    year = _field(block, "year") or ""
+def _issued(fields: dict[str, str]) -> tuple[str | None, dict[str, Any] | None]:
+    date = fields.get("date", "")
+    year = fields.get("year", "")
     found = _YEAR.search(year) or _YEAR.search(date)
     if not found:
         return None, ({"literal": year or date} if (year or date) else None)
     parts: list[int] = [int(found.group(1))]
-    month = (_field(block, "month") or "").strip().lower()[:3]
+    month = fields.get("month", "").strip().lower()[:3]
     if month.isdigit() and 1 <= int(month) <= 12:
         parts.append(int(month))
     elif month in _MONTHS:
@@ -180,12 +213,13 @@ def clean_doi(value: str | None) -> str | None:
 
 
 def _entry(block: BibEntry, source: str) -> Entry:
-    title = _field(block, "title") or ""
-    authors = _names(_field(block, "author")) or []
-    editors = _names(_field(block, "editor"))
-    year, issued = _issued(block)
-    doi = clean_doi(_field(block, "doi"))
-    url = _field(block, "url")
+    fields = _fields(block)
+    title = fields.get("title", "")
+    authors = _names(fields.get("author"))
+    editors = _names(fields.get("editor"))
+    year, issued = _issued(fields)
+    doi = clean_doi(fields.get("doi"))
+    url = fields.get("url")
     kind = block.entry_type.lower()
     csl: dict[str, Any] = {"id": block.key, "type": CSL_TYPES.get(kind, "article")}
     if title:
@@ -203,7 +237,7 @@ def _entry(block: BibEntry, source: str) -> Entry:
     if kind in ("phdthesis", "mastersthesis"):
         csl["genre"] = "PhD thesis" if kind == "phdthesis" else "Master's thesis"
     for name, variable in CSL_FIELDS.items():
-        value = _field(block, name)
+        value = fields.get(name)
         if value and variable not in csl:
             csl[variable] = value
     surnames = [a.get("family") or a.get("literal", "") for a in authors or editors]

@@ -91,6 +91,7 @@ _LETTER_ACCENT = re.compile(
 _LETTER = re.compile(r"\{?\\(ss|ae|AE|oe|OE|aa|AA|o|O|l|L|i|j)(?![A-Za-z])(?:\{\}|\s(?=\w))?\}?")
 _ESCAPE = re.compile(r"\\([&%$_#{}])")
 _SPACES = re.compile(r"\s+")
+_PLAIN = re.compile(r"[^\\{}$~\-`']*")
 
 
 def _accent(mark: str, base: str) -> str:
@@ -122,7 +123,7 @@ class LatexFieldDecoding(LatexDecodingMiddleware):
 
     def decode(self, text: str) -> str:
         """One string to plain text (whitespace collapsed)."""
-        if not any(c in text for c in "\\{}$~-`'"):
+        if _PLAIN.fullmatch(text):
             return _SPACES.sub(" ", text).strip()
         fast = _fast(text)
         if fast is None:
