@@ -20,7 +20,8 @@ step (``HammingDiversityLogitsProcessor``).
 Where we differ, on purpose: a continuation whose score is impossible (-inf: its token is not
 allowed; or -1e9: a placeholder beam) never becomes a result, so a constraint is never
 escaped (GENRE's failure); with ``choices`` every finished choice is kept, whatever its rank,
-so ``n`` distinct choices are always found; stop strings end a beam like an end token.
+so ``n`` distinct choices are always found, ranked by summed log-probability (length penalty
+0); stop strings end a beam like an end token.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class _Beams:
         root = request.trie.root if request.trie is not None else None
         self.beams = [Hyp([], [], root) for _ in range(b)]
         self.window = max(len(s) for s in p.stop) + 1 if p.stop else 0
+        # choices are ranked by their summed log-probability; free text as transformers does
+        self.length_penalty = 0.0 if request.trie is not None else LENGTH_PENALTY
 
     # ---- the model ------------------------------------------------------------------------
 
@@ -215,7 +218,7 @@ class _Beams:
         return token in self.ends
 
     def _normalised(self, score: float, length: int) -> float:
-        return score / (max(length, 1) ** LENGTH_PENALTY)
+        return score / (max(length, 1) ** self.length_penalty)
 
 
 class BeamSearch(_Beams):
@@ -254,7 +257,7 @@ class BeamSearch(_Beams):
         )
         did = hits & in_top & ~dead
         gen = self.generated + 1
-        final = top / (gen**LENGTH_PENALTY)
+        final = top / (gen**self.length_penalty)
         if bool(self.finished_flags.all()):
             final = final + NEG
         if not self.improvable:
@@ -269,7 +272,7 @@ class BeamSearch(_Beams):
         self.generated = gen
         worst = torch.where(self.finished_flags, self.finished_scores.min(), torch.tensor(NEG))
         self.improvable = self.improvable and bool(
-            (self.running[0] / gen**LENGTH_PENALTY > worst).any()
+            (self.running[0] / gen**self.length_penalty > worst).any()
         )
         alive = bool((self.running > NEG / 10).any())
         if not self.improvable or bool(self.finished_flags.all()) or bool(hits.all()) or not alive:
@@ -364,7 +367,7 @@ class GroupBeamSearch(_Beams):
                     continue  # not allowed, or a placeholder beam's
                 if self._ends(hyp):
                     if rank < size:
-                        self._add(group, score / gen**LENGTH_PENALTY, hyp)
+                        self._add(group, score / gen**self.length_penalty, hyp)
                 else:
                     scores[slot], current[slot], rows[slot], beams[slot] = score, token, row, hyp
                     slot += 1
