@@ -674,7 +674,7 @@ def test_cite_parses_title_and_author(tiny_model: Galactica) -> None:
             "Proteins fold fast.",
         ),
         ("ask", "What is DNA?", " A molecule.\n\nQuestion:", "text", "A molecule."),
-        ("work", "What is 2+3?", "\n2+3 = 5\n</work>\nAnswer", "text", "2+3 = 5"),
+        ("work", "What is 2+3?", "\n2+3 = 5\n</work>\n\nAnswer: 5\n\nQuestion: x", "answer", "5"),
         ("complete", "The first law", " of thermodynamics\n\n# Next", "text", " of thermodynamics"),
     ],
 )
