@@ -246,3 +246,21 @@ def test_unknown_style_or_format() -> None:
         format_references([Entry("k", "T")], style="apa")
     with pytest.raises(FormatError, match="unknown format"):
         format_references([Entry("k", "T")], output="pdf")
+
+
+def test_bm25_index_is_built_once_per_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    from galactica_ext.library import grounding as module
+
+    library = synthetic(3000)
+    built: list[int] = []
+
+    def counting(entries: list[Entry]) -> BM25:
+        built.append(len(entries))
+        return BM25(entries)
+
+    monkeypatch.setattr(module, "BM25", counting)
+    # the server reads a new Library per request, holding the store's same entries
+    first = shortlist(Library(list(library)), "black hole", cap=100)
+    second = shortlist(Library(list(library)), "gene expression", cap=100)
+    assert built == [3000]
+    assert first != second

@@ -15,6 +15,8 @@ gives the same choice list (and the engine's cached trie).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -44,13 +46,26 @@ def choice_text(entry: Entry) -> str:
     return f" {title}{tail}"
 
 
-def _index(library: Library | list[Entry]) -> BM25:
-    cached = getattr(library, "_galactica_bm25", None)
-    if cached is None:
-        cached = BM25(list(library))
-        if isinstance(library, Library):
-            library._galactica_bm25 = cached  # type: ignore[attr-defined]
-    return cached
+#: BM25 indexes of the last few libraries shortlisted, by the identity of their entries (a
+#: server reads a new Library per request, but the store hands out the same Entry objects)
+_INDEXES: OrderedDict[tuple[int, ...], tuple[list[Entry], BM25]] = OrderedDict()
+_INDEXES_KEPT = 4
+_INDEXES_LOCK = threading.Lock()
+
+
+def _index(entries: list[Entry]) -> BM25:
+    key = tuple(map(id, entries))
+    with _INDEXES_LOCK:
+        cached = _INDEXES.get(key)
+        if cached is not None:
+            _INDEXES.move_to_end(key)
+            return cached[1]
+    index = BM25(entries)
+    with _INDEXES_LOCK:
+        _INDEXES[key] = (entries, index)  # the entries kept alive: their ids stay theirs
+        while len(_INDEXES) > _INDEXES_KEPT:
+            _INDEXES.popitem(last=False)
+    return index
 
 
 def shortlist(library: Library | list[Entry], text: str, cap: int = SHORTLIST_CAP) -> list[Entry]:
@@ -59,7 +74,7 @@ def shortlist(library: Library | list[Entry], text: str, cap: int = SHORTLIST_CA
     entries = list(library)
     if len(entries) <= cap:
         return entries
-    best = _index(library).top(text[-QUERY_CHARS:], cap)
+    best = _index(entries).top(text[-QUERY_CHARS:], cap)
     return [entries[i] for i in sorted(best)]
 
 
