@@ -33,6 +33,7 @@ sys.path[:0] = [str(HERE.parent)]
 VARIANTS = {
     "float32": {"dtype": "float32"},
     "bfloat16": {"dtype": "bfloat16"},
+    "bfloat16 unfused": {"dtype": "bfloat16", "fuse": False},
     "int8 dynamic": {"dtype": "bfloat16", "quantize": "8bit", "int8_kernel": "dynamic"},
     "int8 weight-only": {"dtype": "bfloat16", "quantize": "8bit", "int8_kernel": "weight-only"},
 }
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     truth = logits(models["float32"].model, forced) if "float32" in models else None
     for name, lm in models.items():
         made, _ = decode(lm.model, prompt, 64)
-        same = next((i for i, (a, b) in enumerate(zip(made, greedy)) if a != b), len(made))
+        same = next(
+            (i for i, (a, b) in enumerate(zip(made, greedy, strict=False)) if a != b), len(made)
+        )
         err = (logits(lm.model, forced) - truth).abs().max().item() if truth is not None else 0
         spread = truth.abs().max().item() if truth is not None else float("nan")
         print(

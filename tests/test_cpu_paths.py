@@ -156,3 +156,63 @@ def test_int8_refuses_clearly_without_a_kernel(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(int8, "_has_weight_only", lambda: False)
     with pytest.raises(ValueError, match="need torch's quantized engines"):
         int8.pick_kernel("auto")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_fused_qkv_and_gelu_decode_like_the_plain_model(tiny_checkpoint: Path, dtype: str) -> None:
+    from galactica_ext.engine.cpu import PackedLinear, can_pack
+    from galactica_ext.engine.loading import LoadOptions, load_model
+
+    torch_dtype = getattr(torch, dtype)
+    if not can_pack(torch_dtype, torch.device("cpu")):
+        pytest.skip(f"oneDNN packing of {dtype} is not available on this CPU")
+    loaded = load_model(str(tiny_checkpoint), LoadOptions(dtype=dtype, device="cpu"))
+    model, plain = loaded.model, _plain(tiny_checkpoint, torch_dtype)
+    for layer in model.model.decoder.layers:
+        attn = layer.self_attn
+        assert isinstance(attn.qkv, PackedLinear) and attn.qkv.out_features == 3 * 64
+        assert not hasattr(attn, "q_proj") and attn.scaling_folded  # 16-wide heads: 1/4
+        assert layer.fc1.activation == "gelu"
+        assert isinstance(layer.activation_fn, torch.nn.Identity)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
+    ids = loaded.tokenizer(ALICE * 3, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        got = model(input_ids=ids).logits[0].float()
+        want = plain(input_ids=ids).logits[0].float()
+    prompt = ids[:, :12]
+    kwargs = dict(attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False)
+    with torch.inference_mode():
+        fast = model.generate(prompt, **kwargs)
+        slow = plain.generate(prompt, **kwargs)
+    if dtype == "float32":
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+        assert torch.equal(fast, slow)
+    else:
+        # bfloat16: the decoding attention and the single rounding of the fused GELU move
+        # logits by ~1e-2 (measured 0.6% of the largest); argmax agrees at >= 90% of positions
+        assert (got - want).abs().max() < 0.03 * want.abs().max()
+        assert (got.argmax(-1) == want.argmax(-1)).float().mean() >= 0.9
+
+
+def test_fusing_leaves_other_activations_alone() -> None:
+    from transformers import OPTConfig, OPTForCausalLM
+
+    from galactica_ext.engine.cpu import can_pack, fuse_gelu, fuse_qkv, pack_linears
+
+    if not can_pack(torch.float32, torch.device("cpu")):
+        pytest.skip("oneDNN packing is not available on this CPU")
+    config = OPTConfig(
+        vocab_size=300, hidden_size=48, num_hidden_layers=1, ffn_dim=96, num_attention_heads=4,
+        max_position_embeddings=64, word_embed_proj_dim=48, activation_function="relu",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = OPTForCausalLM(config).eval()
+    ids = torch.randint(3, 300, (2, 9))
+    with torch.inference_mode():
+        want = model(input_ids=ids).logits
+        assert fuse_qkv(model) == 1
+        assert not model.model.decoder.layers[0].self_attn.scaling_folded  # 12-wide heads
+        pack_linears(model)
+        assert fuse_gelu(model) == 0  # relu stays a separate step
+        got = model(input_ids=ids).logits
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)

@@ -19,12 +19,21 @@ step is unchanged); prompts (more than one new token) keep the fused kernel, whi
 faster there. float32 models gain nothing from this (the fused float32 kernel is fast), so it
 is used for bfloat16 only. Greedy bfloat16 output can differ from SDPA's where two tokens are
 within bfloat16 rounding of each other (the logits agree to ~1e-2).
+
+**Fewer, larger products.** A decoding step is some 73 small oneDNN calls at ~13 µs of fixed
+cost each (BENCHMARKS.md §7). :func:`fuse_qkv` makes the three attention projections one
+product over their concatenated weights (the query's scale folded in where it is a power of
+two, which is exact), and :func:`fuse_gelu` lets oneDNN apply the GELU inside fc1's product
+(a post-op) instead of a separate pass over its output. In float32 both give bit-identical
+results; in bfloat16 the fused GELU rounds once instead of twice.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import platform
+import types
 
 import torch
 from torch import nn
@@ -58,6 +67,8 @@ class PackedLinear(nn.Module):
 
     def __init__(self, linear: nn.Linear, tied: bool) -> None:
         super().__init__()
+        #: oneDNN post-op applied inside the product: "none" or "gelu" (:func:`fuse_gelu`)
+        self.activation = "none"
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach()
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)  # tuned for one row
@@ -71,10 +82,15 @@ class PackedLinear(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        return torch.ops.mkldnn._linear_pointwise(
+            x, self.packed, self.bias, self.activation, [], "none"
+        )
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, packed=oneDNN"
+        post = "" if self.activation == "none" else f", post-op={self.activation}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, packed=oneDNN{post}"
+        )
 
 
 def pack_linears(model: nn.Module, own_copies: bool = True) -> int:
@@ -175,3 +191,90 @@ def use_decode_attention(model: nn.Module) -> bool:
         log.info("keeping SDPA attention (%s)", err)
         return False
     return True
+
+
+def _fused_attention_forward(
+    self, hidden_states, cache=None, attention_mask=None, output_attentions=False, **kwargs
+):
+    """``OPTAttention.forward`` with the q/k/v projections as one product (``self.qkv``)."""
+    from transformers.models.opt.modeling_opt import (
+        ALL_ATTENTION_FUNCTIONS,
+        eager_attention_forward,
+    )
+
+    bsz, tgt_len, _ = hidden_states.size()
+    query, key, value = self.qkv(hidden_states).split(self.embed_dim, dim=-1)
+    if not self.scaling_folded:
+        query = query * self.scaling
+    shape = (bsz, -1, self.num_heads, self.head_dim)
+    query = query.reshape(shape).transpose(1, 2)
+    key = key.reshape(shape).transpose(1, 2)
+    value = value.reshape(shape).transpose(1, 2)
+    if cache is not None:
+        key, value = cache.update(key, value, self.layer_idx, kwargs=kwargs)
+    attention = ALL_ATTENTION_FUNCTIONS.get_interface(
+        self.config._attn_implementation, eager_attention_forward
+    )
+    out, weights = attention(
+        self,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=0.0 if not self.training else self.dropout,
+        scaling=1.0,
+        **kwargs,
+    )
+    out = self.out_proj(out.reshape(bsz, tgt_len, -1).contiguous())
+    return out, weights
+
+
+def fuse_qkv(model: nn.Module) -> int:
+    """Make each OPT attention's q/k/v projections one ``nn.Linear`` (``qkv``) over their
+    concatenated weights, before packing or quantizing; returns how many were fused."""
+    from transformers.models.opt.modeling_opt import OPTAttention
+
+    count = 0
+    with torch.no_grad():
+        for attn in model.modules():
+            if type(attn) is not OPTAttention or not all(
+                type(getattr(attn, n, None)) is nn.Linear for n in ("q_proj", "k_proj", "v_proj")
+            ):
+                continue
+            q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
+            # a power-of-two scale multiplies exactly: fold it into the query's rows
+            folded = math.frexp(attn.scaling)[0] == 0.5
+            scale = attn.scaling if folded else 1.0
+            qkv = nn.Linear(
+                q.in_features, 3 * q.out_features, bias=q.bias is not None, device="meta"
+            )
+            qkv.weight = nn.Parameter(
+                torch.cat([q.weight * scale, k.weight, v.weight]), requires_grad=False
+            )
+            if q.bias is not None:
+                qkv.bias = nn.Parameter(
+                    torch.cat([q.bias * scale, k.bias, v.bias]), requires_grad=False
+                )
+            del attn.q_proj, attn.k_proj, attn.v_proj, q, k, v
+            attn.qkv = qkv
+            attn.scaling_folded = folded
+            attn.forward = types.MethodType(_fused_attention_forward, attn)
+            count += 1
+    return count
+
+
+def fuse_gelu(model: nn.Module) -> int:
+    """Let oneDNN apply the exact GELU inside each packed fc1 (OPT decoder layers whose
+    activation is exactly ``F.gelu``); returns how many layers were changed."""
+    probe = torch.linspace(-6, 6, 97)
+    count = 0
+    for layer in model.modules():
+        fc1, act = getattr(layer, "fc1", None), getattr(layer, "activation_fn", None)
+        if not isinstance(fc1, PackedLinear) or fc1.activation != "none" or act is None:
+            continue
+        if not torch.equal(act(probe), torch.nn.functional.gelu(probe)):
+            continue  # relu, tanh-GELU, ...: left as they are
+        fc1.activation = "gelu"
+        layer.activation_fn = nn.Identity()
+        count += 1
+    return count

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoConfig, OPTForCausalLM, PreTrainedTokenizerBase
 
 from ..specs import is_local, resolve_model_spec
-from .cpu import can_pack, pack_linears, use_decode_attention
+from .cpu import can_pack, fuse_gelu, fuse_qkv, pack_linears, use_decode_attention
 from .direct import load_direct
 from .int8 import KERNELS, pick_kernel, quantize_linears
 from .tokenizer import load_tokenizer
@@ -36,6 +36,8 @@ class LoadOptions:
     #: on x86 CPUs: prepack the weights for oneDNN (bfloat16 decodes about 2x faster) and, in
     #: bfloat16, a plain attention for decoding steps (engine/cpu.py)
     pack_weights: bool = True
+    #: with the fast paths: q/k/v as one product, GELU inside fc1 (engine/cpu.py)
+    fuse: bool = True
     #: ``quantize="8bit"`` on a CPU: torch's int8 kernel, "auto", "dynamic" or "weight-only"
     #: (engine/int8.py); bitsandbytes serves 8-bit on CUDA
     int8_kernel: str = "auto"
@@ -181,10 +183,16 @@ def load_model(
     if model is None:
         model = OPTForCausalLM.from_pretrained(source, **kwargs).eval()
     if cpu_int8:
+        if options.pack_weights and options.fuse:
+            fuse_qkv(model)
         quantize_linears(model, options.int8_kernel)
         use_decode_attention(model)
     elif options.pack_weights and not options.quantize and can_pack(dtype, device):
+        if options.fuse:
+            fuse_qkv(model)
         pack_linears(model, own_copies=not direct)
+        if options.fuse:
+            fuse_gelu(model)
         use_decode_attention(model)
     report("load", 0.9)
     tokenizer = load_tokenizer(source)
