@@ -163,3 +163,16 @@ def test_ten_thousand_choices(engine: Engine) -> None:
         PROMPTS[1], SamplingParams(**{**params.__dict__, "temperature": 1.0, "seed": 3})
     )
     assert sampled[0].text in library
+
+
+def test_a_grounded_cite_task_suggests_library_entries(tiny_model: Galactica) -> None:
+    import dataclasses
+
+    from galactica_ext import tasks
+
+    for diverse in (False, True):
+        request = tasks.cite("The Transformer architecture", n=3, diverse=diverse)
+        request = dataclasses.replace(request, choices=list(LIBRARY))
+        result = tiny_model.run(request)
+        texts = [s["text"] for s in result["suggestions"]]
+        assert len(texts) == 3 and {" " + t for t in texts} <= set(LIBRARY)

@@ -25,12 +25,10 @@ def sampling_params(request: GenerationRequest) -> SamplingParams:
         min_tokens=request.min_tokens,
         skip_special_tokens=False,
         truncate_prompt_tokens=request.truncate_prompt_tokens,
-        num_beam_groups=getattr(request, "num_beam_groups", 1),
-        diversity_penalty=request.diversity_penalty
-        if getattr(request, "num_beam_groups", 1) > 1
-        else 0.0,
-        penalty_alpha=getattr(request, "penalty_alpha", 0.0),
-        choices=tuple(request.choices) if getattr(request, "choices", None) else None,
+        num_beam_groups=request.num_beam_groups,
+        diversity_penalty=request.diversity_penalty if request.num_beam_groups > 1 else 0.0,
+        penalty_alpha=request.penalty_alpha,
+        choices=tuple(request.choices) if request.choices else None,
     )
 
 
