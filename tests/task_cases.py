@@ -87,7 +87,8 @@ class TaskCases:
         assert result["text"] == tasks.START_REF * 3
 
     def test_stop_string_ends_a_summary(self, client: CompletionsClient) -> None:
-        # "\n" forced: the summary's stop "\n\n" comes at the 2nd token
+        # "\n" forced: the summary's stop "\n\n" may not end the first 3 tokens (min_tokens: a
+        # blank line before the summary is not its end, issue 11.1), so it ends at the 4th
         result = run_task(
             client,
             "summarise",
@@ -97,7 +98,7 @@ class TaskCases:
         )
         assert result["finish_reasons"] == ["stop"]
         assert result["text"] == ""
-        assert result["usage"]["completion_tokens"] <= 2
+        assert result["usage"]["completion_tokens"] == 4
 
     def test_streamed_equation_equals_the_whole_completion(self, client: CompletionsClient) -> None:
         request = tasks.equation("The energy of a photon", max_tokens=8)

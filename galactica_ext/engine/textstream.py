@@ -11,10 +11,16 @@ class TextStream:
     Text that could be the start of a stop string is held back until the next token settles
     it; a stop string ends the stream and is not part of the text (as in OpenAI's API).
     Incomplete UTF-8 (a byte-level token that splits a character) is held back too.
+    As vLLM's detokenizer, no stop string ends the first ``min_tokens`` tokens (a blank line
+    GALACTICA writes before an answer); later ones are searched from the end of that text.
     """
 
     def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, stops: list[str], skip_special_tokens: bool
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        stops: list[str],
+        skip_special_tokens: bool,
+        min_tokens: int = 0,
     ) -> None:
         self._tokenizer = tokenizer
         self._stops = [s for s in stops if s]
@@ -23,6 +29,8 @@ class TextStream:
         self._sent = 0
         self.text = ""
         self.stopped = False
+        self._min_tokens = min_tokens
+        self._lead_end = 0  # the text's length after the first min_tokens tokens
 
     def push(self, token_id: int) -> str:
         """Add one token; return the newly safe text."""
@@ -33,8 +41,12 @@ class TextStream:
         if decoded.endswith("\ufffd"):
             return ""
         self.text = decoded
+        if len(self._ids) <= self._min_tokens:
+            self._lead_end = len(decoded)
+            return self._take(len(decoded))
         for stop in self._stops:
-            at = decoded.find(stop, max(0, self._sent - len(stop)))
+            start = max(0, self._sent - len(stop), self._lead_end - len(stop) + 1)
+            at = decoded.find(stop, start)
             if at != -1 and (not self.stopped or at < len(self.text)):
                 self.text = decoded[:at]
                 self.stopped = True
