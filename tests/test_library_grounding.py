@@ -8,6 +8,7 @@ GALACTICA tokenizer); the end-to-end run is in test_library_server.py and test_m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -264,3 +265,16 @@ def test_bm25_index_is_built_once_per_library(monkeypatch: pytest.MonkeyPatch) -
     second = shortlist(Library(list(library)), "gene expression", cap=100)
     assert built == [3000]
     assert first != second
+
+
+@pytest.mark.parametrize("diverse", [False, True])
+def test_grounded_cite_in_process_suggests_library_entries(
+    tiny_model: Any, mne: Library, diverse: bool
+) -> None:
+    # the engine's token trie over the real library's choices, real tokenizer, tiny model
+    grounding = grounded_cite("Sources were estimated with MNE", mne, n=3, diverse=diverse)
+    result = tiny_model.run(grounding.request)
+    suggestions = grounding.suggestions(s["text"] for s in result["suggestions"])
+    assert len(suggestions) == 3
+    assert all(s["source"] == "library" and s["key"] in mne for s in suggestions)
+    assert len({s["key"] for s in suggestions}) == 3
