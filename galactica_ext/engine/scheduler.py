@@ -29,7 +29,7 @@ from .constraints import END, ChoiceTrie, TrieCache, TrieNode
 from .events import ChoiceResult, Completion, Delta, EngineClosed, Event, Failed, Finished
 from .kvcache import BatchKV, LayerKV, PrefixCache, from_cache, to_cache
 from .loading import LoadedModel
-from .sampling import Choice, SamplingParams, choose, choose_greedy, plain_greedy
+from .sampling import Choice, SamplingParams, choose
 from .textstream import TextStream
 
 __all__ = [
@@ -553,16 +553,10 @@ class Engine:
         )
         batch.grew()
         self.steps += 1
-        logits = out.logits[:, -1]
-        quick = self._greedy_choices(logits)
         keep = []
         for i, seq in enumerate(self._active):
             try:
-                choice = quick.get(i)
-                if choice is None:
-                    self._accept(seq, logits[i])
-                else:
-                    self.record(seq, choice)
+                self._accept(seq, out.logits[i, -1])
                 done = self._finish_if_done(seq)
             except Exception as err:  # this sequence alone: the batch goes on
                 log.warning("a sequence failed: %s", err)
@@ -573,20 +567,6 @@ class Engine:
             else:
                 keep.append(i)
         self._shrink(keep)
-
-    def _greedy_choices(self, logits: torch.Tensor) -> dict[int, Choice]:
-        """The next tokens of the plain greedy rows, chosen for all of them at once."""
-        rows = [
-            i
-            for i, s in enumerate(self._active)
-            if plain_greedy(s.request.params, len(s.generated))
-        ]
-        if len(rows) < 2:
-            return {}
-        index = torch.tensor(rows, device=logits.device)
-        wanted = [self._active[i].request.params.logprobs for i in rows]
-        picked = choose_greedy(logits.index_select(0, index), wanted)
-        return {i: c for i, c in zip(rows, picked, strict=True) if c is not None}
 
     def _retire(self, i: int, seq: _Sequence, cancelled: bool) -> None:
         self._finish_if_done(seq, cancelled=cancelled)
