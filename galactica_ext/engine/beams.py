@@ -38,7 +38,8 @@ from .sampling import Choice, SamplingError, add_bias, allow_only, ban_ends, che
 from .textstream import TextStream
 
 if TYPE_CHECKING:
-    from .scheduler import Engine, _Request
+    from .requests import Request
+    from .scheduler import Engine
 
 NEG = -1.0e9
 LENGTH_PENALTY = 1.0
@@ -59,7 +60,7 @@ class Hyp:
 class _Beams:
     """What both searches share: the cache, the processed scores, endings and results."""
 
-    def __init__(self, engine: Engine, request: _Request) -> None:
+    def __init__(self, engine: Engine, request: Request) -> None:
         self.engine = engine
         self.request = request
         self.completion = request.completion
@@ -157,7 +158,8 @@ class _Beams:
             node = beam.node
             if isinstance(node, TrieNode):
                 child = node.children.get(token)
-                node = child if child is not None else END if token == self.request.end_id else None
+                complete = token == self.request.end_id and node.choice is not None
+                node = child if child is not None else END if complete else None
             out.append(beam.extend(token, Choice(token, lp, top), node))
         return out
 
@@ -224,7 +226,7 @@ class _Beams:
 class BeamSearch(_Beams):
     """transformers 5's beam search for one prompt (see the module's notes)."""
 
-    def __init__(self, engine: Engine, request: _Request) -> None:
+    def __init__(self, engine: Engine, request: Request) -> None:
         super().__init__(engine, request)
         b = self.num_beams
         self.running = torch.full((b,), NEG)
@@ -309,7 +311,7 @@ class BeamSearch(_Beams):
 class GroupBeamSearch(_Beams):
     """transformers' group beam search with Hamming diversity (see the module's notes)."""
 
-    def __init__(self, engine: Engine, request: _Request) -> None:
+    def __init__(self, engine: Engine, request: Request) -> None:
         super().__init__(engine, request)
         b, groups = self.num_beams, self.params.num_beam_groups
         self.size = b // groups

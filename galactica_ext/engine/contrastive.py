@@ -21,17 +21,18 @@ from .kvcache import from_cache, to_cache
 from .sampling import Choice, SamplingError, add_bias, allow_only, ban_ends, check_logits
 
 if TYPE_CHECKING:
-    from .scheduler import Engine, _Request, _Sequence
+    from .requests import Request, SeqState
+    from .scheduler import Engine
 
 
 class ContrastiveSearch:
     """One request decoded by contrastive search, with its own cache."""
 
-    def __init__(self, engine: Engine, request: _Request) -> None:
+    def __init__(self, engine: Engine, request: Request) -> None:
         self.engine = engine
         self.request = request
         self.completion = request.completion
-        self.seq: _Sequence = engine.new_sequence(request, 0, 0)
+        self.seq: SeqState = engine.new_sequence(request, 0, 0)
         ids = torch.tensor([request.prompt_ids], device=engine.device)
         cache = DynamicCache()
         out = engine.model(

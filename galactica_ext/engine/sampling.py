@@ -228,3 +228,45 @@ def _sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Gener
         sorted_probs = sorted_probs * keep
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def plain_greedy(params: SamplingParams, generated: int) -> bool:
+    """Whether a sequence's next token is the bare argmax (``choose_greedy`` may pick it)."""
+    return (
+        params.temperature == 0
+        and not params.logit_bias
+        and params.prefix_allowed_tokens_fn is None
+        and params.choices is None
+        and generated >= params.min_tokens
+    )
+
+
+def choose_greedy(logits: torch.Tensor, logprobs: Sequence[int | None]) -> list[Choice | None]:
+    """Greedy choices for the rows of ``logits`` (``[rows, vocab]``) at once: one argmax, and
+    one log-softmax for the rows that report log-probabilities (``logprobs[i]`` as in
+    ``SamplingParams``). The same tokens and values as ``choose`` row by row; a row with NaN
+    logits gets None (``choose`` then fails that sequence alone)."""
+    logits = logits.to(torch.float32)
+    bad = torch.isnan(logits).any(dim=-1).tolist()
+    tokens = torch.argmax(logits, dim=-1).tolist()
+    wanted = [i for i, k in enumerate(logprobs) if k is not None and not bad[i]]
+    values: dict[int, tuple[float, list[tuple[int, float]]]] = {}
+    if wanted:
+        index = torch.tensor(wanted, device=logits.device)
+        rows = torch.log_softmax(logits.index_select(0, index), dim=-1)
+        picked = rows.gather(1, torch.tensor([[tokens[i]] for i in wanted], device=rows.device))
+        most = max(logprobs[i] or 0 for i in wanted)
+        top_v, top_i = torch.topk(rows, most) if most else (rows[:, :0], rows[:, :0].long())
+        for j, i in enumerate(wanted):
+            k = logprobs[i] or 0
+            top = list(zip(top_i[j, :k].tolist(), top_v[j, :k].tolist(), strict=True))
+            values[i] = (float(picked[j, 0]), top)
+    out: list[Choice | None] = []
+    for i, token in enumerate(tokens):
+        if bad[i]:
+            out.append(None)
+        elif i in values:
+            out.append(Choice(token, values[i][0], values[i][1]))
+        else:
+            out.append(Choice(token))
+    return out

@@ -17,8 +17,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 from transformers import DynamicCache
@@ -29,7 +27,8 @@ from .constraints import END, ChoiceTrie, TrieCache, TrieNode
 from .events import ChoiceResult, Completion, Delta, EngineClosed, Event, Failed, Finished
 from .kvcache import BatchKV, LayerKV, PrefixCache, from_cache, to_cache
 from .loading import LoadedModel
-from .sampling import Choice, SamplingParams, choose
+from .requests import Request, Search, SeqState
+from .sampling import Choice, SamplingParams, choose, choose_greedy, plain_greedy
 from .textstream import TextStream
 
 __all__ = [
@@ -56,52 +55,6 @@ class PromptTooLong(ValueError):
     """The prompt and ``max_tokens`` together exceed the model's context."""
 
 
-@dataclass
-class _Request:
-    completion: Completion
-    prompt_ids: list[int]
-    truncated: bool
-    params: SamplingParams
-    num_beams: int = 1
-    trie: ChoiceTrie | None = None
-
-    @property
-    def end_id(self) -> int:
-        """The token that completes a choice (see ``constraints``)."""
-        return self.params.stop_token_ids[0] if self.params.stop_token_ids else 2
-
-
-@dataclass
-class _Sequence:
-    request: _Request
-    index: int
-    ids: list[int]  # prompt and generated tokens
-    prompt_len: int
-    text: TextStream
-    generator: torch.Generator | None
-    next_token: int = -1
-    generated: list[int] = field(default_factory=list)
-    logprobs: list[Choice] = field(default_factory=list)
-    reused: int = 0
-    node: TrieNode | int | None = None  # where a choice-constrained sequence is in its trie
-
-    @property
-    def kv_len(self) -> int:  # tokens in the cache: all but the last sampled one
-        return len(self.ids) - 1
-
-
-class Search(Protocol):
-    """A request decoded by its own search loop, one model step per call of ``step``."""
-
-    completion: Completion
-
-    def step(self) -> bool:
-        """Advance one step; True once the results are emitted."""
-
-    def finish_cancelled(self) -> None:
-        """Emit the best results so far as cancelled."""
-
-
 class Engine:
     """Serves generation requests for one loaded model from a single worker thread."""
 
@@ -126,8 +79,8 @@ class Engine:
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
         self.tries = TrieCache(self._encode_choices)
         self.eos_ids = [self.tokenizer.eos_token_id]
-        self._waiting: deque[_Request] = deque()
-        self._active: list[_Sequence] = []
+        self._waiting: deque[Request] = deque()
+        self._active: list[SeqState] = []
         self._searches: list[Search] = []
         self._batch = BatchKV()
         self._lock = threading.Condition()
@@ -188,7 +141,7 @@ class Engine:
                 raise RuntimeError("the engine is closed")
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} requests are waiting; try again shortly")
-            self._waiting.append(_Request(completion, ids, truncated, params, num_beams, trie))
+            self._waiting.append(Request(completion, ids, truncated, params, num_beams, trie))
             self._lock.notify()
         return completion
 
@@ -336,7 +289,7 @@ class Engine:
                 log.exception("prefill failed")
                 request.completion.fail(err)
 
-    def _begin(self, request: _Request) -> None:
+    def _begin(self, request: Request) -> None:
         from .beams import BeamSearch, GroupBeamSearch
         from .contrastive import ContrastiveSearch
 
@@ -368,12 +321,12 @@ class Engine:
             if done:
                 self._searches.remove(search)
 
-    def _result_of_unstarted(self, request: _Request, index: int) -> ChoiceResult:
+    def _result_of_unstarted(self, request: Request, index: int) -> ChoiceResult:
         return ChoiceResult(index, "", "cancelled", [], len(request.prompt_ids), request.truncated)
 
-    def new_sequence(self, request: _Request, index: int, reused: int) -> _Sequence:
+    def new_sequence(self, request: Request, index: int, reused: int) -> SeqState:
         params = request.params
-        return _Sequence(
+        return SeqState(
             request=request,
             index=index,
             ids=list(request.prompt_ids),
@@ -386,7 +339,7 @@ class Engine:
             node=request.trie.root if request.trie is not None else None,
         )
 
-    def _start(self, request: _Request) -> None:
+    def _start(self, request: Request) -> None:
         ids = request.prompt_ids
         logits, layers, start = self.prefill_prompt(ids)
         for index in range(request.completion.n):
@@ -438,7 +391,7 @@ class Engine:
         )
         return out.logits[0, -1], from_cache(cache)
 
-    def allowed_tokens(self, seq: _Sequence) -> torch.Tensor | None:
+    def allowed_tokens(self, seq: SeqState) -> torch.Tensor | None:
         """The tokens a choice-constrained sequence may take next (None: no such constraint)."""
         request = seq.request
         if request.trie is None:
@@ -447,7 +400,7 @@ class Engine:
         left = request.params.max_tokens - len(seq.generated)
         return request.trie.allowed(seq.node, left, request.end_id, self.device)
 
-    def _accept(self, seq: _Sequence, logits: torch.Tensor) -> None:
+    def _accept(self, seq: SeqState, logits: torch.Tensor) -> None:
         params = seq.request.params
         ids_so_far = (
             torch.tensor(seq.ids, device=self.device) if params.prefix_allowed_tokens_fn else None
@@ -463,7 +416,7 @@ class Engine:
         )
         self.record(seq, choice)
 
-    def record(self, seq: _Sequence, choice: Choice) -> None:
+    def record(self, seq: SeqState, choice: Choice) -> None:
         """Append the chosen token to ``seq`` and stream it."""
         params = seq.request.params
         token = choice.token_id
@@ -485,7 +438,7 @@ class Engine:
             Delta(seq.index, text, [token], [choice] if params.logprobs is not None else [])
         )
 
-    def _finish_if_done(self, seq: _Sequence, cancelled: bool = False) -> bool:
+    def _finish_if_done(self, seq: SeqState, cancelled: bool = False) -> bool:
         params = seq.request.params
         if cancelled:
             reason = "cancelled"
@@ -498,7 +451,7 @@ class Engine:
         self.finish(seq, reason)
         return True
 
-    def _stopped(self, seq: _Sequence) -> bool:
+    def _stopped(self, seq: SeqState) -> bool:
         if seq.request.trie is not None:  # only its end token finishes a choice
             return seq.node == END
         params = seq.request.params
@@ -508,7 +461,7 @@ class Engine:
         )
         return ended or seq.text.stopped
 
-    def finish(self, seq: _Sequence, reason: str) -> None:
+    def finish(self, seq: SeqState, reason: str) -> None:
         tail = seq.text.flush()
         if tail:
             seq.request.completion.emit(Delta(seq.index, tail, []))
@@ -553,10 +506,16 @@ class Engine:
         )
         batch.grew()
         self.steps += 1
+        logits = out.logits[:, -1]
+        quick = self._greedy_choices(logits)
         keep = []
         for i, seq in enumerate(self._active):
             try:
-                self._accept(seq, out.logits[i, -1])
+                choice = quick.get(i)
+                if choice is None:
+                    self._accept(seq, logits[i])
+                else:
+                    self.record(seq, choice)
                 done = self._finish_if_done(seq)
             except Exception as err:  # this sequence alone: the batch goes on
                 log.warning("a sequence failed: %s", err)
@@ -568,11 +527,25 @@ class Engine:
                 keep.append(i)
         self._shrink(keep)
 
-    def _retire(self, i: int, seq: _Sequence, cancelled: bool) -> None:
+    def _greedy_choices(self, logits: torch.Tensor) -> dict[int, Choice]:
+        """The next tokens of the plain greedy rows, chosen for all of them at once."""
+        rows = [
+            i
+            for i, s in enumerate(self._active)
+            if plain_greedy(s.request.params, len(s.generated))
+        ]
+        if len(rows) < 2:
+            return {}
+        index = torch.tensor(rows, device=logits.device)
+        wanted = [self._active[i].request.params.logprobs for i in rows]
+        picked = choose_greedy(logits.index_select(0, index), wanted)
+        return {i: c for i, c in zip(rows, picked, strict=True) if c is not None}
+
+    def _retire(self, i: int, seq: SeqState, cancelled: bool) -> None:
         self._finish_if_done(seq, cancelled=cancelled)
         self._remember(i, seq)
 
-    def _remember(self, i: int, seq: _Sequence) -> None:
+    def _remember(self, i: int, seq: SeqState) -> None:
         """Keep a finished sequence's cache for prompts that extend it."""
         self.prefix_cache.put(seq.ids[: seq.kv_len], self._batch.row(i))
 
