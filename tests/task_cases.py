@@ -52,11 +52,18 @@ class TaskCases:
         assert len(set(texts)) == len(texts)
         assert all(tasks.END_REF not in t for t in texts)
 
-    def test_diverse_cite_asks_twice_the_beams_and_keeps_n(self, client: CompletionsClient) -> None:
+    def test_diverse_cite_is_group_beam_search_within_16(self, client: CompletionsClient) -> None:
+        """galai's generate_reference: num_beams = n in n groups with a diversity penalty (issue
+        11.4); never more than 16 sequences (issue 9: n=16 used to ask for 32)."""
         request = tasks.cite("Protein folding", n=2, max_tokens=6, diverse=True)
-        assert request_payload(request)["n"] == 4
+        payload = request_payload(request)
+        if "num_beam_groups" not in payload:
+            pytest.skip("the client does not send num_beam_groups yet (CONTRACTS item 2)")
+        assert (payload["n"], payload["num_beam_groups"]) == (2, 2)
+        assert payload["diversity_penalty"] == tasks.DIVERSITY_PENALTY
+        assert request_payload(tasks.cite("x", n=16, diverse=True))["n"] == 16
         result = run_task(client, request)
-        assert len(result["outputs"]) == 4
+        assert len(result["outputs"]) == 2
         assert 1 <= len(result["suggestions"]) <= 2
 
     def test_end_ref_stops_a_sampled_citation(self, client: CompletionsClient) -> None:
