@@ -240,7 +240,8 @@ class BeamSearch(_Beams):
         b, vocab = self.num_beams, self.vocab
         raw, scores = self._scores()
         keep = max(2, 1 + len(self.ends)) * b
-        top, flat = torch.topk((scores + self.running[:, None]).view(-1), keep)
+        summed = scores + self.running.to(scores.device)[:, None]
+        top, flat = (t.cpu() for t in torch.topk(summed.view(-1), keep))  # bookkeeping on the CPU
         rows, tokens = (flat // vocab).tolist(), (flat % vocab).tolist()
         dead = top < NEG / 10  # not allowed, or from a placeholder beam: never a result
         candidates = self._extend(raw, rows, tokens)
@@ -347,10 +348,11 @@ class GroupBeamSearch(_Beams):
             first = group * size
             group_scores = processed[first : first + size]
             if first:
-                used = torch.bincount(current[:first], minlength=vocab).to(group_scores.dtype)
+                used = torch.bincount(current[:first], minlength=vocab)
+                used = used.to(group_scores.device, group_scores.dtype)
                 group_scores = group_scores - self.params.diversity_penalty * used
-            summed = group_scores + self.scores[first : first + size, None]
-            top, flat = torch.topk(summed.reshape(-1), keep)
+            summed = group_scores + self.scores[first : first + size, None].to(group_scores.device)
+            top, flat = (t.cpu() for t in torch.topk(summed.reshape(-1), keep))
             if self.done[group]:  # a finished group feeds padding
                 current[first : first + size] = pad
                 rows[first : first + size] = [first] * size
