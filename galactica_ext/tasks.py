@@ -9,7 +9,10 @@ for questions and ``<work>`` for step-by-step reasoning. The user's text is esca
 is always its own control tokens.
 
 Where a prompt differs from galai's on purpose, a ``galai:`` note beside it says how and why;
-``tests/test_prompts_galai.py`` holds each difference as a test. :mod:`galactica_ext.prompts`
+``tests/test_prompts_galai.py`` holds each difference as a test. One applies to every task:
+galai escapes closed spans on one line only and never an open one; we escape spans across
+lines and an open span at the end of the user's text (a sequence being typed), see
+:mod:`galactica_ext.prompts.escape`. :mod:`galactica_ext.prompts`
 holds the wider science prompt library; :func:`build` and :func:`parse` take its names too.
 """
 

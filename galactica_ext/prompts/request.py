@@ -112,7 +112,8 @@ def lead_in(max_tokens: int) -> int:
     answer with one (galai's README: ``"Answer: \\n\\nNotch…"``), and a stop must not end a
     generation that has produced nothing yet. vLLM ignores stop strings, stop token ids and
     the end of document within the first ``min_tokens`` tokens (its detokenizer checks stop
-    strings only once more than ``min_tokens`` tokens are out); our engine must match it."""
+    strings only once more than ``min_tokens`` tokens are out), and so does our engine
+    (``engine.textstream.TextStream``)."""
     return min(LEAD_IN_TOKENS, max_tokens)
 
 
