@@ -16,8 +16,10 @@ import pytest
 from galactica_ext.library import (
     LibraryStore,
     PathRefused,
+    cited_keys,
     entries_to_bibtex,
     find_library,
+    keys_in_text,
     load,
     parse_bibtex,
     resolve_inside,
@@ -317,3 +319,30 @@ def test_bibtex_export_round_trip(tmp_path: Path) -> None:
         assert (after.title, after.author, after.year) == (before.title, before.author, before.year)
     # a .bib entry is written from its fields as read (its {{protection}} kept)
     assert "{{Attention} Is All You Need}" in text
+
+
+# --- cited keys ------------------------------------------------------------------------
+
+
+def test_keys_in_text_reads_every_citation_syntax() -> None:
+    text = (
+        "As shown [@vaswani2017; see @he2016, p. 3] and @devlin2019's work (mail a@b.com).\n"
+        'MyST {cite:p}`lecun2015,bengio2013` and {cite}`x1`. <cite data-cite="Jumper2021">'
+        "(J)</cite> LaTeX \\citep[p.~3]{smith2020, jones2021}. [-@taylor2022] @{7890/ABCD}."
+    )
+    assert keys_in_text(text) == [
+        "vaswani2017", "he2016", "devlin2019", "lecun2015", "bengio2013", "x1", "Jumper2021",
+        "smith2020", "jones2021", "taylor2022", "7890/ABCD",
+    ]  # fmt: skip
+
+
+def test_cited_keys_are_library_keys_first_use_first() -> None:
+    library = load([DATA / "broken.bib", DATA / "refs.json"])
+    nb = {
+        "cells": [
+            {"cell_type": "code", "source": "x = '@devlin2019bert'"},  # code is not prose
+            {"cell_type": "markdown", "source": ["See [@Jumper2021; @unknown] ", "and a@b.c."]},
+            {"cell_type": "raw", "source": "\\cite{devlin2019bert,Jumper2021}"},
+        ]
+    }
+    assert cited_keys(nb, library) == ["Jumper2021", "devlin2019bert"]

@@ -47,7 +47,11 @@ def project(jp_root_dir: Path) -> Path:
     shutil.copy(DATA / "mne-references.bib", folder / "mne.bib")
     (jp_root_dir.parent / "secret.bib").write_text("@book{secret, title={Secret}}\n")
     metadata = {"bibliography": ["broken.bib", "mne.bib", "../../secret.bib"]}
-    nb = {"cells": [], "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": "Sources [@GramfortEtAl2014; "
+         "@nope], mail x@y.org, then {cite:p}`schrodinger1926` and [@GramfortEtAl2014]."},
+    ]  # fmt: skip
+    nb = {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
     (folder / "nb.ipynb").write_text(json.dumps(nb))
     return jp_root_dir
 
@@ -96,6 +100,21 @@ async def test_user_paths_win(jp_fetch: Any, project: Path) -> None:
     params = {"path": "paper/nb.ipynb", "library": "broken.bib"}
     got = json.loads((await jp_fetch("galactica", "library", params=params)).body)
     assert (got["origin"], got["size"]) == ("user", 3)
+
+
+async def test_a_missing_notebook_is_404(jp_fetch: Any, project: Path) -> None:
+    code, message = await refused(jp_fetch, "library", params={"path": "paper/none.ipynb"})
+    assert (code, message) == (404, "no notebook at paper/none.ipynb")
+
+
+async def test_the_cited_keys(jp_fetch: Any, project: Path) -> None:
+    body = {"path": "paper/nb.ipynb", "keys": "cited"}
+    got = await post(jp_fetch, "library", "format", body={**body, "format": "markdown"})
+    assert [r["key"] for r in got["references"]] == ["GramfortEtAl2014", "schrodinger1926"]
+    assert got["missing"] == []
+    got = await post(jp_fetch, "library", "export", body={**body, "filename": "cited.bib"})
+    assert got["written"] == ["GramfortEtAl2014", "schrodinger1926"]
+    assert (project / "paper" / "cited.bib").read_text().count("@") == 2
 
 
 @pytest.mark.parametrize("path", ["../outside.ipynb", "/../../etc/passwd", "", ".hidden/nb.ipynb"])
@@ -159,7 +178,7 @@ async def test_export_writes_beside_the_notebook_never_over_a_file(
         ("library/format", {"path": "paper/nb.ipynb", "keys": [], "x": 1}, "unknown field"),
         ("library/format", {"path": 3, "keys": []}, "notebook's path"),
         ("library/format", {"path": "paper/nb.ipynb", "keys": [], "format": "pdf"}, "format"),
-        ("library/export", {"path": "paper/nb.ipynb", "keys": []}, "keys is empty"),
+        ("library/export", {"path": "paper/nb.ipynb", "keys": []}, "no keys"),
         ("library/export", {"path": "paper/nb.ipynb", "keys": ["x"]}, "none of the keys"),
         (
             "library/export",

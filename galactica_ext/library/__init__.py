@@ -5,7 +5,8 @@
 - find: a notebook's library as the user's tools do (:mod:`.discovery`);
 - match: is a free suggestion a library entry? (:mod:`.matching`);
 - ground: the cite request constrained to the library's entries (:mod:`.grounding`);
-- format: references by citeproc-py (:mod:`.formatting`), export as BibTeX.
+- format: references by citeproc-py (:mod:`.formatting`), export as BibTeX; the keys a
+  notebook cites (:mod:`.cited`).
 
 Example::
 
@@ -21,8 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .bibtex import entries_to_bibtex, parse_bibtex
+from .cited import cited_keys, keys_in_text
 from .csl import parse_csl_json, parse_csl_yaml, parse_notebook_items
-from .discovery import Found, find_library, load_paths
+from .discovery import Found, find_library, load_paths, read_notebook
 from .formatting import DEFAULT_STYLE, FormatError, format_references
 from .grounding import SHORTLIST_CAP, Grounding, choice_text, grounded_cite
 from .matching import TITLE_THRESHOLD, Matcher, check_suggestions, unverified_span
@@ -45,16 +47,19 @@ __all__ = [
     "Problem",
     "check_suggestions",
     "choice_text",
+    "cited_keys",
     "entries_to_bibtex",
     "find_library",
     "format_references",
     "grounded_cite",
+    "keys_in_text",
     "load",
     "load_paths",
     "parse_bibtex",
     "parse_csl_json",
     "parse_csl_yaml",
     "parse_notebook_items",
+    "read_notebook",
     "resolve_inside",
     "unverified_span",
 ]

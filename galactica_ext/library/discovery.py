@@ -25,7 +25,14 @@ from .csl import parse_notebook_items
 from .model import Library, Problem
 from .store import MAX_BYTES, LibraryStore, PathRefused, file_label, resolve_inside
 
-__all__ = ["Found", "find_library", "front_matter", "load_paths", "notebook_bibliography"]
+__all__ = [
+    "Found",
+    "find_library",
+    "front_matter",
+    "load_paths",
+    "notebook_bibliography",
+    "read_notebook",
+]
 
 
 @dataclass
@@ -122,7 +129,9 @@ def load_paths(
     return library
 
 
-def _read_notebook(path: Path) -> dict[str, Any]:
+def read_notebook(path: Path) -> dict[str, Any]:
+    """A notebook's JSON ({} when unreadable); for a markdown notebook, its front matter's
+    bibliography as metadata and its text as one markdown cell."""
     if not path.is_file() or path.stat().st_size > 8 * MAX_BYTES:
         return {}
     try:
@@ -137,7 +146,10 @@ def _read_notebook(path: Path) -> dict[str, Any]:
         return data if isinstance(data, dict) else {}
     # a MyST/jupytext markdown notebook: its front matter
     matter = front_matter(text)
-    return {"metadata": {"bibliography": matter.get("bibliography")}} if matter else {}
+    return {
+        "metadata": {"bibliography": matter.get("bibliography")} if matter else {},
+        "cells": [{"cell_type": "markdown", "source": text}],
+    }
 
 
 def find_library(
@@ -175,7 +187,7 @@ def find_library(
         library = load_paths(user_paths, store, base=folder, root=top, allow_hidden=allow_hidden)
         return found(library, "user", list(user_paths))
     if nb_path is not None:
-        data = notebook_json if notebook_json is not None else _read_notebook(nb_path)
+        data = notebook_json if notebook_json is not None else read_notebook(nb_path)
         named = notebook_bibliography(data)
         label = file_label(nb_path, top)
         library = load_paths(named, store, base=folder, root=top, allow_hidden=allow_hidden)

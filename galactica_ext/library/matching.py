@@ -19,6 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote_plus
 
 from rapidfuzz import fuzz, process
 
@@ -30,6 +31,7 @@ __all__ = [
     "Matcher",
     "library_suggestion",
     "normalise",
+    "search_url",
     "unverified_span",
 ]
 
@@ -96,6 +98,12 @@ def unverified_span(title: str, author: str | None = None) -> str:
     return f"[{text}]{{.unverified}}"
 
 
+def search_url(title: str, author: str | None = None) -> str:
+    """Where to check that a work exists (a Google Scholar search for it)."""
+    query = f"{title} {author}" if author else title
+    return f"https://scholar.google.com/scholar?q={quote_plus(query)}"
+
+
 def library_suggestion(entry: Entry, **extra: Any) -> dict[str, Any]:
     """A suggestion that is a library entry: its fields, ``source: "library"``, ``[@key]``."""
     return {
@@ -142,6 +150,7 @@ def check_suggestions(
                 "source": "model",
                 "verified": False,
                 "insert": unverified_span(title, author),
+                "search": search_url(title, author),
             }
         )
     return out

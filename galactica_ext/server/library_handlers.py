@@ -2,7 +2,8 @@
 
 - ``GET  library?path=NB[&library=P...]``: the notebook's library (entries: key, title,
   author, year, doi, url) and every problem met reading it;
-- ``POST library/format``: references for ``keys``, formatted by citeproc-py;
+- ``POST library/format``: references for ``keys`` (a list, or ``"cited"``: the keys the
+  notebook's markdown cites), formatted by citeproc-py (``format``: text, html, markdown);
 - ``POST library/export``: the ``keys``' entries written as ``.bib`` beside the notebook
   (409 when the file exists, unless ``overwrite: true``);
 - ``POST cite``: citations for ``text``: grounded in the notebook's library (GALACTICA picks
@@ -37,10 +38,12 @@ from ..library import (
     LibraryStore,
     Matcher,
     check_suggestions,
+    cited_keys,
     entries_to_bibtex,
     find_library,
     format_references,
     grounded_cite,
+    read_notebook,
     resolve_inside,
 )
 from ..library.discovery import Found
@@ -117,7 +120,9 @@ class LibraryHandler(GalacticaHandler):
         """The notebook's library, read in a thread; ValueError for a notebook path outside
         the root (or hidden)."""
         hidden = bool(getattr(self.contents_manager, "allow_hidden", False))
-        resolve_inside(path, self.root(), None, hidden)  # PathRefused is a ValueError
+        notebook = resolve_inside(path, self.root(), None, hidden)  # PathRefused: a ValueError
+        if not notebook.is_file():
+            raise tornado.web.HTTPError(404, f"no notebook at {path}")
         return await asyncio.to_thread(
             find_library,
             path,
@@ -136,10 +141,15 @@ class LibraryHandler(GalacticaHandler):
             "problems": [p.to_dict() for p in found.library.problems],
         }
 
-    def keys(self, body: dict[str, Any]) -> list[str]:
+    async def keys(self, body: dict[str, Any], path: str, found: Found) -> list[str]:
+        """The ``keys`` asked for; ``"cited"``: the keys the notebook cites, first use first."""
         keys = body.get("keys")
+        if keys == "cited":
+            notebook = self.root() / path
+            data = await asyncio.to_thread(read_notebook, notebook.resolve())
+            return cited_keys(data, found.library)
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise ValueError("keys must be a list of entry keys")
+            raise ValueError('keys must be a list of entry keys, or "cited"')
         if len(keys) > MAX_KEYS:
             raise ValueError(f"at most {MAX_KEYS} keys at once")
         return list(dict.fromkeys(keys))
@@ -173,7 +183,7 @@ class LibraryFormatHandler(LibraryHandler):
             unknown = set(body) - {"path", "keys", "style", "format", "library"}
             if unknown:
                 raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
-            path, keys = self.notebook_path(body.get("path")), self.keys(body)
+            path = self.notebook_path(body.get("path"))
             style = body.get("style") or self.library_config.style
             output = body.get("format") or "text"
             if not isinstance(style, str) or style.endswith(".csl"):
@@ -181,6 +191,7 @@ class LibraryFormatHandler(LibraryHandler):
             if not isinstance(output, str):
                 raise ValueError("format must be text, html or markdown")
             found = await self.library(path, self.user_paths(body.get("library")))
+            keys = await self.keys(body, path, found)
             entries = [e for k in keys if (e := found.library.get(k)) is not None]
             references, problems = await asyncio.to_thread(
                 format_references, entries, style, output
@@ -206,7 +217,7 @@ class LibraryExportHandler(LibraryHandler):
             unknown = set(body) - {"path", "keys", "filename", "overwrite", "library"}
             if unknown:
                 raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
-            path, keys = self.notebook_path(body.get("path")), self.keys(body)
+            path = self.notebook_path(body.get("path"))
             name = body.get("filename") or posixpath.splitext(posixpath.basename(path))[0] + ".bib"
             if (
                 not isinstance(name, str)
@@ -219,9 +230,10 @@ class LibraryExportHandler(LibraryHandler):
             overwrite = body.get("overwrite", False)
             if not isinstance(overwrite, bool):
                 raise ValueError("overwrite must be true or false")
-            if not keys:
-                raise ValueError("keys is empty: name the entries to export")
             found = await self.library(path, self.user_paths(body.get("library")))
+            keys = await self.keys(body, path, found)
+            if not keys:
+                raise ValueError("no keys: name the entries to export (the notebook cites none)")
         except ValueError as err:
             return self.fail(400, str(err))
         entries = [e for k in keys if (e := found.library.get(k)) is not None]
