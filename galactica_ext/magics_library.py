@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,23 @@ class LibraryCitations(list):
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
+
+    def _repr_markdown_(self) -> str:
+        if not self:
+            return "*No suggestion.*"
+        lines = []
+        for i, s in enumerate(self, 1):
+            if s.get("key"):
+                who = f" — {_md(s.get('author') or '?')} ({s.get('year') or 'n.d.'})"
+                lines.append(f"{i}. `[@{s['key']}]` {_md(s['title'])}{who}")
+            else:
+                search = f" ([search for it]({s['search']}))" if s.get("search") else ""
+                lines.append(f"{i}. **unverified**: {_md(s['text'])}{search}")
+        return "\n".join([*lines, *(["", f"*{_md(self.note)}*"] if self.note else [])])
+
+
+def _md(text: str) -> str:
+    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", str(text))
 
 
 class _Parser(argparse.ArgumentParser):

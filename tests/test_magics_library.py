@@ -147,3 +147,29 @@ def test_grounded_cite_prints_keys_first(shell: InteractiveShell) -> None:
     run(shell, f"%galactica library {path}")
     result, out = run(shell, "%%cite -n 1 -o again\nSource imaging with MNE")
     assert result.success and shell.user_ns["again"].keys[0] in library
+
+
+def test_citations_markdown_marks_the_unverified() -> None:
+    citations = LibraryCitations(
+        [
+            {"key": "k1", "title": "A *bold* title", "author": "Smith", "year": "2020"},
+            {
+                "key": None,
+                "title": "X",
+                "text": "X [y], Z",
+                "insert": "[X (y), Z]{.unverified}",
+                "search": "https://scholar.google.com/scholar?q=X",
+            },
+        ],  # fmt: skip
+        "ranked 3 entries of refs.bib",
+    )
+    assert citations.keys == ["k1"]
+    assert citations._repr_markdown_().splitlines() == [
+        "1. `[@k1]` A \\*bold\\* title — Smith (2020)",
+        "2. **unverified**: X \\[y\\], Z ([search for it](https://scholar.google.com/scholar?q=X))",
+        "",
+        "*ranked 3 entries of refs.bib*",
+    ]
+    assert repr(citations).splitlines()[1] == (
+        "2. [X (y), Z]{.unverified}  UNVERIFIED: not in your library, check it exists"
+    )
