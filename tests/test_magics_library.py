@@ -160,7 +160,7 @@ def test_citations_markdown_marks_the_unverified() -> None:
                 "insert": "[X (y), Z]{.unverified}",
                 "search": "https://scholar.google.com/scholar?q=X",
             },
-        ],  # fmt: skip
+        ],
         "ranked 3 entries of refs.bib",
     )
     assert citations.keys == ["k1"]
