@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 
@@ -27,8 +28,9 @@ from .constraints import END, ChoiceTrie, TrieCache, TrieNode
 from .events import ChoiceResult, Completion, Delta, EngineClosed, Event, Failed, Finished
 from .kvcache import BatchKV, LayerKV, PrefixCache, from_cache, to_cache
 from .loading import LoadedModel
-from .requests import Request, Search, SeqState
+from .requests import Request, SeqState
 from .sampling import Choice, SamplingParams, choose, choose_greedy, plain_greedy
+from .searches import Searches
 from .textstream import TextStream
 
 __all__ = [
@@ -81,12 +83,11 @@ class Engine:
         self.eos_ids = [self.tokenizer.eos_token_id]
         self._waiting: deque[Request] = deque()
         self._active: list[SeqState] = []
-        self._searches: list[Search] = []
+        self._searches = Searches()
         self._batch = BatchKV()
         self._lock = threading.Condition()
         self._closed = False
         self.steps = 0  # decoding steps of the continuous batch
-        self.search_steps = 0  # steps of searches (beam, contrastive)
         self._worker = threading.Thread(target=self._run, name="galactica-engine", daemon=True)
         self._worker.start()
 
@@ -193,6 +194,11 @@ class Engine:
                 yield event.text
 
     @property
+    def search_steps(self) -> int:
+        """Steps taken by searches (beam, group beam, contrastive)."""
+        return self._searches.steps
+
+    @property
     def load(self) -> dict[str, int]:
         """How busy the engine is (for /health and 503 decisions); a search counts as one."""
         return {"running": len(self._active) + len(self._searches), "waiting": len(self._waiting)}
@@ -203,7 +209,7 @@ class Engine:
         with self._lock:
             completions = [r.completion for r in self._waiting]
             completions += [s.request.completion for s in list(self._active)]
-            completions += [s.completion for s in list(self._searches)]
+            completions += [s.completion for s in list(self._searches.running)]
             for completion in completions:
                 completion.cancel()
             self._lock.notify()
@@ -252,10 +258,11 @@ class Engine:
                     break
             try:
                 with torch.inference_mode():
+                    start = time.perf_counter()
                     self._admit()
                     if self._active:
                         self._step()
-                    self._step_searches()
+                    self._searches.step(time.perf_counter() - start, bool(self._active))
             except Exception as err:  # e.g. out of memory: fail what ran, keep serving
                 log.exception("generation failed")
                 for seq in self._active:
@@ -265,9 +272,9 @@ class Engine:
         closed = EngineClosed("the engine was closed (the model was unloaded) while generating")
         for seq in self._active:
             seq.request.completion.fail(closed)
-        for search in self._searches:
+        for search in self._searches.running:
             search.completion.fail(closed)
-        self._active, self._searches = [], []
+        self._active, self._searches.running = [], []
 
     def _admit(self) -> None:
         with self._lock:  # cancelled requests leave the queue at once, room or not
@@ -297,29 +304,13 @@ class Engine:
             for index in range(request.completion.n):
                 request.completion.emit(Finished(self._result_of_unstarted(request, index)))
         elif request.params.contrastive:
-            self._searches.append(ContrastiveSearch(self, request))
+            self._searches.add(ContrastiveSearch(self, request))
         elif request.num_beams > 1 and request.params.num_beam_groups > 1:
-            self._searches.append(GroupBeamSearch(self, request))
+            self._searches.add(GroupBeamSearch(self, request))
         elif request.num_beams > 1:
-            self._searches.append(BeamSearch(self, request))
+            self._searches.add(BeamSearch(self, request))
         else:
             self._start(request)
-
-    def _step_searches(self) -> None:
-        for search in list(self._searches):
-            try:
-                if search.completion.cancelled.is_set():
-                    search.finish_cancelled()
-                    done = True
-                else:
-                    done = search.step()
-                    self.search_steps += 1
-            except Exception as err:
-                log.warning("a search failed: %s", err)
-                search.completion.fail(err)
-                done = True
-            if done:
-                self._searches.remove(search)
 
     def _result_of_unstarted(self, request: Request, index: int) -> ChoiceResult:
         return ChoiceResult(index, "", "cancelled", [], len(request.prompt_ids), request.truncated)
