@@ -31,8 +31,10 @@ from .prompts.request import (
     WORK_END,
     WORK_START,
     GenerationRequest,
+    check_flags,
     check_max_tokens,
     check_sampling,
+    check_seed,
     check_text,
     cut_after_lead_in,
     lead_in,
@@ -94,7 +96,8 @@ def cite(
     """
     check_text(text)
     check_max_tokens(max_tokens)
-    check_sampling(1.0 if top_p else 0.0, top_p or 1.0, 0, n)
+    check_sampling(0.0 if top_p is None else 1.0, 1.0 if top_p is None else top_p, 0, n)
+    check_flags(diverse=diverse, new_doc=new_doc)
     stripped = text.rstrip()
     if stripped.rfind(START_REF) > stripped.rfind(END_REF):
         # a reference is open: galai rstrips "to avoid spaces after [START_REF]"; so do we
@@ -121,7 +124,7 @@ def cite(
         num_beams=1 if sampling else n,
         num_beam_groups=groups,
         diversity_penalty=DIVERSITY_PENALTY if groups > 1 else 0.0,
-        seed=seed,
+        seed=check_seed(seed),
         suffix=START_REF,
     )
 
@@ -130,6 +133,7 @@ def equation(text: str, *, max_tokens: int = 128, new_doc: bool = False) -> Gene
     """LaTeX for a description: the prompt ends in ``\\[`` and generation stops at ``\\]``."""
     check_text(text)
     check_max_tokens(max_tokens)
+    check_flags(new_doc=new_doc)
     body = text.rstrip()
     # galai: the README's form ("... defined as: \\[") is kept when the text ends in "\\[";
     # otherwise the notebook's ("... is given by:\n\n\\["), so a description becomes a display
@@ -148,6 +152,7 @@ def summarise(text: str, *, max_tokens: int = 96, new_doc: bool = False) -> Gene
     """A TL;DR of ``text``: ``\\n\\nTLDR:``, stopping at the end of the paragraph."""
     check_text(text)
     check_max_tokens(max_tokens)
+    check_flags(new_doc=new_doc)
     # galai: the README appends "\n\nTLDR:" to the text as it is; we rstrip first, so the
     # suffix is exactly that blank line whatever whitespace ends a cell.
     prompt = escape_text(text.rstrip()) + "\n\nTLDR:"
@@ -183,6 +188,7 @@ def complete(
     check_max_tokens(max_tokens)
     temperature = sampling_temperature(temperature, top_p, top_k)
     check_sampling(temperature, top_p, top_k, 1)
+    check_flags(stop_at_line=stop_at_line, new_doc=new_doc)
     return GenerationRequest(
         task="complete",
         # kept exactly (no strip): ghost text continues from the cursor
@@ -195,7 +201,7 @@ def complete(
         temperature=temperature,
         top_p=top_p,
         top_k=top_k,
-        seed=seed,
+        seed=check_seed(seed),
     )
 
 
@@ -204,6 +210,7 @@ def ask(question: str, *, max_tokens: int = 128, new_doc: bool = False) -> Gener
     (once the answer has begun: GALACTICA often writes a blank line first)."""
     check_text(question, "question")
     check_max_tokens(max_tokens)
+    check_flags(new_doc=new_doc)
     # galai: the same form; galai stops at max_new_tokens only, we at the answer's end (its
     # notebook shows the model going on with more "Answer:" paragraphs).
     prompt = f"Question: {escape_text(question.strip())}\n\nAnswer:"
@@ -223,6 +230,7 @@ def work(question: str, *, max_tokens: int = 256, new_doc: bool = False) -> Gene
     ``"</work>\\n\\nAns: ..."``), so generation goes on to the answer's paragraph."""
     check_text(question, "question")
     check_max_tokens(max_tokens)
+    check_flags(new_doc=new_doc)
     # galai: the notebook's form; galai has no stop, we stop when the model starts the next
     # question (the parser keeps only the answer's paragraph after </work>).
     prompt = f"Question: {escape_text(question.strip())}\n\n{WORK_START}"

@@ -24,8 +24,11 @@ from .request import (
     EOS,
     SPAN_END_IDS,
     GenerationRequest,
+    check_flags,
     check_max_tokens,
+    check_penalty_alpha,
     check_sampling,
+    check_seed,
     check_text,
     cut_after_lead_in,
     lead_in,
@@ -404,9 +407,9 @@ def build(
     max_tokens = check_max_tokens(options.get("max_tokens", template.max_tokens))
     top_p = options.get("top_p", template.top_p)
     top_k = options.get("top_k", template.top_k)
-    penalty_alpha = options.get("penalty_alpha", template.penalty_alpha)
-    if penalty_alpha < 0:
-        raise ValueError(f"penalty_alpha={penalty_alpha} must be >= 0 (0: no contrastive search)")
+    penalty_alpha = check_penalty_alpha(options.get("penalty_alpha", template.penalty_alpha))
+    new_doc = options.get("new_doc", template.new_doc)
+    check_flags(new_doc=new_doc)
     temperature = options.get("temperature")
     if temperature is None and penalty_alpha > 0:
         temperature = 0.0  # contrastive search is deterministic (galai passes no do_sample)
@@ -414,7 +417,7 @@ def build(
     check_sampling(temperature, top_p, top_k, 1)
     return GenerationRequest(
         task=name,
-        prompt=new_document(filled, options.get("new_doc", template.new_doc)),
+        prompt=new_document(filled, new_doc),
         max_tokens=max_tokens,
         stop=list(template.stop),
         stop_token_ids=list(template.stop_token_ids),
@@ -422,7 +425,7 @@ def build(
         top_p=top_p,
         top_k=top_k,
         penalty_alpha=penalty_alpha,
-        seed=options.get("seed"),
+        seed=check_seed(options.get("seed")),
         min_tokens=lead_in(max_tokens) if template.lead_in else 0,
         suffix=filled_values.get(template.continues or "", ""),
     )

@@ -3,9 +3,19 @@ the options users give (each with an error that says what is accepted)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..protocol import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_N,
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    MIN_TOP_P,
+    VOCAB_SIZE,
+)
 from ..specs import CONTEXT_LENGTH
 
 START_REF = "[START_REF]"
@@ -17,8 +27,6 @@ WORK_START = "<work>"
 WORK_END = "</work>"
 #: ids of the sequence span markers in every GALACTICA tokenizer
 SPAN_END_IDS = {"DNA": 16, "AMINO": 18, "SMILES": 20, "I_SMILES": 22}
-#: The most sequences (suggestions, beams) one request may ask for (the agent's MAX_N).
-MAX_N = 16
 #: Tokens a stop may not end a generation within (``min_tokens``): the blank line GALACTICA
 #: often writes first (``" \n\n"`` is three tokens: " ", "\n", "\n"). See :func:`lead_in`.
 LEAD_IN_TOKENS = 3
@@ -83,22 +91,70 @@ def check_max_tokens(max_tokens: Any) -> int:
     return max_tokens
 
 
-def check_sampling(temperature: float, top_p: float, top_k: int, n: int) -> None:
+def number(name: str, value: Any, *, integer: bool = False) -> Any:
+    """``value`` when it is a finite number (an integer with ``integer``); TypeError or
+    ValueError naming ``name`` otherwise."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        what = "an integer" if integer else "a number"
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    if not integer and not math.isfinite(value):
+        raise ValueError(f"{name}={value} must be a finite number")
+    return value
+
+
+def check_sampling(temperature: Any, top_p: Any, top_k: Any, n: Any) -> None:
+    """The sampling options, within the limits every server takes (``protocol``'s)."""
+    number("temperature", temperature)
+    number("top_p", top_p)
+    number("top_k", top_k, integer=True)
+    number("n", n, integer=True)
     if temperature < 0:
         raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p} must be in (0, 1]")
-    if top_k < 0:
-        raise ValueError(f"top_k={top_k} must be >= 0 (0 means no limit)")
+    if temperature and not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
+        raise ValueError(
+            f"temperature={temperature} is out of range: use 0 for greedy decoding, or "
+            f"{MIN_TEMPERATURE} to {MAX_TEMPERATURE}"
+        )
+    if not MIN_TOP_P <= top_p <= 1:
+        raise ValueError(f"top_p={top_p} must be in (0, 1]: {MIN_TOP_P} to 1")
+    if not 0 <= top_k <= VOCAB_SIZE:
+        raise ValueError(f"top_k={top_k} must be >= 0 (0 means no limit) and <= {VOCAB_SIZE}")
     if not 1 <= n <= MAX_N:
         raise ValueError(f"n={n} must be between 1 and {MAX_N}")
 
 
-def sampling_temperature(temperature: float | None, top_p: float, top_k: int) -> float:
+def check_flags(**flags: Any) -> None:
+    """Yes/no options must be booleans (a string such as "false" would read as true)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be true or false, got {value!r}")
+
+
+def check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    number("seed", seed, integer=True)
+    if not INT64_MIN <= seed <= INT64_MAX:
+        raise ValueError(f"seed={seed} must be in the signed 64-bit range")
+    return seed
+
+
+def check_penalty_alpha(penalty_alpha: Any) -> float:
+    number("penalty_alpha", penalty_alpha)
+    if not 0 <= penalty_alpha <= 1:
+        raise ValueError(
+            f"penalty_alpha={penalty_alpha} must be from 0 to 1 (0: no contrastive search)"
+        )
+    return penalty_alpha
+
+
+def sampling_temperature(temperature: Any, top_p: Any, top_k: Any) -> float:
     """The temperature to use: as galai, ``top_p`` or ``top_k`` given alone means sampling
     (at temperature 1, transformers' default); an explicit ``temperature=0`` stays greedy."""
     if temperature is not None:
         return temperature
+    check_sampling(0.0, top_p, top_k, 1)
     return 1.0 if top_p < 1.0 or top_k > 0 else 0.0
 
 
