@@ -209,3 +209,11 @@ def test_without_rdkit_the_check_says_so(monkeypatch: pytest.MonkeyPatch) -> Non
     assert result["valid"] is None and "RDKit is not installed" in result["error"]
     with pytest.raises(ValueError, match="galactica_ext\\[chem\\]"):
         chem.smiles_svg("CCO")
+
+
+def test_catalog_is_json_for_front_ends() -> None:
+    catalog = json.loads(json.dumps(prompts.catalog()))
+    assert [entry["name"] for entry in catalog] == list(prompts.TEMPLATES)
+    review = next(e for e in catalog if e["name"] == "literature_review")
+    assert (review["top_k"], review["penalty_alpha"]) == (4, 0.6)
+    assert review["fields"][0]["name"] == "topic"

@@ -20,6 +20,7 @@ __all__ = [
     "GenerationRequest",
     "Template",
     "build",
+    "catalog",
     "escape_sequences",
     "fill",
     "get",
@@ -33,6 +34,12 @@ __all__ = [
 def templates() -> list[Template]:
     """Every template of the library, in menu order."""
     return list(TEMPLATES.values())
+
+
+def catalog() -> list[dict]:
+    """Every template as JSON-ready data (name, title, description, form, fields, decoding,
+    source), for a server route and the sidebar's prompt library."""
+    return [t.to_dict() for t in TEMPLATES.values()]
 
 
 def listing() -> str:

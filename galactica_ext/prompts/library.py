@@ -172,7 +172,8 @@ _TEMPLATES = (
     Template(
         name="literature_review",
         title="Literature review",
-        description="A literature review with references, by contrastive search.",
+        description="A literature review with references, by contrastive search "
+        "(vLLM has none: there it decodes greedily).",
         forms=("Title: A Literature Review on {topic}\n\n# Abstract\n",),
         fields=(Field("topic", "Topic", example="Alzheimer's Disease"),),
         source=f"{NOTEBOOK}, Contrastive Search: generate('Title: A Literature Review on "
