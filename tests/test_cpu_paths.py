@@ -216,3 +216,59 @@ def test_fusing_leaves_other_activations_alone() -> None:
         assert fuse_gelu(model) == 0  # relu stays a separate step
         got = model(input_ids=ids).logits
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_thread_candidates_and_the_margin_rule(
+    monkeypatch: pytest.MonkeyPatch, keep_threads: None
+) -> None:
+    from galactica_ext.engine import threads
+
+    assert threads.candidates(1) == [1]
+    assert threads.candidates(2) == [1, 2]
+    assert threads.candidates(16) == [1, 15, 16]
+    model = torch.nn.Linear(2, 2)
+    assert threads.calibrate_threads(model, [1]) == (1, {})
+    # the rule on given step times (the timing itself is the next test's): more threads only
+    # when at least MARGIN faster
+    for times, chosen in (({1: 1.0, 2: 0.95}, 1), ({1: 1.0, 2: 0.5}, 2), ({1: 0.4, 2: 0.5}, 1)):
+        monkeypatch.setattr(threads, "_step_seconds", lambda m, n, steps, t=times: t[n])
+        assert threads.calibrate_threads(model, [1, 2]) == (chosen, times)
+        assert torch.get_num_threads() == chosen
+
+
+def test_threads_auto_times_the_loaded_model(tiny_checkpoint: Path, keep_threads: None) -> None:
+    from galactica_ext.engine import threads
+    from galactica_ext.engine.loading import LoadOptions, load_model
+
+    loaded = load_model(str(tiny_checkpoint), LoadOptions(dtype="float32", threads="auto"))
+    assert loaded.threads in threads.candidates()
+    assert torch.get_num_threads() == loaded.threads
+    assert loaded.describe()["threads"] == loaded.threads
+    chosen, steps = threads.calibrate_threads(loaded.model, [1, 2], steps=2, rounds=1)
+    assert chosen in (1, 2) and set(steps) == {1, 2} and all(s > 0 for s in steps.values())
+
+
+def test_threads_setting_is_checked(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, keep_threads: None
+) -> None:
+    from galactica_ext.engine.loading import LoadOptions
+    from galactica_ext.engine.threads import THREADS_ENV, apply_threads
+
+    for bad in (0, "many", 1.5):
+        with pytest.raises(ValueError, match="use 'auto' or a whole number"):
+            LoadOptions(threads=bad).validate()
+    model = torch.nn.Linear(2, 2)
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert apply_threads(model, None) is None
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert apply_threads(model, None) == 1 and torch.get_num_threads() == 1
+    monkeypatch.setenv(THREADS_ENV, "lots")
+    with pytest.raises(ValueError, match="threads 'lots'"):
+        apply_threads(model, None)

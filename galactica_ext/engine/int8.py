@@ -68,11 +68,19 @@ def pick_kernel(kernel: str = "auto") -> Kernel:
     )
 
 
-def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-row int8: ``(q, scale)`` with ``weight ≈ q * scale[:, None]``."""
-    w = weight.detach().float()
-    scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-10)
-    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+def quantize_weight(
+    weight: torch.Tensor, block_rows: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8: ``(q, scale)`` with ``weight ≈ q * scale[:, None]``, computed
+    ``block_rows`` rows at a time (no float32 copy of a whole 50,000-row output projection)."""
+    rows = weight.shape[0]
+    q = torch.empty(weight.shape, dtype=torch.int8)
+    scale = torch.empty(rows, dtype=torch.float32)
+    for start in range(0, rows, block_rows):
+        block = weight[start : start + block_rows].detach().to(torch.float32, copy=True)
+        s = (block.abs().amax(dim=1) / 127).clamp_(min=1e-10)
+        q[start : start + block_rows] = block.div_(s[:, None]).round_().clamp_(-127, 127)
+        scale[start : start + block_rows] = s
     return q, scale
 
 

@@ -15,6 +15,7 @@ from ..specs import is_local, resolve_model_spec
 from .cpu import can_pack, fuse_gelu, fuse_qkv, pack_linears, use_decode_attention
 from .direct import load_direct
 from .int8 import KERNELS, pick_kernel, quantize_linears
+from .threads import apply_threads
 from .tokenizer import load_tokenizer
 
 #: ``progress(phase, fraction)``: phase is "download" or "load", fraction in [0, 1].
@@ -41,6 +42,9 @@ class LoadOptions:
     #: ``quantize="8bit"`` on a CPU: torch's int8 kernel, "auto", "dynamic" or "weight-only"
     #: (engine/int8.py); bitsandbytes serves 8-bit on CUDA
     int8_kernel: str = "auto"
+    #: torch's CPU threads: "auto" (time a few decoding steps at load, engine/threads.py), a
+    #: number, or None: ``$GALACTICA_THREADS`` if set, else torch's setting as it is
+    threads: int | str | None = None
     hub_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -52,6 +56,10 @@ class LoadOptions:
             raise ValueError(f"quantize {self.quantize!r} is not one of 8bit, 4bit")
         if self.int8_kernel not in KERNELS:
             raise ValueError(f"int8_kernel {self.int8_kernel!r} is not one of {', '.join(KERNELS)}")
+        if self.threads not in (None, "auto") and not (
+            isinstance(self.threads, int) and self.threads >= 1
+        ):
+            raise ValueError(f"threads {self.threads!r}: use 'auto' or a whole number >= 1")
 
 
 @dataclass
@@ -64,6 +72,8 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     load_seconds: float
+    #: torch's CPU threads where the loader set them (``LoadOptions.threads``), else None
+    threads: int | None = None
 
     @property
     def weight_bytes(self) -> int:
@@ -77,6 +87,7 @@ class LoadedModel:
             "memory_bytes": self.weight_bytes,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "load_seconds": round(self.load_seconds, 2),
+            **({"threads": self.threads} if self.threads else {}),
         }
 
 
@@ -194,6 +205,7 @@ def load_model(
         if options.fuse:
             fuse_gelu(model)
         use_decode_attention(model)
+    threads = apply_threads(model, options.threads) if device.type == "cpu" else None
     report("load", 0.9)
     tokenizer = load_tokenizer(source)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -207,6 +219,7 @@ def load_model(
         device=next(model.parameters()).device,
         dtype=dtype,
         load_seconds=time.perf_counter() - started,
+        threads=threads,
     )
 
 

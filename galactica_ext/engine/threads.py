@@ -1,0 +1,117 @@
+"""Choose torch's CPU thread count by timing a few decoding steps of the loaded model.
+
+No fixed rule fits every machine and model: a galactica-125m step (~12 ms) is short enough
+that another busy process, or the agent's own HTTP loop, stalls every step when a thread runs
+on every core, so one thread per free core wins there; a galactica-1.3b step reads 2.6 GB of
+bfloat16 weights, one thread cannot draw the machine's memory bandwidth, and more threads
+decode faster (issue 13: one thread left half the bandwidth unused at 1.3b). So the agent
+measures: a few decoding steps with each candidate (one thread, every core but one, every
+core), interleaved, and keeps the fastest; fewer threads win unless more are clearly faster
+(:data:`MARGIN`), since a thread count chosen under a passing load should not hog the machine.
+The measurement costs a few steps per candidate (galactica-1.3b on 2 cores: ~5 s at load).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: more threads must be at least this much faster (step time) to be chosen
+MARGIN = 0.10
+#: ``$GALACTICA_THREADS``: "auto" (calibrate at load) or a number; unset: leave torch's setting
+THREADS_ENV = "GALACTICA_THREADS"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def candidates(cores: int | None = None) -> list[int]:
+    """One thread, every core but one, every core (deduplicated, ascending)."""
+    cores = cores or usable_cores()
+    return sorted({1, max(1, cores - 1), cores})
+
+
+def _step_seconds(model: nn.Module, threads: int, steps: int, prompt: int = 16) -> float:
+    """Median seconds of ``steps`` single-token decoding steps after a ``prompt``-token
+    prefill, with ``threads`` threads."""
+    from transformers import DynamicCache
+
+    torch.set_num_threads(threads)
+    ids = torch.arange(prompt).unsqueeze(0) + 100
+    with torch.inference_mode():
+        cache = DynamicCache()
+        out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+        token = out.logits[:, -1].argmax(-1, keepdim=True)
+        times = []
+        for i in range(steps):
+            start = time.perf_counter()
+            out = model(
+                input_ids=token,
+                position_ids=torch.tensor([[prompt + i]]),
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            token = out.logits[:, -1].argmax(-1, keepdim=True)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def calibrate_threads(
+    model: nn.Module, choices: list[int] | None = None, steps: int = 3, rounds: int = 2
+) -> tuple[int, dict[int, float]]:
+    """Time decoding steps with each thread count in ``choices`` (interleaved, ``rounds``
+    times), set torch to the chosen count and return it with the median step seconds of each.
+    """
+    choices = sorted(set(choices or candidates()))
+    if len(choices) == 1:
+        torch.set_num_threads(choices[0])
+        return choices[0], {}
+    _step_seconds(model, choices[-1], 1)  # warm-up: first calls allocate and pick kernels
+    seen: dict[int, list[float]] = {n: [] for n in choices}
+    for r in range(rounds):
+        for n in choices[r % len(choices) :] + choices[: r % len(choices)]:
+            seen[n].append(_step_seconds(model, n, steps))
+    step = {n: statistics.median(ts) for n, ts in seen.items()}
+    chosen = choices[0]
+    for n in choices[1:]:  # ascending: more threads only when clearly faster
+        if step[n] < (1 - MARGIN) * step[chosen]:
+            chosen = n
+    torch.set_num_threads(chosen)
+    log.info(
+        "threads: %d (decoding step %s)",
+        chosen,
+        ", ".join(f"{n} threads {1000 * s:.1f} ms" for n, s in step.items()),
+    )
+    return chosen, step
+
+
+def apply_threads(model: nn.Module, threads: int | str | None) -> int | None:
+    """``threads`` (or ``$GALACTICA_THREADS``): "auto" calibrates, a number is set, None
+    leaves torch's setting; returns the count set, if any. Raises ValueError for anything else.
+    """
+    if threads is None:
+        threads = os.environ.get(THREADS_ENV) or None
+        if threads is None:
+            return None
+    if threads == "auto":
+        return calibrate_threads(model)[0]
+    try:
+        count = int(threads)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"threads {threads!r}: use 'auto' or a whole number >= 1")
+    torch.set_num_threads(count)
+    return count
