@@ -35,6 +35,7 @@ from galactica_ext.client import CompletionsClient
 
 __all__ = [
     "FORCE_END_REF",
+    "RAW_SECRET",
     "RawServer",
     "Server",
     "agent_env",
@@ -202,14 +203,21 @@ RAW_STREAMS: dict[str, bytes] = {
 }
 
 
+#: what a "broken" raw server says in its 500 bodies (never to be shown to a browser)
+RAW_SECRET = b"upstream-internals-do-not-reflect"
+
+
 class RawServer:
     """A real HTTP server (a socket and a thread, no framework) that speaks just enough of
     the OpenAI protocol to reach a client's stream handling, then misbehaves as ``mode`` says
-    (:data:`RAW_STREAMS`). For protocol edges the real agent never shows on purpose."""
+    (:data:`RAW_STREAMS`; ``"broken"``: every GET is a 500 with :data:`RAW_SECRET`). For
+    protocol edges the real agent never shows on purpose."""
 
     def __init__(self) -> None:
         self.mode = "cut"
         self.requests: list[dict] = []
+        #: the Authorization header of every request ("" when none)
+        self.authorizations: list[str] = []
         raw = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -226,12 +234,16 @@ class RawServer:
                 self.wfile.flush()
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                raw.authorizations.append(self.headers.get("Authorization") or "")
+                if raw.mode == "broken":
+                    self._send(500, b'{"error": {"message": "' + RAW_SECRET + b'"}}')
+                elif self.path.rstrip("/").endswith("/models"):
                     self._send(200, b'{"object": "list", "data": [{"id": "raw"}]}')
                 else:
                     self._send(200, b"")
 
             def do_POST(self) -> None:
+                raw.authorizations.append(self.headers.get("Authorization") or "")
                 length = int(self.headers.get("Content-Length") or 0)
                 raw.requests.append(json.loads(self.rfile.read(length) or b"{}"))
                 self._send(200, RAW_STREAMS[raw.mode], "text/event-stream")

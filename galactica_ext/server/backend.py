@@ -18,7 +18,7 @@ from .. import tasks
 from ..client import AgentUnavailable, AsyncCompletionsClient, ClientError, request_payload
 from ..specs import resolve_model_spec
 from ..tasks import GenerationRequest
-from .config import Galactica
+from .config import DEFAULT_REMOTE, Galactica, Remote
 from .supervisor import AgentSupervisor
 
 #: the agent's health ``status`` -> the browser's ``state``
@@ -46,6 +46,21 @@ def unreachable(client: AsyncCompletionsClient, err: AgentUnavailable) -> ModelU
     return ModelUnavailable(f"cannot reach {client.url}{why}")
 
 
+def remote_failure(remote: Remote, err: ClientError) -> str:
+    """One sentence on a remote that failed, never its response body (which is not ours to
+    show: it may be anything the remote chose to send)."""
+    if isinstance(err, AgentUnavailable):
+        cause = err.__cause__
+        why = f" ({type(cause).__name__})" if cause is not None else ""
+        return f"remote server {remote.name} ({remote.url}): cannot reach it{why}"
+    status = getattr(err, "status", None)
+    code = f"HTTP {status}" if status else "a malformed answer"
+    return (
+        f"remote server {remote.name} ({remote.url}) answered {code}: it is failing, refuses "
+        "the configured key, or is not an OpenAI-compatible completions server"
+    )
+
+
 class ModelService:
     """Owns the model backend for the Jupyter server and reports its status."""
 
@@ -58,7 +73,10 @@ class ModelService:
             "device": config.device,
             "quantize": config.quantize or None,
         }
-        self.remote_url = config.remote_url.strip()
+        #: the remote servers the admin configured; the browser picks one by name
+        self.remotes = config.remote_servers()
+        #: the remote in use (None: the local agent)
+        self.remote: Remote | None = self.remotes.get(DEFAULT_REMOTE)
         self.state = "stopped"
         self.model = self._resolve_quietly(config.model)
         self.facts: dict[str, Any] = {"device": None, "dtype": None, "memory_bytes": None}
@@ -67,7 +85,7 @@ class ModelService:
         self._remote_checked = 0.0
         self._remote_model: str | None = None
         self._remote: AsyncCompletionsClient | None = None
-        self._remote_address: tuple[str, str | None] = ("", None)
+        self._remote_address: Remote | None = None
         #: the model the local agent last said it serves (sent with each completion)
         self._agent_model: str | None = None
         self._changed = asyncio.Event()
@@ -123,6 +141,10 @@ class ModelService:
     # status -----------------------------------------------------------------------------
 
     @property
+    def remote_url(self) -> str:
+        return self.remote.url if self.remote is not None else ""
+
+    @property
     def backend(self) -> str:
         return "remote" if self.remote_url else "local"
 
@@ -141,6 +163,8 @@ class ModelService:
             "error": self.error,
             "backend": self.backend,
             "url": url,
+            "remote": self.remote.name if self.remote is not None else None,
+            "remotes": sorted(self.remotes),
         }
 
     def _set(self, **changes: Any) -> None:
@@ -172,18 +196,20 @@ class ModelService:
         if not force and time.monotonic() - self._remote_checked < REMOTE_TTL:
             return
         self._remote_checked = time.monotonic()
-        url = self.remote_url
+        remote = self.remote
+        if remote is None:
+            return
+        url = remote.url
         if self.state not in ("ready",):
             self._set(state="starting", progress={"phase": "connect", "fraction": 0.0}, error=None)
         client = self._remote_client()
         try:
             models = [m.get("id") for m in await client.models() if isinstance(m, dict)]
         except ClientError as err:
-            why = unreachable(client, err) if isinstance(err, AgentUnavailable) else err
-            if url == self.remote_url:
-                self._set(state="failed", error=f"remote server {url}: {why}", progress=None)
+            if remote is self.remote:
+                self._set(state="failed", error=remote_failure(remote, err), progress=None)
             return
-        if url == self.remote_url:
+        if remote is self.remote:
             self._remote_model = models[0] if models else None
             self._set(
                 state="ready",
@@ -193,6 +219,10 @@ class ModelService:
                 facts={"device": None, "dtype": None, "memory_bytes": None},
             )
 
+    def _remote_names(self) -> str:
+        names = ", ".join(sorted(self.remotes))
+        return f"one of {names}" if names else "none is configured"
+
     # load and unload ------------------------------------------------------------------
 
     async def load(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -201,18 +231,30 @@ class ModelService:
         Raises ValueError (or FileNotFoundError) for bad input, CompletionError when the
         agent refuses (e.g. 409 while another load runs), ModelUnavailable when it is gone.
         """
-        if "url" in body:
-            url = str(body.get("url") or "").strip()
-            if url and not url.startswith(("http://", "https://")):
-                raise ValueError(f"url {url!r} must start with http:// or https://")
-            if url:
-                if self.supervisor.owned:
-                    await self.supervisor.stop()
-                self.remote_url = url
-                self._remote_checked = 0.0
-                await self._check_remote(force=True)
-                return self.status()
-            self.remote_url = ""
+        if body.get("url"):
+            raise ValueError(
+                "url: remote servers are set by the server's configuration "
+                "(c.Galactica.remote_url, c.Galactica.remotes); choose one by name with "
+                f'"remote": {self._remote_names()}'
+            )
+        choice = body.get("remote")
+        if choice is not None and not isinstance(choice, str):
+            raise ValueError(
+                f"remote must be the name of a configured remote: {self._remote_names()}"
+            )
+        if choice:
+            if choice not in self.remotes:
+                raise ValueError(
+                    f"remote {choice[:100]!r} is not configured: {self._remote_names()}"
+                )
+            if self.supervisor.owned:
+                await self.supervisor.stop()
+            self.remote = self.remotes[choice]
+            self._remote_checked = 0.0
+            await self._check_remote(force=True)
+            return self.status()
+        if "url" in body or "remote" in body:  # empty: back to the local agent
+            self.remote = None
             self._set(state="stopped", error=None, progress=None)
         options = dict(self.options)
         for key in ("dtype", "device", "quantize"):
@@ -221,7 +263,7 @@ class ModelService:
                 if value is not None and not isinstance(value, str):
                     raise ValueError(f"{key} must be a string")
                 options[key] = value or None
-        if "model" in body or "url" not in body:
+        if "model" in body or not ({"url", "remote"} & set(body)):
             spec = body.get("model")
             if spec is not None and not isinstance(spec, str):
                 raise ValueError("model must be a string")
@@ -255,8 +297,8 @@ class ModelService:
 
     async def unload(self) -> dict[str, Any]:
         """Free the model: stop our agent, or ask a reused agent to unload."""
-        if self.remote_url:
-            self.remote_url = ""
+        if self.remote is not None:
+            self.remote = None
             self._set(
                 state="stopped",
                 error=None,
@@ -302,12 +344,15 @@ class ModelService:
             await self.changed(1.0)
 
     def _remote_client(self) -> AsyncCompletionsClient:
-        """The client of ``remote_url`` (a new one, the old one closed, when the URL changed)."""
-        address = (self.remote_url, self.config.remote_api_key or None)
-        if self._remote is None or self._remote_address != address:
+        """The client of the remote in use (a new one, the old one closed, when it changed)."""
+        remote = self.remote
+        assert remote is not None
+        if self._remote is None or self._remote_address != remote:
             if self._remote is not None:
                 self._background(self._remote.aclose())
-            self._remote, self._remote_address = AsyncCompletionsClient(*address), address
+            # the key goes only to the URL the admin configured it with
+            self._remote = AsyncCompletionsClient(remote.url, remote.api_key)
+            self._remote_address = remote
         return self._remote
 
     def _client(self) -> tuple[AsyncCompletionsClient, str | None]:

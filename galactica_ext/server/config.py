@@ -10,7 +10,10 @@ or ``jupyter lab --Galactica.model=1.3b --Galactica.start=server``.
 
 from __future__ import annotations
 
-from traitlets import Bool, Enum, Float, Int, List, Unicode
+from dataclasses import dataclass
+from typing import Any
+
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 
@@ -43,6 +46,16 @@ class Galactica(LoggingConfigurable):
     )
     remote_api_key = Unicode(
         "", config=True, help="Bearer token for remote_url, if the remote server needs one."
+    )
+    remotes = Dict(
+        default_value={},
+        config=True,
+        help=(
+            "Named OpenAI-compatible servers a user may switch to from the sidebar, e.g. "
+            "{'gpu': {'url': 'http://gpu-node:8000/v1', 'api_key': '...'}} (or {'gpu': URL}). "
+            "remote_url, when set, is the remote named 'default'. A browser chooses among "
+            "these by name only: it can never name a URL."
+        ),
     )
     start = Enum(
         ["server", "first-use", "manual"],
@@ -83,3 +96,43 @@ class Galactica(LoggingConfigurable):
         1024, config=True, help="Largest max_tokens a browser request may ask for."
     )
     temperature = Float(0.0, config=True, help="Default sampling temperature (0 is greedy).")
+
+    @validate("remotes")
+    def _valid_remotes(self, proposal: Any) -> dict[str, Any]:
+        for name, entry in proposal["value"].items():
+            url = entry.get("url") if isinstance(entry, dict) else entry
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise TraitError(f"c.Galactica.remotes[{name!r}]: its url must be http(s)://")
+        return proposal["value"]
+
+    def remote_servers(self) -> dict[str, Remote]:
+        """The remote servers the admin configured, by name (``default``: ``remote_url``)."""
+        found: dict[str, Remote] = {}
+        if self.remote_url.strip():
+            found[DEFAULT_REMOTE] = Remote(
+                DEFAULT_REMOTE, self.remote_url.strip(), self.remote_api_key or None
+            )
+        for name, entry in self.remotes.items():
+            url, key = (
+                (entry.get("url"), entry.get("api_key"))
+                if isinstance(entry, dict)
+                else (entry, None)
+            )
+            found[str(name)] = Remote(str(name), str(url).strip(), key or None)
+        return found
+
+
+#: the name of the remote configured by ``c.Galactica.remote_url``
+DEFAULT_REMOTE = "default"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A remote completions server the admin configured: its name, URL and bearer token."""
+
+    name: str
+    url: str
+    api_key: str | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"Remote({self.name!r}, {self.url!r})"

@@ -85,7 +85,7 @@ class ModelHandler(GalacticaHandler):
     @authorized
     async def post(self) -> None:
         body = self.json_body()
-        unknown = set(body) - {"model", "url", "dtype", "device", "quantize"}
+        unknown = set(body) - {"model", "url", "remote", "dtype", "device", "quantize"}
         if unknown:
             return self.fail(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         try:

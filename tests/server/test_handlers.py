@@ -114,7 +114,10 @@ async def test_status_reports_the_remote_model(jp_fetch: Any, agent_server: Serv
         "error",
         "backend",
         "url",
+        "remote",
+        "remotes",
     }
+    assert status["remote"] == "default" and status["remotes"] == ["default"]
 
 
 async def test_cite_streams_tokens_then_suggestions(jp_fetch: Any) -> None:
@@ -146,7 +149,7 @@ async def test_cite_streams_tokens_then_suggestions(jp_fetch: Any) -> None:
         ("equation", "the energy of a body at rest", "latex"),
         ("summarise", "A cell about transformers.", "text"),
         ("ask", "What is six times seven?", "text"),
-        ("work", "What is six times seven?", "text"),
+        ("work", "What is six times seven?", "reasoning"),
         ("complete", "The transformer", "text"),
     ],
 )
@@ -157,7 +160,7 @@ async def test_each_task_streams_and_parses(jp_fetch: Any, task: str, text: str,
     assert [name for name, _ in got[:-1]] == ["token"] * (len(got) - 1)
     assert got[-1][0] == "result", got[-1]
     result = got[-1][1]
-    assert set(result) == {key, "truncated"} and result["truncated"] is False
+    assert key in result and result["truncated"] is False
     # what streamed is what was parsed (the browser shows one, inserts the other)
     texts = streamed(got)
     assert set(texts) == {0} and texts[0]
@@ -178,7 +181,8 @@ async def test_each_task_streams_and_parses(jp_fetch: Any, task: str, text: str,
         ("tasks/complete", ["x"], "JSON object"),
         ("model", {"model": "7b"}, "unknown model"),
         ("model", {"model": "/no/such/dir"}, "/no/such/dir"),
-        ("model", {"url": "ftp://x"}, "http"),
+        ("model", {"url": "http://elsewhere:8000/v1"}, "server's configuration"),
+        ("model", {"remote": "nope"}, "not configured"),
         ("model", {"model": "125m", "quantize": "3bit"}, "quantize"),
         ("model", {"gpu": True}, "unknown field"),
     ],
@@ -290,30 +294,6 @@ async def test_growing_text_reuses_the_agents_prefix_cache(
     assert after["hits"] > before["hits"]
     # the first prompt (more tokens than words) was not computed again
     assert after["reused_tokens"] - before["reused_tokens"] >= len(document.split())
-
-
-# --- switching backends ----------------------------------------------------------------
-
-
-async def test_switch_to_local_and_back(jp_fetch: Any, agent_server: Server) -> None:
-    await wait_state(jp_fetch, "ready", timeout=30)
-    response = await jp_fetch("galactica", "model", method="DELETE")
-    assert json.loads(response.body)["state"] == "stopped"
-    assert json.loads(response.body)["backend"] == "local"
-    response = await post(jp_fetch, "model", body={"url": agent_server.url + "/v1"})
-    assert response.code == 202
-    status = await wait_state(jp_fetch, "ready", timeout=30)
-    assert status["backend"] == "remote" and status["model"] == agent_server.model
-
-
-async def test_unreachable_remote_fails_visibly(jp_fetch: Any) -> None:
-    response = await post(jp_fetch, "model", body={"url": "http://127.0.0.1:9/v1"})
-    assert response.code == 202
-    status = await wait_state(jp_fetch, "failed", timeout=20)
-    assert "127.0.0.1:9" in status["error"]
-    response = await post(jp_fetch, "tasks", "summarise", body={"text": "A cell."})
-    name, data = events(response.body)[-1]
-    assert name == "error" and "127.0.0.1:9" in data["message"]
 
 
 def test_no_torch_in_the_server_extension() -> None:
