@@ -164,10 +164,11 @@ class HealthHandler(BaseHandler):
 class ModelsHandler(BaseHandler):
     def get(self) -> None:
         data = []
-        if self.host.serving:
+        model = self.host.serving or self.host.model  # the model loading, until one serves
+        if model:
             data.append(
                 {
-                    "id": self.host.serving,
+                    "id": model,
                     "object": "model",
                     "owned_by": "galactica-ext",
                     "max_model_len": CONTEXT_LENGTH,
