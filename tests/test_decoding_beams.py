@@ -191,3 +191,16 @@ def test_close_during_a_beam_search_fails_it_at_the_next_step(tiny_model: Galact
     with pytest.raises(EngineClosed):
         search.wait()
     assert max(steps) <= 4
+
+
+def test_a_search_is_not_starved_by_a_busy_batch(engine: Engine) -> None:
+    """While the continuous batch is busy the searches get a share of the worker: a short
+    beam search finishes long before a long free request beside it."""
+    long = engine.submit("Free running", SamplingParams(max_tokens=1500, ignore_eos=True))
+    results = engine.generate(
+        "A short search", SamplingParams(max_tokens=8, ignore_eos=True), n=2, num_beams=4
+    )
+    assert [len(r.token_ids) for r in results] == [8, 8]
+    assert not long.done.is_set()
+    long.cancel()
+    assert long.wait()[0].finish_reason == "cancelled"

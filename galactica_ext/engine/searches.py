@@ -2,10 +2,11 @@
 the continuous batch.
 
 Every loop iteration sees each search's cancellation. While the continuous batch has work,
-the searches together get about as much of the worker's time as the batch's own steps
-(a credit of the batch's time, spent by search steps in turn), so a short request runs at
-about half its speed beside a long search however costly a search step is (a 16-beam step
-over 800 tokens costs many plain steps); with the batch idle, every search steps every time.
+the searches together get about as much of the worker's time as the batch's own steps: the
+batch's time is credited to the searches, and a search steps only once the credit covers
+what its last step cost. A search step can cost many plain steps (16 beams over a long
+citation), so a short request then runs several steps between two search steps instead of
+waiting for one after each of its own. With the batch idle, every search steps every time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Searches:
         self.steps = 0
         self._credit = 0.0  # seconds of worker time the searches may still take
         self._turn = 0
+        self._cost: dict[int, float] = {}  # what each search's last step took (s)
 
     def __len__(self) -> int:
         return len(self.running)
@@ -38,6 +40,7 @@ class Searches:
         for search in list(self.running):
             if search.completion.cancelled.is_set():
                 self._run(search, cancel=True)
+        self._cost = {k: v for k, v in self._cost.items() if k in {id(s) for s in self.running}}
         if not self.running:
             self._credit = 0.0
             return
@@ -46,17 +49,23 @@ class Searches:
         self._turn += 1
         if not batch_busy:
             for search in order:
+                start = time.perf_counter()
                 self._run(search)
+                self._cost[id(search)] = time.perf_counter() - start
             self._credit = 0.0
             return
         self._credit += batch_time
         for search in order:
-            if self._credit <= 0:
-                break
+            cost = self._cost.get(id(search), 0.0)
+            if self._credit < cost or self._credit <= 0:
+                continue
             start = time.perf_counter()
             self._run(search)
-            self._credit -= time.perf_counter() - start
-        self._credit = min(self._credit, 0.0)  # no saving up: only debt carries over
+            took = time.perf_counter() - start
+            self._credit -= took
+            self._cost[id(search)] = took
+        # no saving up beyond the dearest step: only that, or a debt, carries over
+        self._credit = min(self._credit, max(self._cost.values(), default=0.0))
 
     def _run(self, search: Search, cancel: bool = False) -> None:
         try:
@@ -72,3 +81,4 @@ class Searches:
             done = True
         if done:
             self.running.remove(search)
+            self._cost.pop(id(search), None)
