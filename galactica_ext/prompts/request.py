@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..protocol import (
+from ..protocol.limits import (
     INT64_MAX,
     INT64_MIN,
     MAX_N,
