@@ -46,6 +46,12 @@ def unreachable(client: AsyncCompletionsClient, err: AgentUnavailable) -> ModelU
     return ModelUnavailable(f"cannot reach {client.url}{why}")
 
 
+def one_line(err: BaseException) -> str:
+    """An exception as the one sentence a user sees (its first line; the log has the rest)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def remote_failure(remote: Remote, err: ClientError) -> str:
     """One sentence on a remote that failed, never its response body (which is not ours to
     show: it may be anything the remote chose to send)."""
@@ -135,8 +141,8 @@ class ModelService:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             err = task.exception()
-            self.log.error("galactica_ext: %s", err, exc_info=err)
-            self._set(state="failed", error=str(err), progress=None)
+            self.log.error("galactica_ext: %s", err, exc_info=err)  # the traceback: the log only
+            self._set(state="failed", error=one_line(err), progress=None)
 
     # status -----------------------------------------------------------------------------
 

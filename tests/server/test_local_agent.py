@@ -124,3 +124,38 @@ async def test_local_agent_loads_runs_restarts_and_stops(
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the agent is still running after unload")
+
+
+@pytest.mark.timeout(300)
+async def test_a_model_that_cannot_load_shows_the_agents_sentence(
+    jp_serverapp: Any,
+    jp_fetch: Any,
+    runtime: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub is unreachable (offline): the sidebar shows the agent's own one-sentence
+    error, as the agent's /health says it, with no traceback."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    response = await jp_fetch(
+        "galactica", "model", method="POST", body=json.dumps({"model": "facebook/galactica-1.3b"})
+    )
+    assert response.code == 202
+    deadline, status = time.monotonic() + 180, {}
+    while time.monotonic() < deadline:
+        status = json.loads((await jp_fetch("galactica", "status")).body)
+        if status["state"] == "failed":
+            break
+        await asyncio.sleep(0.25)
+    else:
+        raise AssertionError(f"the load never failed: {status}")
+    agent = json.loads(runtime.read_text())
+    async with httpx.AsyncClient(timeout=10) as client:
+        health = (
+            await client.get(
+                agent["url"] + "/health", headers={"Authorization": f"Bearer {agent['token']}"}
+            )
+        ).json()
+    assert status["error"] == health["error"]  # passed on unmangled
+    assert "Traceback" not in status["error"] and "\n" not in status["error"].strip()
+    assert status["model"] == "facebook/galactica-1.3b"
+    await jp_fetch("galactica", "model", method="DELETE")
