@@ -19,7 +19,6 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 
@@ -27,15 +26,17 @@ import torch
 END = -1
 
 
-@dataclass(eq=False)
 class TrieNode:
     """A prefix of one or more choices' tokens."""
 
-    children: dict[int, TrieNode] = field(default_factory=dict)
-    choice: int | None = None  # the choice whose tokens end here
-    need: int = 0  # the fewest tokens that finish a choice from here (end token included)
-    widest: int = 0  # the most tokens any allowed step from here needs to finish
-    cache: dict[int, torch.Tensor] = field(default_factory=dict)  # end id -> allowed ids
+    __slots__ = ("cache", "children", "choice", "need", "widest")
+
+    def __init__(self) -> None:
+        self.children: dict[int, TrieNode] = {}
+        self.choice: int | None = None  # the choice whose tokens end here
+        self.need = 0  # the fewest tokens that finish a choice from here (end token included)
+        self.widest = 0  # the most tokens any allowed step from here needs to finish
+        self.cache: dict[int, torch.Tensor] = {}  # end id -> allowed ids
 
 
 class ChoiceTrie:
