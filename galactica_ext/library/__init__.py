@@ -26,7 +26,7 @@ from .cited import cited_keys, keys_in_text
 from .csl import parse_csl_json, parse_csl_yaml, parse_notebook_items
 from .discovery import Found, find_library, load_paths, read_notebook
 from .formatting import DEFAULT_STYLE, FormatError, format_references
-from .grounding import SHORTLIST_CAP, Grounding, choice_text, grounded_cite
+from .grounding import SHORTLIST_CAP, SHORTLIST_SIZE, Grounding, choice_text, grounded_cite
 from .matching import TITLE_THRESHOLD, Matcher, check_suggestions, unverified_span
 from .model import Entry, Library, Problem
 from .store import MAX_BYTES, LibraryStore, PathRefused, resolve_inside
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_STYLE",
     "MAX_BYTES",
     "SHORTLIST_CAP",
+    "SHORTLIST_SIZE",
     "TITLE_THRESHOLD",
     "Entry",
     "FormatError",

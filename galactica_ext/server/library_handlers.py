@@ -34,6 +34,7 @@ from ..client import CompletionError
 from ..library import (
     DEFAULT_STYLE,
     SHORTLIST_CAP,
+    SHORTLIST_SIZE,
     FormatError,
     LibraryStore,
     Matcher,
@@ -74,7 +75,12 @@ class GalacticaLibrary(Configurable):
     shortlist = Int(
         SHORTLIST_CAP,
         config=True,
-        help="Most entries offered to the model in a grounded cite (BM25 shortlist beyond).",
+        help="A library of up to this many entries is offered whole in a grounded cite.",
+    )
+    shortlist_size = Int(
+        SHORTLIST_SIZE,
+        config=True,
+        help="A larger library is shortlisted (BM25 over the text) to this many entries.",
     )
 
 
@@ -283,8 +289,11 @@ class CiteHandler(LibraryHandler):
         library = found.library if found is not None else None
         try:
             if grounded and library is not None and len(library):
-                cap = self.library_config.shortlist
-                grounding = await asyncio.to_thread(grounded_cite, text, library, n=n, cap=cap)
+                config = self.library_config
+                grounding = await asyncio.to_thread(
+                    grounded_cite, text, library, n=n, cap=config.shortlist,
+                    size=config.shortlist_size,
+                )  # fmt: skip
                 result = await self._run(grounding.request)
                 suggestions = grounding.suggestions(s["text"] for s in result["suggestions"])
                 extra = {"grounded": True, "offered": len(grounding.entries)}
