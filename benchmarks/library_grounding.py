@@ -113,7 +113,8 @@ def choice_growth(server: Server, library: Library, text: str) -> list[tuple[int
         body = request_payload(request, server.model)
         first = server.complete(body)
         again = server.complete(body)
-        rows.append((size, first.done - first.sent, again.done - again.sent))
+        end = lambda r: (r.done or r.last or r.sent) - r.sent  # noqa: E731
+        rows.append((size, end(first), end(again)))
     return rows
 
 
