@@ -166,11 +166,12 @@ def main(argv: list[str] | None = None) -> int:
             if why is not None:
                 print(f"{name}: skipped: {why}")
                 continue
-            got = in_library(client, mne, texts, args.n)
-            share = got["library"] / got["suggestions"] if got["suggestions"] else 0.0
-            print(f"{name}: {got['prompts']} prompts, {got['suggestions']} suggestions, "
-                  f"{got['library']} library entries ({share:.0%}); "
-                  f"{len(got['errors'])} errors {got['errors'][:2]}")  # fmt: skip
+            for n in sorted({1, args.n}):
+                got = in_library(client, mne, texts, n)
+                share = got["library"] / got["suggestions"] if got["suggestions"] else 0.0
+                print(f"{name} n={n}: {got['prompts']} prompts, {got['suggestions']} "
+                      f"suggestions, {got['library']} library entries ({share:.0%}); "
+                      f"{len(got['errors'])} errors {got['errors'][:2]}")  # fmt: skip
             for size in SIZES:
                 library = Library(generated.entries[:size])
                 t = timing(server, library, texts, args.reps)
