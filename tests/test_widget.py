@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -85,7 +86,8 @@ def test_stop_cancels_the_generation_on_the_agent(agent_env: Server) -> None:
     panel.buttons["ask"].click()
     assert panel.busy and all(b.disabled for b in panel.buttons.values())
     deadline = time.monotonic() + 60
-    while "▌" not in panel.output.value or not client.health()["queue"]["running"]:
+    # this panel's own stream has begun (not "the shared agent runs something")
+    while not re.fullmatch(r"<pre[^>]*>.+▌</pre>", panel.output.value, re.DOTALL):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert not panel.stop_button.disabled
