@@ -11,6 +11,11 @@ choice. A choice is tokenised on its own, as the prompt's tokenizer does it; GAL
 tokenizer has no BOS and splits before a space, so this is how the choice's tokens follow a
 prompt ending in a special token (``[START_REF]``) or a complete word. Paths that cannot end
 within the ``max_tokens`` left are never allowed, so an allowed set is never empty.
+
+In the engine: greedy with ``n > 1`` runs a beam search over the trie (``n`` distinct choices,
+best summed log-probability first); sampled choices are independent draws (they may repeat);
+stop strings, ``min_tokens``, ``ignore_eos`` and beam groups do not apply (the trie decides
+where a choice ends; the returned choices are distinct anyway).
 """
 
 from __future__ import annotations
