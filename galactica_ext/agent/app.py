@@ -50,8 +50,9 @@ class BaseHandler(web.RequestHandler):
     """Bearer-token auth, a bounded body and JSON errors for every route.
 
     The body is streamed in (``stream_request_body``) so that the token and the declared size
-    are checked in :meth:`prepare`, before a byte of the body is read; a refused request's
-    connection is closed once the error is sent.
+    are checked in :meth:`prepare`, before a byte of the body is read; a request refused there
+    (401, 413) has its connection closed once the error is sent. Every other answer comes after
+    the body, on a connection that stays open.
     """
 
     def initialize(self, host: ModelHost, token: str) -> None:
@@ -389,14 +390,16 @@ class CompletionsHandler(BaseHandler):
 
 
 class NotFoundHandler(BaseHandler):
-    def prepare(self) -> None:
-        super().prepare()
+    """Any other path: a JSON 404 (answered after the body, so the connection stays open)."""
+
+    def not_found(self, *args: Any) -> None:
         self.fail(
             404,
             f"no route {self.request.method} {self.request.path}: this agent serves "
             "/health, /v1/models, /v1/completions, /v1/load and /v1/unload",
         )
-        raise web.Finish()
+
+    get = post = put = delete = patch = options = head = not_found
 
 
 def _same_model(asked: str, served: str | None) -> bool:
