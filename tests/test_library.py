@@ -23,6 +23,7 @@ from galactica_ext.library import (
     load,
     parse_bibtex,
     resolve_inside,
+    split_open_citation,
 )
 from galactica_ext.library.latex import decode_latex
 
@@ -346,3 +347,29 @@ def test_cited_keys_are_library_keys_first_use_first() -> None:
         ]
     }
     assert cited_keys(nb, library) == ["Jumper2021", "devlin2019bert"]
+
+
+@pytest.mark.parametrize(
+    ("text", "before", "prefix"),
+    [
+        ("Transformers [@", "Transformers", ""),
+        ("Transformers [@vas", "Transformers", "vas"),
+        ("as in [see @he2016, p. 3; @vas", "as in", "vas"),
+        ("MyST {cite:p}`vas", "MyST", "vas"),
+        ("MyST {cite}`a,b", "MyST", "b"),
+        ('nbconvert <cite data-cite="Jum', "nbconvert", "Jum"),
+        ("plain text", "plain text", None),
+        ("closed [@a] done", "closed [@a] done", None),
+        ("mail a@b", "mail a@b", None),
+    ],
+)
+def test_split_open_citation(text: str, before: str, prefix: str | None) -> None:
+    assert split_open_citation(text) == (before, prefix)
+
+
+def test_with_key_prefix() -> None:
+    library = load(DATA / "mne-references.bib")
+    gram = library.with_key_prefix("gram")
+    assert len(gram) >= 3 and all(e.key.startswith("Gramfort") for e in gram)
+    assert len(library.with_key_prefix("")) == len(library)
+    assert len(library.with_key_prefix("zzz")) == 0

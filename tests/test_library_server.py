@@ -266,6 +266,19 @@ async def test_grounded_cite_suggests_only_library_entries(jp_fetch: Any, projec
         assert suggestion["insert"] == f"[@{suggestion['key']}]"
 
 
+async def test_a_citation_being_typed(jp_fetch: Any, project: Path) -> None:
+    # after "[@Gram" only keys starting with "Gram" are candidates; the text is cited from
+    # before the bracket
+    body = {"text": "Source imaging [@Gram", "path": "paper/nb.ipynb", "grounded": False}
+    got = await post(jp_fetch, "cite", body=body)
+    assert got["library"]["prefix"] == "Gram"
+    assert all(s["key"] is None or s["key"].startswith("Gram") for s in got["suggestions"])
+    none = await post(jp_fetch, "cite", body={**body, "text": "Imaging [@zzz", "grounded": True})
+    assert (none["suggestions"], none["offered"], none["library"]["prefix"]) == ([], 0, "zzz")
+    code, message = await refused(jp_fetch, "cite", body={"text": "[@Gram"})
+    assert code == 400 and "the text before the citation is empty" in message
+
+
 async def test_cite_without_a_library_is_free(jp_fetch: Any, project: Path) -> None:
     (project / "empty").mkdir()
     (project / "empty" / "nb.ipynb").write_text(json.dumps({"cells": [], "metadata": {}}))

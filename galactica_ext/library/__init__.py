@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .bibtex import entries_to_bibtex, parse_bibtex
-from .cited import cited_keys, keys_in_text
+from .cited import cited_keys, keys_in_text, split_open_citation
 from .csl import parse_csl_json, parse_csl_yaml, parse_notebook_items
 from .discovery import Found, find_library, load_paths, read_notebook
 from .formatting import DEFAULT_STYLE, FormatError, format_references
@@ -62,6 +62,7 @@ __all__ = [
     "parse_notebook_items",
     "read_notebook",
     "resolve_inside",
+    "split_open_citation",
     "unverified_span",
 ]
 

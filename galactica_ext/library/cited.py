@@ -15,12 +15,29 @@ from typing import Any
 
 from .model import Library
 
-__all__ = ["cited_keys", "keys_in_text"]
+__all__ = ["cited_keys", "keys_in_text", "split_open_citation"]
 
 _PANDOC = re.compile(r"(?<![\w@])-?@(?:\{([^}\s]+)\}|(\w(?:[\w:.#$%&+?<>~/-]*\w)?))")
 _MYST = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
 _HTML = re.compile(r"""<cite\s[^>]*data-cite=["']([^"']+)["']""")
 _LATEX = re.compile(r"\\cite[a-z]*\*?(?:\[[^\]]*\])*\{([^}]+)\}")
+
+
+# a citation being typed at the end of the text: ``[@vas``, ``[see @vas``, ``[@a; @vas``,
+# ``{cite:p}`vas``, ``{cite}`a,vas``, ``<cite data-cite="vas``
+_OPEN = re.compile(
+    r"(?:\[[^\[\]]*?-?@|\{cite(?::[a-z]+)?\}`(?:[^`]*,)?\s*|<cite\s[^>]*data-cite=[\"'])"
+    r"([\w:.#$%&+?<>~/-]*)$"
+)
+
+
+def split_open_citation(text: str) -> tuple[str, str | None]:
+    """``(text before the citation, key prefix typed so far)`` when ``text`` ends inside a
+    citation being typed (``... as shown in [@vas``), else ``(text, None)``."""
+    match = _OPEN.search(text)
+    if match is None:
+        return text, None
+    return text[: match.start()].rstrip(), match.group(1)
 
 
 def keys_in_text(text: str) -> list[str]:

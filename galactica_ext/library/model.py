@@ -106,6 +106,12 @@ class Library:
             self._by_key[entry.key] = entry
             self.entries.append(entry)
 
+    def with_key_prefix(self, prefix: str) -> Library:
+        """The entries whose key starts with ``prefix`` (case-insensitive), same problems."""
+        wanted = prefix.casefold()
+        chosen = [e for e in self.entries if e.key.casefold().startswith(wanted)]
+        return Library(chosen, list(self.problems), list(self.sources))
+
     def merge(self, other: Library) -> None:
         """Add another library's entries, problems and sources (its duplicates reported)."""
         self.problems.extend(other.problems)

@@ -46,6 +46,7 @@ from ..library import (
     grounded_cite,
     read_notebook,
     resolve_inside,
+    split_open_citation,
 )
 from ..library.discovery import Found
 from .backend import ModelService, ModelUnavailable
@@ -260,11 +261,15 @@ class LibraryExportHandler(LibraryHandler):
         )  # fmt: skip
 
 
-CITE_FIELDS = {"text", "path", "grounded", "n", "library", "max_tokens"}
+CITE_FIELDS = {"text", "path", "grounded", "n", "library", "prefix"}
 
 
 class CiteHandler(LibraryHandler):
-    """``POST /galactica/cite``: ``{"text", "path"?, "grounded"?: true, "n"?: 3}``."""
+    """``POST /galactica/cite``: ``{"text", "path"?, "grounded"?: true, "n"?: 3, "prefix"?}``.
+
+    A text that ends inside a citation being typed (``... shown in [@vas``) is cited from
+    before it, among the keys starting with what was typed (``prefix`` overrides that).
+    """
 
     @tornado.web.authenticated
     @authorized
@@ -284,9 +289,22 @@ class CiteHandler(LibraryHandler):
             user_paths = self.user_paths(body.get("library"))
             path = body.get("path")
             found = await self.library(self.notebook_path(path), user_paths) if path else None
+            text, typed = split_open_citation(text)
+            prefix = body.get("prefix", typed)
+            if prefix is not None and not isinstance(prefix, str):
+                raise ValueError("prefix must be a string (the start of a key)")
+            tasks.check_text(text, "the text before the citation")
         except (ValueError, TypeError) as err:
             return self.fail(400, str(err))
         library = found.library if found is not None else None
+        if library is not None and prefix:
+            library = library.with_key_prefix(prefix)
+            if grounded and not len(library):
+                info = {**self.described(found), "prefix": prefix}  # type: ignore[arg-type]
+                return self.finish(
+                    json.dumps({"suggestions": [], "grounded": True, "offered": 0,
+                                "truncated": False, "library": info})
+                )  # fmt: skip
         try:
             if grounded and library is not None and len(library):
                 config = self.library_config
@@ -310,6 +328,8 @@ class CiteHandler(LibraryHandler):
         except (ValueError, TypeError) as err:
             return self.fail(400, str(err))
         library_info = self.described(found) if found is not None else None
+        if library_info is not None:
+            library_info["prefix"] = prefix
         self.finish(
             json.dumps(
                 {
