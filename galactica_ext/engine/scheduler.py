@@ -201,7 +201,11 @@ class Engine:
     @property
     def load(self) -> dict[str, int]:
         """How busy the engine is (for /health and 503 decisions); a search counts as one."""
-        return {"running": len(self._active) + len(self._searches), "waiting": len(self._waiting)}
+        running = [s.request.completion for s in list(self._active)]
+        running += [s.completion for s in list(self._searches.running)]
+        # a request whose results are all out is done, even before the worker tidies up
+        busy = sum(not completion.done.is_set() for completion in running)
+        return {"running": busy, "waiting": len(self._waiting)}
 
     def cancel_all(self, wait: bool = True, timeout: float | None = 30) -> None:
         """Cancel every running and waiting request (each gets its cancelled results); with
