@@ -176,3 +176,9 @@ def test_a_grounded_cite_task_suggests_library_entries(tiny_model: Galactica) ->
         result = tiny_model.run(request)
         texts = [s["text"] for s in result["suggestions"]]
         assert len(texts) == 3 and {" " + t for t in texts} <= set(LIBRARY)
+
+
+def test_contrastive_search_keeps_to_the_choices(engine: Engine) -> None:
+    for prompt in PROMPTS:
+        (result,) = engine.generate(prompt, cite(penalty_alpha=0.6, top_k=4))
+        assert result.text in LIBRARY and result.finish_reason == "stop"

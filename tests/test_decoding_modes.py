@@ -207,3 +207,24 @@ def test_bad_decoding_modes_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         engine.submit("Hello", SamplingParams(max_tokens=4, **params), n=n, num_beams=beams)
+
+
+def test_cancel_a_contrastive_search(engine: Engine) -> None:
+    prompt_len = len(engine.encode("Cancel me"))
+    holder: list[Any] = []
+
+    def cancel_at_three(batch_id: int, ids: torch.Tensor) -> list[int]:
+        if len(ids) - prompt_len == 3:
+            holder[0].cancel()
+        return []
+
+    params = SamplingParams(
+        max_tokens=200,
+        penalty_alpha=0.6,
+        top_k=3,
+        ignore_eos=True,
+        prefix_allowed_tokens_fn=cancel_at_three,
+    )
+    holder.append(engine.submit("Cancel me", params))
+    (result,) = holder[0].wait()
+    assert result.finish_reason == "cancelled" and len(result.token_ids) == 4
