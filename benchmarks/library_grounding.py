@@ -54,6 +54,15 @@ def prompts(library: Library, count: int) -> list[str]:
     return out
 
 
+def constrained(request: tasks.GenerationRequest, model: str | None = None) -> dict:
+    """The request's JSON as the client writes it, with the choice constraint in vLLM's
+    field (the same value the client sends once it writes ``choices`` itself)."""
+    body = request_payload(request, model)
+    if request.choices:
+        body.setdefault("structured_outputs", {"choice": list(request.choices)})
+    return body
+
+
 def supports_choices(server: Server) -> str | None:
     """None when ``server`` constrains a completion to given choices, else why not."""
     body = {"prompt": "x", "max_tokens": 4, "structured_outputs": {"choice": [" a", " b"]},
@@ -73,8 +82,9 @@ def in_library(client: CompletionsClient, library: Library, texts: list[str], n:
     errors: list[str] = []
     for text in texts:
         grounding = grounded_cite(text, library, n=n)
+        extra = {"structured_outputs": {"choice": grounding.request.choices}}
         try:
-            result = run_task(client, grounding.request)
+            result = run_task(client, grounding.request, extra=extra)
         except Exception as err:  # report it, go on
             errors.append(str(err)[:200])
             continue
@@ -88,8 +98,7 @@ def timing(server: Server, library: Library, texts: list[str], reps: int) -> dic
     """TTFT and total seconds: ungrounded, grounded cold (first), grounded warm (median)."""
 
     def run(request: tasks.GenerationRequest) -> tuple[float, float, int]:
-        body = request_payload(request, server.model)
-        result = server.complete(body)
+        result = server.complete(constrained(request, server.model))
         tokens = result.completion_tokens or len(result.chunks)
         return result.ttft, (result.done or result.last or result.first) - result.sent, tokens
 
@@ -110,7 +119,7 @@ def choice_growth(server: Server, library: Library, text: str) -> list[tuple[int
     for size in (100, 1000, 5000):
         part = Library(library.entries[:size])
         request = grounded_cite(text, part, n=1, cap=size).request
-        body = request_payload(request, server.model)
+        body = constrained(request, server.model)
         first = server.complete(body)
         again = server.complete(body)
         end = lambda r: (r.done or r.last or r.sent) - r.sent  # noqa: E731
@@ -124,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=3, help="suggestions per grounded cite")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument("--shape", default="125m", help="checkpoint shape (tiny for a smoke run)")
     parser.add_argument(
         "--cache-dir", type=Path, default=Path("~/.cache/galactica-ext/bench-125m").expanduser()
     )
@@ -131,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     from galactica_ext.checkpoints import build_random_checkpoint
 
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
-    checkpoint = build_random_checkpoint(args.cache_dir, "125m")
+    cache = args.cache_dir if args.shape == "125m" else args.cache_dir.with_name(args.shape)
+    checkpoint = build_random_checkpoint(cache, args.shape)
     log_dir = Path(tempfile.mkdtemp(prefix="gx-grounding-"))
     processes, servers = [], {}
     try:
