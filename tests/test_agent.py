@@ -580,3 +580,33 @@ def test_hub_unreachable_is_said_in_one_sentence(
         assert health["status"] == "failed" and health["error"] == HUB_UNREACHABLE
     finally:
         running.stop()
+
+
+CHOICES = [" Attention is all you need, Vaswani", " Deep residual learning, He", " BERT, Devlin"]
+
+
+def test_choice_constraint_and_decoding_modes_through_the_api(agent: Agent) -> None:
+    one = agent.complete(
+        prompt="Attention [START_REF]",
+        max_tokens=40,
+        structured_outputs={"choice": CHOICES},
+        stop_token_ids=[5],
+    ).json()["choices"]
+    assert len(one) == 1 and one[0]["text"] in CHOICES and one[0]["finish_reason"] == "stop"
+    ranked = agent.complete(
+        prompt="Attention [START_REF]", max_tokens=40, guided_choice=CHOICES, n=3,
+        use_beam_search=True,
+    ).json()["choices"]  # fmt: skip
+    assert sorted(c["text"] for c in ranked) == sorted(CHOICES)
+    groups = agent.complete(
+        prompt="Attention [START_REF]", max_tokens=6, n=4, use_beam_search=True,
+        num_beam_groups=2, diversity_penalty=1.0,
+    )  # fmt: skip
+    assert groups.status_code == 200 and len(groups.json()["choices"]) == 4
+    contrastive = agent.complete(prompt="Attention", max_tokens=6, top_k=4, penalty_alpha=0.6)
+    assert contrastive.status_code == 200
+    assert contrastive.json()["usage"]["completion_tokens"] == 6 or (
+        contrastive.json()["choices"][0]["finish_reason"] == "stop"
+    )
+    bad = agent.complete(prompt="x", n=4, use_beam_search=True, num_beam_groups=3)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "num_beam_groups"

@@ -385,7 +385,9 @@ class CompletionsHandler(BaseHandler):
         self.finish()
 
     async def _send(self, body: BaseModel) -> None:
-        self.write(f"data: {body.model_dump_json()}\n\n")
+        # a chunk carries usage only at the end (include_usage), as OpenAI's do
+        exclude = {"usage"} if getattr(body, "usage", 0) is None else None
+        self.write(f"data: {body.model_dump_json(exclude=exclude)}\n\n")
         await self.flush()
 
 
