@@ -11,6 +11,7 @@ from typing import Any, Literal
 import torch
 from transformers import AutoConfig, OPTForCausalLM, PreTrainedTokenizerBase
 
+from ..protocol.limits import DTYPES  # written once, in the wire schema
 from ..specs import is_local, resolve_model_spec
 from .cpu import can_pack, fuse_gelu, fuse_qkv, pack_linears, use_decode_attention
 from .direct import load_direct
@@ -20,7 +21,6 @@ from .tokenizer import load_tokenizer
 
 #: ``progress(phase, fraction)``: phase is "download" or "load", fraction in [0, 1].
 ProgressCallback = Callable[[str, float], None]
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 QUANTIZE = (None, "8bit", "4bit")
 
