@@ -33,7 +33,7 @@ import torch
 
 from .constraints import END, TrieNode
 from .events import ChoiceResult, Delta, Finished
-from .kvcache import from_cache, to_cache
+from .kvcache import growing_cache, reorder
 from .sampling import Choice, SamplingError, add_bias, allow_only, ban_ends, check_logits
 from .textstream import TextStream
 
@@ -74,10 +74,7 @@ class _Beams:
         self.prompt = request.prompt_ids
         logits, layers, self.reused = engine.prefill_prompt(self.prompt)
         engine.prefix_cache.put(self.prompt, layers)
-        self.layers = [
-            (k.expand(b, -1, -1, -1).contiguous(), v.expand(b, -1, -1, -1).contiguous())
-            for k, v in layers
-        ]
+        self.cache = growing_cache(layers, b, len(self.prompt) + p.max_tokens)
         self.logits: torch.Tensor | None = logits.unsqueeze(0).expand(b, -1)
         self.vocab = logits.shape[-1]
         self.generated = 0
@@ -91,22 +88,21 @@ class _Beams:
 
     def _forward(self) -> torch.Tensor:
         b = self.num_beams
-        cache = to_cache(self.layers)
         tokens = torch.tensor([[h.tokens[-1]] for h in self.beams], device=self.engine.device)
         position = len(self.prompt) + self.generated - 1
         positions = torch.full((b, 1), position, device=self.engine.device)
         out = self.engine.model(
-            input_ids=tokens, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+            input_ids=tokens,
+            position_ids=positions,
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
-        self.layers = from_cache(cache)
         return out.logits[:, -1]
 
     def _reorder(self, rows: list[int]) -> None:
-        if rows != list(range(self.num_beams)):
-            index = torch.tensor(rows, device=self.engine.device)
-            self.layers = [
-                (k.index_select(0, index), v.index_select(0, index)) for k, v in self.layers
-            ]
+        if rows != list(range(self.num_beams)):  # the prompt is the same in every row
+            reorder(self.cache, rows, len(self.prompt))
 
     def _scores(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The beams' log-probabilities ``[beams, vocab]``: as the model gives them, and

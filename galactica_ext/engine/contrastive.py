@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import DynamicCache
 
-from .kvcache import from_cache, to_cache
+from .kvcache import from_cache, growing_cache, reorder
 from .sampling import Choice, SamplingError, add_bias, allow_only, ban_ends, check_logits
 
 if TYPE_CHECKING:
@@ -38,7 +38,9 @@ class ContrastiveSearch:
         out = engine.model(
             input_ids=ids, cache=cache, use_cache=True, output_hidden_states=True, logits_to_keep=1
         )
-        self.layers = from_cache(cache)
+        self.rows = min(request.params.top_k, out.logits.shape[-1])
+        capacity = len(request.prompt_ids) + request.params.max_tokens
+        self.cache = growing_cache(from_cache(cache), self.rows, capacity)
         self.context = out.hidden_states[-1][0].float()  # [tokens, hidden]
         self.logits = out.logits[0, -1]
 
@@ -56,15 +58,14 @@ class ContrastiveSearch:
                 allow_only(logits, torch.tensor(allowed, device=engine.device))
         allow_only(logits, engine.allowed_tokens(seq))
         probs = torch.softmax(logits, dim=-1)
-        k = min(params.top_k, probs.shape[-1])
+        k = self.rows
         top_probs, top_ids = torch.topk(probs, k)
-        # every candidate one step further, on a copy of the cache per candidate
-        cache = to_cache([(key.repeat(k, 1, 1, 1), v.repeat(k, 1, 1, 1)) for key, v in self.layers])
+        # every candidate one step further: one row each (the rows are the same until now)
         position = torch.full((k, 1), seq.kv_len + 1, device=engine.device)
         out = engine.model(
             input_ids=top_ids.view(k, 1),
             position_ids=position,
-            cache=cache,
+            cache=self.cache,
             use_cache=True,
             output_hidden_states=True,
             logits_to_keep=1,
@@ -79,10 +80,8 @@ class ContrastiveSearch:
             raise SamplingError("no token is allowed here: every next token has probability 0")
         pick = int(torch.argmax(score))
         token = int(top_ids[pick])
-        index = torch.tensor([pick], device=engine.device)
-        self.layers = [
-            (key.index_select(0, index), v.index_select(0, index)) for key, v in from_cache(cache)
-        ]
+        last = self.cache.layers[0].length - 1
+        reorder(self.cache, [pick] * k, last)  # every row takes the chosen token
         self.context = torch.cat([self.context, hidden[pick : pick + 1]])
         self.logits = out.logits[pick, -1]
         top = []

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 #: per layer: (keys, values), each ``[batch, heads, tokens, head_dim]``
 LayerKV = list[tuple[torch.Tensor, torch.Tensor]]
@@ -23,6 +24,71 @@ def to_cache(layers: LayerKV) -> DynamicCache:
     for layer, (k, v) in zip(cache.layers, layers, strict=True):
         layer.keys, layer.values = k, v
     return cache
+
+
+class GrowingLayer(DynamicLayer):
+    """A layer's cache preallocated for ``capacity`` tokens and written in place.
+
+    ``DynamicLayer`` concatenates, copying the whole cache at every step; here a step writes
+    its token into the buffer and the model reads a view. Searches (beams, contrastive
+    candidates) keep one row per hypothesis, all sharing the prompt's tokens: reordering the
+    rows moves only the tokens after the prompt (``reorder``).
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+        super().__init__()
+        rows, heads, length, dim = keys.shape
+        self.buffers = (
+            keys.new_empty((rows, heads, capacity, dim)),
+            values.new_empty((rows, heads, capacity, dim)),
+        )
+        self.buffers[0][:, :, :length] = keys
+        self.buffers[1][:, :, :length] = values
+        self.length = length
+        self.device = keys.device
+        self.is_initialized = True
+        self._view()
+
+    def _view(self) -> None:
+        self.keys = self.buffers[0][:, :, : self.length]
+        self.values = self.buffers[1][:, :, : self.length]
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + key_states.shape[-2]
+        if end > self.buffers[0].shape[-2]:
+            raise RuntimeError(f"the cache holds {self.buffers[0].shape[-2]} tokens, {end} asked")
+        self.buffers[0][:, :, self.length : end] = key_states
+        self.buffers[1][:, :, self.length : end] = value_states
+        self.length = end
+        self._view()
+        return self.keys, self.values
+
+    def reorder(self, rows: torch.Tensor, start: int) -> None:
+        """Row ``i`` takes the tokens from ``start`` on of row ``rows[i]`` (the tokens before
+        ``start`` are the same in every row)."""
+        for buffer in self.buffers:
+            segment = buffer[:, :, start : self.length]
+            segment.copy_(segment.index_select(0, rows))
+
+
+def growing_cache(layers: LayerKV, rows: int, capacity: int) -> DynamicCache:
+    """A cache of ``rows`` copies of one sequence's ``layers`` (``[1, H, L, D]`` each), with
+    room for ``capacity`` tokens, written in place."""
+    cache = to_cache([(k[..., :0, :], v[..., :0, :]) for k, v in layers])
+    cache.layers = [
+        GrowingLayer(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1), capacity)
+        for k, v in layers
+    ]
+    return cache
+
+
+def reorder(cache: DynamicCache, rows: list[int], start: int) -> None:
+    """Reorder the rows of a ``growing_cache`` from token ``start`` on."""
+    index = torch.tensor(rows, device=cache.layers[0].keys.device)
+    for layer in cache.layers:
+        layer.reorder(index, start)
 
 
 def from_cache(cache: DynamicCache) -> LayerKV:
