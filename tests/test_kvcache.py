@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import torch
 from transformers import DynamicCache
 
@@ -11,8 +12,10 @@ from galactica_ext.engine.kvcache import (
     BatchKV,
     PrefixCache,
     from_cache,
+    growing_cache,
     kv_bytes,
     kv_length,
+    reorder,
     to_cache,
 )
 
@@ -223,3 +226,26 @@ def test_kv_bytes_per_token_matches_the_model(tiny_model: Any) -> None:
         cache = DynamicCache()
         _logits(model, [5, 6, 7], cache, 0)
     assert kv_bytes(from_cache(cache)) == 3 * tiny_model.engine._kv_bytes_per_token()
+
+
+def test_a_growing_cache_writes_in_place_and_reorders_after_the_prompt() -> None:
+    prompt = seq_kv(5, 0.0)
+    cache = growing_cache(prompt, rows=3, capacity=8)
+    layer = cache.layers[0]
+    buffer = layer.buffers[0]
+    assert layer.keys.shape == (3, HEADS, 5, DIM) and cache.get_seq_length() == 5
+    assert torch.equal(layer.keys[2], prompt[0][0][0])
+    step = torch.arange(3, dtype=torch.float32).view(3, 1, 1, 1).expand(3, HEADS, 1, DIM)
+    for index, layer in enumerate(cache.layers):
+        keys, _values = layer.update(step + 10 * index, -step)
+        assert keys.shape == (3, HEADS, 6, DIM)
+    assert cache.layers[0].buffers[0] is buffer  # no new tensor: written in place
+    reorder(cache, [2, 2, 0], start=5)
+    keys = cache.layers[0].keys
+    assert keys[:, 0, 5, 0].tolist() == [2.0, 2.0, 0.0]
+    assert torch.equal(keys[:, :, :5], prompt[0][0].expand(3, -1, -1, -1))  # the prompt is kept
+    for layer in cache.layers:
+        layer.update(step, step)
+        layer.update(step, step)
+    with pytest.raises(RuntimeError, match="holds 8 tokens"):
+        cache.layers[0].update(step, step)
