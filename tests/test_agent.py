@@ -21,6 +21,7 @@ import pytest
 
 from galactica_ext.agent.launcher import die_with_parent_hook, start_agent
 from galactica_ext.agent.runtime import AgentInfo, is_stale, read_runtime, read_runtime_file
+from galactica_ext.checkpoints import build_random_checkpoint
 
 FORCE_END_REF = {"logit_bias": {"5": 100}, "min_tokens": 3}
 
@@ -532,6 +533,22 @@ def test_load_validates_first_and_unload_fails_running_streams_honestly(
         assert "GALACTICA_MODEL=" in reply.json()["error"]["message"]
         health = running.http.get("/health").json()
         assert health["status"] == "ready" and health["serving"] == str(tiny_checkpoint)
+        # a load that fails in the background leaves the old model serving, and says so
+        no_weights = tmp_path / "no-weights"
+        no_weights.mkdir()
+        (no_weights / "config.json").write_text("{}")
+        assert running.http.post("/v1/load", json={"model": str(no_weights)}).status_code == 202
+        health = running.wait_ready()
+        assert health["status"] == "ready" and health["serving"] == str(tiny_checkpoint)
+        assert "still serving" in health["error"] and str(no_weights) in health["error"]
+        # a good load: every request meanwhile is answered, by the old model or the new one
+        other = build_random_checkpoint(tmp_path / "other", "tiny", seed=1)
+        assert running.http.post("/v1/load", json={"model": str(other)}).status_code == 202
+        deadline = time.monotonic() + 120
+        while running.http.get("/health").json()["serving"] != str(other):
+            assert running.complete(prompt="x", max_tokens=2).status_code == 200
+            assert time.monotonic() < deadline, running.http.get("/health").json()
+        assert running.complete(prompt="x", max_tokens=2).json()["model"] == str(other)
         # a whole request and a stream are running when the model is unloaded
         long = {"prompt": "Long", "max_tokens": 2000, "ignore_eos": True, "n": 16}
         whole: list[httpx.Response] = []
