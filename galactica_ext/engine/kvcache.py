@@ -26,6 +26,10 @@ def to_cache(layers: LayerKV) -> DynamicCache:
     return cache
 
 
+#: tokens of room a growing batch cache keeps ahead (at least; a quarter more when it grows)
+HEADROOM = 64
+
+
 class GrowingLayer(DynamicLayer):
     """A layer's cache preallocated for ``capacity`` tokens and written in place.
 
@@ -35,9 +39,13 @@ class GrowingLayer(DynamicLayer):
     rows moves only the tokens after the prompt (``reorder``).
     """
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+    def __init__(
+        self, keys: torch.Tensor, values: torch.Tensor, capacity: int, grows: bool = False
+    ) -> None:
         super().__init__()
+        self.grows = grows  # reallocate (with headroom) when full, else refuse
         rows, heads, length, dim = keys.shape
+        capacity = max(capacity, length)
         self.buffers = (
             keys.new_empty((rows, heads, capacity, dim)),
             values.new_empty((rows, heads, capacity, dim)),
@@ -58,12 +66,25 @@ class GrowingLayer(DynamicLayer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.length + key_states.shape[-2]
         if end > self.buffers[0].shape[-2]:
-            raise RuntimeError(f"the cache holds {self.buffers[0].shape[-2]} tokens, {end} asked")
+            if not self.grows:
+                raise RuntimeError(
+                    f"the cache holds {self.buffers[0].shape[-2]} tokens, {end} asked"
+                )
+            self._grow(end + max(HEADROOM, end // 4))
         self.buffers[0][:, :, self.length : end] = key_states
         self.buffers[1][:, :, self.length : end] = value_states
         self.length = end
         self._view()
         return self.keys, self.values
+
+    def _grow(self, capacity: int) -> None:
+        grown = []
+        for buffer in self.buffers:
+            bigger = buffer.new_empty((*buffer.shape[:2], capacity, buffer.shape[-1]))
+            bigger[:, :, : self.length] = buffer[:, :, : self.length]
+            grown.append(bigger)
+        self.buffers = (grown[0], grown[1])
+        self._view()
 
     def reorder(self, rows: torch.Tensor, start: int) -> None:
         """Row ``i`` takes the tokens from ``start`` on of row ``rows[i]`` (the tokens before
@@ -122,7 +143,16 @@ class BatchKV:
         return from_cache(self.cache) if self.cache is not None else []
 
     def _set(self, layers: LayerKV) -> None:
-        self.cache = to_cache(layers) if layers else None
+        """Hold ``layers`` in a cache written in place, with room to grow (a decoding step
+        then writes one token per row instead of copying the whole batch's cache)."""
+        if not layers:
+            self.cache = None
+            return
+        length = kv_length(layers)
+        capacity = length + max(HEADROOM, length // 4)
+        cache = to_cache([(k[..., :0, :], v[..., :0, :]) for k, v in layers])
+        cache.layers = [GrowingLayer(k, v, capacity, grows=True) for k, v in layers]
+        self.cache = cache
 
     @property
     def size(self) -> int:
