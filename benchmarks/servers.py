@@ -116,6 +116,7 @@ class Agent(Process):
         prefix_cache: bool = True,
         python: str = sys.executable,
         env: dict[str, str] | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.runtime_file = Path(tempfile.mkdtemp(prefix="gx-bench-")) / "agent.json"
         argv = [
@@ -133,6 +134,7 @@ class Agent(Process):
         ]
         if not prefix_cache:
             argv.append("--no-prefix-cache")
+        argv += extra
         env = {
             **os.environ,
             **(env or {}),

