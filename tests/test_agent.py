@@ -539,8 +539,9 @@ def test_load_validates_first_and_unload_fails_running_streams_honestly(
         (no_weights / "config.json").write_text("{}")
         assert running.http.post("/v1/load", json={"model": str(no_weights)}).status_code == 202
         health = running.wait_ready()
-        assert health["status"] == "ready" and health["serving"] == str(tiny_checkpoint)
-        assert "still serving" in health["error"] and str(no_weights) in health["error"]
+        assert health["status"] == "failed" and health["model"] == str(no_weights)
+        assert health["serving"] == str(tiny_checkpoint) and "still serving" in health["error"]
+        assert running.complete(prompt="x", max_tokens=2).status_code == 200
         # a good load: every request meanwhile is answered, by the old model or the new one
         other = build_random_checkpoint(tmp_path / "other", "tiny", seed=1)
         assert running.http.post("/v1/load", json={"model": str(other)}).status_code == 202

@@ -226,8 +226,8 @@ class CompletionsHandler(BaseHandler):
             return self.not_ready()
         served = self.host.serving or ""
         if request.model and not _same_model(request.model, served):
-            if self.host.status == "loading" and _same_model(request.model, self.host.model):
-                return self.not_ready()  # asked for the model that is loading: soon
+            if self.host.status != "ready" and _same_model(request.model, self.host.model):
+                return self.not_ready()  # the model asked for is loading, or failed to
             raise RequestError(
                 f"model {request.model!r} is not served here: this agent serves "
                 f"{served!r} (load another with POST /v1/load)",

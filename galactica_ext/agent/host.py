@@ -70,7 +70,11 @@ def check_spec(spec: str | None) -> str:
 
 
 class ModelHost:
-    """Holds at most one serving model and its engine; loads a new one beside it and swaps."""
+    """Holds at most one serving model and its engine; loads a new one beside it and swaps.
+
+    ``status`` and ``model`` are about the model asked for last (``failed`` if it could not
+    load); ``serving`` is the model answering completions, which a failed load leaves in place.
+    """
 
     def __init__(self, **engine_options: Any) -> None:
         self.engine_options = engine_options
@@ -166,12 +170,9 @@ class ModelHost:
             log.error("loading %s failed:\n%s", resolved, traceback.format_exc())
             message = HUB_UNREACHABLE if hub_unreachable(err) else f"{type(err).__name__}: {err}"
             with self._lock:
+                self.status, self.error = "failed", message
                 if self.galactica is not None:  # the previous model goes on serving
-                    self.status, self.model, self.progress = "ready", self.serving, None
-                    self.error = f"loading {resolved} failed ({message}); still serving "
-                    self.error += str(self.serving)
-                else:
-                    self.status, self.error = "failed", message
+                    self.error = f"{message} (still serving {self.serving})"
             return
         with self._lock:
             old = self._swap(galactica, resolved)
