@@ -175,22 +175,29 @@ def test_cancel_all_cancels_running_searches_sequences_and_the_queue(tiny_model:
 def test_close_during_a_beam_search_fails_it_at_the_next_step(tiny_model: Galactica) -> None:
     own = Engine(tiny_model.loaded, prefix_cache_bytes=0)
     steps: list[int] = []
-    gate = threading.Event()
+    reached, released = threading.Event(), threading.Event()
     prompt_len = len(own.encode("Unload me"))
 
     def hook(batch_id: int, ids: torch.Tensor) -> list[int]:
         steps.append(len(ids) - prompt_len)
-        if len(ids) - prompt_len == 2:
-            gate.set()
+        if len(ids) - prompt_len == 2:  # hold the search here until the engine is closing
+            reached.set()
+            released.wait(timeout=60)
         return []
 
     params = SamplingParams(max_tokens=500, ignore_eos=True, prefix_allowed_tokens_fn=hook)
     search = own.submit("Unload me", params, n=2, num_beams=2)
-    assert gate.wait(timeout=60)
-    own.close()
+    assert reached.wait(timeout=60)
+    closer = threading.Thread(target=own.close)
+    closer.start()
+    while not own._closed:
+        threading.Event().wait(0.001)
+    released.set()
+    closer.join(timeout=60)
+    assert not closer.is_alive()
     with pytest.raises(EngineClosed):
         search.wait()
-    assert max(steps) <= 4
+    assert max(steps) == 2  # the step in progress finished; no other began
 
 
 def test_a_search_is_not_starved_by_a_busy_batch(engine: Engine) -> None:

@@ -46,6 +46,12 @@ class Hold:
         return []
 
 
+def closing(engine: Engine) -> None:
+    """Wait until ``close`` has marked the engine closed (the worker is held meanwhile)."""
+    while not engine._closed:
+        threading.Event().wait(0.001)
+
+
 def collect(completion: Any) -> tuple[list[Any], BaseException | None]:
     events: list[Any] = []
     try:
@@ -140,6 +146,7 @@ def test_close_fails_running_and_waiting_requests_promptly(tiny_model: Galactica
     waiting = own.submit("Waiting", SamplingParams(max_tokens=5))
     closer = threading.Thread(target=own.close)
     closer.start()
+    closing(own)
     hold.released.set()
     closer.join(timeout=60)
     assert not closer.is_alive()
@@ -147,3 +154,32 @@ def test_close_fails_running_and_waiting_requests_promptly(tiny_model: Galactica
         _, error = collect(completion)
         assert isinstance(error, EngineClosed)
     assert len(running.results) == 1 and running.results[0] is None
+
+
+def test_close_ends_an_async_stream_with_engine_closed(tiny_model: Galactica) -> None:
+    import asyncio
+
+    own = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    hold = Hold(after=2)
+
+    async def consume() -> tuple[int, BaseException | None]:
+        completion = own.submit(
+            "Streaming",
+            SamplingParams(max_tokens=500, ignore_eos=True, prefix_allowed_tokens_fn=hold),
+            loop=asyncio.get_running_loop(),
+        )
+        deltas = 0
+        try:
+            async for event in completion:
+                deltas += isinstance(event, Delta)
+                if deltas == 2:  # the worker is held at the 3rd token: unload now
+                    closer = threading.Thread(target=own.close)
+                    closer.start()
+                    closing(own)
+                    hold.released.set()
+        except EngineClosed as err:
+            return deltas, err
+        return deltas, None
+
+    deltas, error = asyncio.run(consume())
+    assert isinstance(error, EngineClosed) and deltas < 10
