@@ -230,7 +230,7 @@ def test_kv_bytes_per_token_matches_the_model(tiny_model: Any) -> None:
 
 def test_a_growing_cache_writes_in_place_and_reorders_after_the_prompt() -> None:
     prompt = seq_kv(5, 0.0)
-    cache = growing_cache(prompt, rows=3, capacity=8)
+    cache = growing_cache(prompt, rows=3, limit=8)
     layer = cache.layers[0]
     buffer = layer.buffers[0]
     assert layer.keys.shape == (3, HEADS, 5, DIM) and cache.get_seq_length() == 5
@@ -249,3 +249,17 @@ def test_a_growing_cache_writes_in_place_and_reorders_after_the_prompt() -> None
         layer.update(step, step)
     with pytest.raises(RuntimeError, match="holds 8 tokens"):
         cache.layers[0].update(step, step)
+
+
+def test_a_growing_cache_takes_room_as_it_needs_it() -> None:
+    prompt = seq_kv(5, 0.0)
+    cache = growing_cache(prompt, rows=2, limit=1000)
+    layer = cache.layers[0]
+    first = layer.buffers[0]
+    assert first.shape[-2] < 1000  # not all of it at once
+    token = torch.ones(2, HEADS, 1, DIM)
+    for i in range(first.shape[-2] - 5 + 1):
+        layer.update(token * i, token * i)
+    assert layer.buffers[0] is not first and layer.buffers[0].shape[-2] <= 1000
+    assert torch.equal(layer.keys[:, :, :5], prompt[0][0].expand(2, -1, -1, -1))
+    assert layer.keys[0, 0, 5:, 0].tolist() == [float(i) for i in range(layer.length - 5)]

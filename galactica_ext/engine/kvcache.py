@@ -40,10 +40,16 @@ class GrowingLayer(DynamicLayer):
     """
 
     def __init__(
-        self, keys: torch.Tensor, values: torch.Tensor, capacity: int, grows: bool = False
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        capacity: int,
+        grows: bool = False,
+        limit: int | None = None,
     ) -> None:
         super().__init__()
         self.grows = grows  # reallocate (with headroom) when full, else refuse
+        self.limit = limit  # never more tokens than this (None: no limit)
         rows, heads, length, dim = keys.shape
         capacity = max(capacity, length)
         self.buffers = (
@@ -66,11 +72,11 @@ class GrowingLayer(DynamicLayer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.length + key_states.shape[-2]
         if end > self.buffers[0].shape[-2]:
-            if not self.grows:
-                raise RuntimeError(
-                    f"the cache holds {self.buffers[0].shape[-2]} tokens, {end} asked"
-                )
-            self._grow(end + max(HEADROOM, end // 4))
+            if not self.grows or (self.limit is not None and end > self.limit):
+                held = self.limit if self.grows else self.buffers[0].shape[-2]
+                raise RuntimeError(f"the cache holds {held} tokens, {end} asked")
+            room = end + max(HEADROOM, end // 4)
+            self._grow(room if self.limit is None else min(room, self.limit))
         self.buffers[0][:, :, self.length : end] = key_states
         self.buffers[1][:, :, self.length : end] = value_states
         self.length = end
@@ -94,12 +100,17 @@ class GrowingLayer(DynamicLayer):
             segment.copy_(segment.index_select(0, rows))
 
 
-def growing_cache(layers: LayerKV, rows: int, capacity: int) -> DynamicCache:
-    """A cache of ``rows`` copies of one sequence's ``layers`` (``[1, H, L, D]`` each), with
-    room for ``capacity`` tokens, written in place."""
+def growing_cache(layers: LayerKV, rows: int, limit: int) -> DynamicCache:
+    """A cache of ``rows`` copies of one sequence's ``layers`` (``[1, H, L, D]`` each),
+    written in place, growing as needed up to ``limit`` tokens (room is taken a little at a
+    time: a search usually ends long before its ``max_tokens``)."""
+    length = kv_length(layers)
+    room = min(limit, length + HEADROOM)
     cache = to_cache([(k[..., :0, :], v[..., :0, :]) for k, v in layers])
     cache.layers = [
-        GrowingLayer(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1), capacity)
+        GrowingLayer(
+            k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1), room, grows=True, limit=limit
+        )
         for k, v in layers
     ]
     return cache
