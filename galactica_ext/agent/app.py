@@ -247,8 +247,10 @@ class CompletionsHandler(BaseHandler):
         except ValueError as err:
             self._cancel_all()
             raise RequestError(str(err), "prompt") from None
-        except RuntimeError as err:  # the engine closed under us: unloaded or replaced
+        except RuntimeError as err:
             self._cancel_all()
+            if self.host.engine is engine:
+                raise  # a bug, not an engine closed under us (unloaded or replaced)
             self.set_header("Retry-After", "2")
             return self.fail(503, str(err), kind="service_unavailable", code="model_not_ready")
         try:
