@@ -14,6 +14,7 @@ from .backend import ModelService
 from .config import Galactica
 from .handlers import setup_handlers
 from .library_handlers import setup_library_handlers
+from .prompt_handlers import setup_prompt_handlers
 
 __all__ = ["Galactica", "ModelService"]
 
@@ -29,6 +30,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     web_app.settings[SERVICE_KEY] = service
     setup_handlers(web_app, service)
     setup_library_handlers(web_app, service, parent=server_app)  # the citation library
+    setup_prompt_handlers(web_app, service)  # the science prompt library
     server_app.log.info(
         "galactica_ext: handlers registered under %sgalactica/", web_app.settings["base_url"]
     )

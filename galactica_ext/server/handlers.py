@@ -162,7 +162,7 @@ class TaskHandler(GalacticaHandler):
         body = self.json_body()
         try:
             # tokenising and escaping a large text takes a while: never on the event loop
-            request = await asyncio.to_thread(build_request, task, body, self.service.config)
+            request = await asyncio.to_thread(self.build, task, body)
         except (ValueError, TypeError) as err:
             return self.fail(400, str(err))
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -176,6 +176,10 @@ class TaskHandler(GalacticaHandler):
             return
         if not self._closed:
             self.finish()
+
+    def build(self, task: str, body: dict[str, Any]) -> tasks.GenerationRequest:
+        """The generation request of a browser's body (a subclass builds its own)."""
+        return build_request(task, body, self.service.config)
 
     async def _send(self, event: str, data: Any) -> None:
         if self._closed:
