@@ -170,15 +170,14 @@ class Engine:
                 f"{trie.root.need} tokens (its end token included)"
             )
         params = dataclasses.replace(params, stop=[], min_tokens=0, num_beam_groups=1)
-        if params.temperature == 0 and n > 1:  # n distinct choices, best first
+        self._check_modes(params, n, num_beams)
+        if params.temperature == 0 and n > 1 and not params.contrastive:  # distinct, best first
             num_beams = max(num_beams, n)
         if num_beams > 1 and n > trie.fitting(params.max_tokens):
             raise ValueError(
                 f"n={n} distinct choices asked, but only {trie.fitting(params.max_tokens)} "
                 f"of the choices fit in max_tokens={params.max_tokens}"
             )
-        if params.contrastive and n > 1:
-            raise ValueError("contrastive search gives one sequence: use n=1")
         return params, trie, num_beams
 
     def generate(
