@@ -109,9 +109,10 @@ class ChoiceTrie:
 
 
 class TrieCache:
-    """Tries built once per distinct choice list, the few most recent kept (LRU)."""
+    """Tries built once per distinct choice list, the few most recent kept (LRU: a trie of
+    10,000 titles holds about 64,000 nodes)."""
 
-    def __init__(self, encode: Callable[[list[str]], list[list[int]]], size: int = 8) -> None:
+    def __init__(self, encode: Callable[[list[str]], list[list[int]]], size: int = 4) -> None:
         self._encode = encode
         self._size = size
         self._tries: OrderedDict[tuple[str, ...], ChoiceTrie] = OrderedDict()
