@@ -76,11 +76,19 @@ def supports_choices(server: Server) -> str | None:
     return None
 
 
-def in_library(client: CompletionsClient, library: Library, texts: list[str], n: int) -> dict:
-    """Grounded cites for ``texts``: how many suggestions were library entries."""
+def in_library(
+    client: CompletionsClient, library: Library, texts: list[str], n: int, probe: int = 10
+) -> dict:
+    """Grounded cites for ``texts``: how many suggestions were library entries. A server
+    whose first ``probe`` prompts already gave suggestions outside the library is not run
+    on the rest (beams that escape the constraint write up to max_tokens each: slow)."""
     total = entries = 0
     errors: list[str] = []
+    done = 0
     for text in texts:
+        if done == probe and entries < total:
+            break
+        done += 1
         grounding = grounded_cite(text, library, n=n)
         extra = {"structured_outputs": {"choice": grounding.request.choices}}
         try:
@@ -91,7 +99,7 @@ def in_library(client: CompletionsClient, library: Library, texts: list[str], n:
         suggestions = grounding.suggestions(s["text"] for s in result["suggestions"])
         total += len(suggestions)
         entries += sum(1 for s in suggestions if s["source"] == "library" and s["key"] in library)
-    return {"prompts": len(texts), "suggestions": total, "library": entries, "errors": errors}
+    return {"prompts": done, "suggestions": total, "library": entries, "errors": errors}
 
 
 def timing(server: Server, library: Library, texts: list[str], reps: int) -> dict:
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=3, help="suggestions per grounded cite")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument("--skip-agent", action="store_true")
     parser.add_argument("--shape", default="125m", help="checkpoint shape (tiny for a smoke run)")
     parser.add_argument(
         "--cache-dir", type=Path, default=Path("~/.cache/galactica-ext/bench-125m").expanduser()
@@ -146,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="gx-grounding-"))
     processes, servers = [], {}
     try:
-        agent = Agent(checkpoint, "bfloat16", log_dir, "agent")
-        processes.append(agent)
+        agent = None
+        if not args.skip_agent:
+            agent = Agent(checkpoint, "bfloat16", log_dir, "agent")
+            processes.append(agent)
         vllm = None
         if not args.skip_vllm:
             python, why = vllm_python()
@@ -156,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 vllm = VLLM(python, checkpoint, log_dir)
                 processes.append(vllm)
-        agent.wait_ready(time.perf_counter() + 300)
-        servers["agent"] = (agent.server, CompletionsClient(
-            f"http://{agent.server.host}:{agent.server.port}", agent.server.token))  # fmt: skip
+        if agent is not None:
+            agent.wait_ready(time.perf_counter() + 300)
+            servers["agent"] = (agent.server, CompletionsClient(
+                f"http://{agent.server.host}:{agent.server.port}", agent.server.token))  # fmt: skip
         if vllm is not None:
             try:
                 vllm.wait_ready(time.perf_counter() + 600)
