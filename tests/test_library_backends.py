@@ -2,9 +2,10 @@
 
 The same code (:func:`galactica_ext.library.grounded_cite`, :func:`galactica_ext.client.run_task`)
 runs against both; every suggestion must be an entry of the real-world MNE bibliography,
-with greedy decoding (n=1, streamed) and with beams (n=3). vLLM runs from
-``$GALACTICA_VLLM_PYTHON`` (default ``.venv-vllm/bin/python``) and its tests skip, saying why,
-where it is absent.
+with greedy decoding (n=1, streamed) and, on the agent, with beams (n=3). vLLM's beam search
+ignores the constraint: there, no suggestion outside the library may pass for an entry.
+vLLM runs from ``$GALACTICA_VLLM_PYTHON`` (default ``.venv-vllm/bin/python``) and its tests
+skip, saying why, where it is absent.
 """
 
 from __future__ import annotations
@@ -42,15 +43,17 @@ def mne() -> Library:
     return load(DATA / "mne-references.bib")
 
 
-def grounded_suggestions(server: Server, library: Library, text: str, n: int) -> list[dict]:
+def grounded_suggestions(
+    server: Server, library: Library, text: str, n: int, constrained: bool = True
+) -> list[dict]:
     grounding = grounded_cite(text, library, n=n)
     with server.client() as client:
         result = run_task(client, grounding.request)
-    # what the server generated is exactly a choice (the constraint held)
-    offered = set(grounding.request.choices)
-    for raw in result["outputs"]:
-        cut = raw.split(tasks.END_REF, 1)[0]
-        assert cut in offered or " " + cut.strip() in offered, raw
+    if constrained:  # what the server generated is exactly a choice (the constraint held)
+        offered = set(grounding.request.choices)
+        for raw in result["outputs"]:
+            cut = raw.split(tasks.END_REF, 1)[0]
+            assert cut in offered or " " + cut.strip() in offered, raw
     return grounding.suggestions(s["text"] for s in result["suggestions"])
 
 
@@ -63,9 +66,19 @@ def test_grounded_on_the_agent(agent_server: Server, mne: Library, n: int) -> No
 
 
 @pytest.mark.vllm
-@pytest.mark.parametrize("n", [1, 3])
-def test_grounded_on_vllm(vllm_server: Server, mne: Library, n: int) -> None:
+def test_grounded_on_vllm(vllm_server: Server, mne: Library) -> None:
     for text in TEXTS:
-        suggestions = grounded_suggestions(vllm_server, mne, text, n)
-        assert 1 <= len(suggestions) <= n
-        assert all(s["source"] == "library" and s["key"] in mne for s in suggestions)
+        suggestions = grounded_suggestions(vllm_server, mne, text, 1)
+        assert len(suggestions) == 1
+        assert suggestions[0]["source"] == "library" and suggestions[0]["key"] in mne
+
+
+@pytest.mark.vllm
+def test_vllm_beams_never_pass_for_library_entries(vllm_server: Server, mne: Library) -> None:
+    # vLLM 0.32's beam search does not apply structured_outputs (its beams write anything):
+    # whatever it returns is a library entry only if it is one, else marked unverified
+    for text in TEXTS:
+        for s in grounded_suggestions(vllm_server, mne, text, 3, constrained=False):
+            assert (s["source"] == "library" and s["key"] in mne) or (
+                s["verified"] is False and s["key"] is None
+            )
