@@ -3,6 +3,9 @@ tokens and log-probabilities as choosing row by row, and a NaN row left to fail 
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 import torch
 
@@ -57,3 +60,59 @@ def test_a_batch_of_greedy_requests_matches_each_alone(tiny_model: Galactica) ->
         assert [c.logprob for c in a.logprobs] == pytest.approx(
             [c.logprob for c in b.logprobs], abs=1e-4
         )
+
+
+def reference(model: Any, ids: list[int], steps: int) -> list[tuple[int, float]]:
+    """Greedy (token, log-probability) pairs recomputing the whole sequence at every step."""
+    ids, out = list(ids), []
+    with torch.inference_mode():
+        for _ in range(steps):
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            token = int(torch.argmax(logprobs))
+            out.append((token, float(logprobs[token])))
+            ids.append(token)
+    return out
+
+
+def test_cold_prompts_admitted_together_share_one_prefill(tiny_model: Galactica) -> None:
+    engine: Engine = tiny_model.engine
+    reached, released = threading.Event(), threading.Event()
+
+    def hold(batch_id: int, ids: torch.Tensor) -> list[int]:
+        if not released.is_set():
+            reached.set()
+            released.wait(timeout=60)
+        return []
+
+    blocker = engine.submit(
+        "Hold the worker", SamplingParams(max_tokens=2, prefix_allowed_tokens_fn=hold)
+    )
+    assert reached.wait(timeout=60)
+    # token ids no cached prompt starts with, of different lengths
+    prompts = [[40_000 + i, *range(1_000 + 50 * i, 1_000 + 50 * i + 5 + 9 * i)] for i in range(4)]
+    before = engine.batched_prefills
+    completions = [
+        engine.submit(p, SamplingParams(max_tokens=6, logprobs=0, ignore_eos=True)) for p in prompts
+    ]
+    released.set()
+    blocker.wait()
+    for prompt, completion in zip(prompts, completions, strict=True):
+        (result,) = completion.wait()
+        expected = reference(engine.model, prompt, 6)
+        assert result.token_ids == [t for t, _ in expected]
+        assert [c.logprob for c in result.logprobs] == pytest.approx(
+            [lp for _, lp in expected], abs=1e-4
+        )
+        assert result.reused_tokens == 0
+    assert engine.batched_prefills == before + 1
+
+
+def test_prompts_are_packed_within_the_prefill_budget() -> None:
+    from galactica_ext.engine.prefill import packed
+
+    lengths = [10, 1000, 30, 999, 2000, 5]
+    groups = packed(lengths, lambda n: n, budget=2048)
+    assert sorted(n for g in groups for n in g) == sorted(lengths)
+    for group in groups:
+        assert max(group) * len(group) <= 2048 or len(group) == 1

@@ -257,15 +257,19 @@ class PrefixCache:
             self._entries.popitem(last=False)
 
     def longest(
-        self, ids: list[int], candidates: list[tuple[list[int], LayerKV]] = ()
+        self,
+        ids: list[int],
+        candidates: list[tuple[list[int], LayerKV]] = (),
+        min_length: int = 1,
     ) -> PrefixHit | None:
-        """The longest cached prefix of ``ids``, leaving at least one token to compute."""
+        """The longest cached prefix of ``ids`` (of at least ``min_length`` tokens), leaving
+        at least one token to compute."""
         best: PrefixHit | None = None
         limit = len(ids) - 1
         pool = [(list(k), v) for k, v in self._entries.items()] + list(candidates)
         for key, layers in pool:
             n = min(_common_prefix(key, ids), limit, kv_length(layers))
-            if n > 0 and (best is None or n > best.length):
+            if n >= max(1, min_length) and (best is None or n > best.length):
                 best = PrefixHit(n, layers)
         if best is None:
             return None

@@ -20,14 +20,14 @@ from collections import deque
 from collections.abc import Iterator
 
 import torch
-from transformers import DynamicCache
 
 from ..specs import CONTEXT_LENGTH
 from ..tasks import escape_sequences
 from .constraints import END, ChoiceTrie, TrieCache, TrieNode
 from .events import ChoiceResult, Completion, Delta, EngineClosed, Event, Failed, Finished
-from .kvcache import BatchKV, LayerKV, PrefixCache, from_cache, to_cache
+from .kvcache import BatchKV, LayerKV, PrefixCache, PrefixHit
 from .loading import LoadedModel
+from .prefill import packed, prefill, prefill_many
 from .requests import Request, SeqState
 from .sampling import Choice, SamplingParams, choose, choose_greedy, plain_greedy
 from .searches import Searches
@@ -47,6 +47,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+#: the fewest cached tokens worth reusing (a shorter match is computed again)
+MIN_REUSE = 8
 
 
 class QueueFull(RuntimeError):
@@ -88,6 +92,7 @@ class Engine:
         self._lock = threading.Condition()
         self._closed = False
         self.steps = 0  # decoding steps of the continuous batch
+        self.batched_prefills = 0  # forwards that prefilled several cold prompts at once
         self._worker = threading.Thread(target=self._run, name="galactica-engine", daemon=True)
         self._worker.start()
 
@@ -287,17 +292,63 @@ class Engine:
         for request in cancelled:
             for index in range(request.completion.n):
                 request.completion.emit(Finished(self._result_of_unstarted(request, index)))
+        plain: list[Request] = []  # started together: their cold prompts in one prefill
         while True:
             with self._lock:
                 busy = len(self._active) + len(self._searches)
+                busy += sum(r.completion.n for r in plain)
                 if not self._waiting or busy >= self.max_batch or self._closed:
-                    return
+                    break
                 request = self._waiting.popleft()
+            if self._plain(request):
+                plain.append(request)
+                continue
             try:
                 self._begin(request)
             except Exception as err:
                 log.exception("prefill failed")
                 request.completion.fail(err)
+        if plain:
+            self._start_all(plain)
+
+    def _plain(self, request: Request) -> bool:
+        """Whether a request joins the continuous batch (not a search, not cancelled)."""
+        return (
+            request.num_beams == 1
+            and not request.params.contrastive
+            and not request.completion.cancelled.is_set()
+        )
+
+    def _start_all(self, requests: list[Request]) -> None:
+        """Prefill and start requests: those that extend a cached prefix one by one, the
+        others (cold prompts) together, in padded batches of at most PREFILL_TOKENS."""
+        cold: list[Request] = []
+        for request in requests:
+            try:
+                hit = self._lookup(request.prompt_ids)
+                if hit is None:
+                    cold.append(request)
+                    continue
+                ids = request.prompt_ids
+                logits, layers = self._prefill(ids[hit.length :], hit.layers, hit.length)
+                self._start(request, logits, layers, hit.length)
+            except Exception as err:
+                log.exception("prefill failed")
+                request.completion.fail(err)
+        for group in packed(cold, lambda r: len(r.prompt_ids)):
+            try:
+                if len(group) == 1:
+                    prefilled = [self._prefill(group[0].prompt_ids, None, 0)]
+                else:
+                    prefilled = self._prefill_many([r.prompt_ids for r in group])
+                    self.batched_prefills += 1
+            except Exception as err:
+                log.exception("prefill failed")
+                for request in group:
+                    request.completion.fail(err)
+                continue
+            for request, (logits, layers) in zip(group, prefilled, strict=True):
+                self._start(request, logits, layers, 0)
 
     def _begin(self, request: Request) -> None:
         from .beams import BeamSearch, GroupBeamSearch
@@ -313,7 +364,7 @@ class Engine:
         elif request.num_beams > 1:
             self._searches.add(BeamSearch(self, request))
         else:
-            self._start(request)
+            self._start_all([request])
 
     def _result_of_unstarted(self, request: Request, index: int) -> ChoiceResult:
         return ChoiceResult(index, "", "cancelled", [], len(request.prompt_ids), request.truncated)
@@ -333,11 +384,10 @@ class Engine:
             node=request.trie.root if request.trie is not None else None,
         )
 
-    def _start(self, request: Request) -> None:
-        ids = request.prompt_ids
-        logits, layers, start = self.prefill_prompt(ids)
+    def _start(self, request: Request, logits: torch.Tensor, layers: LayerKV, reused: int) -> None:
+        """Start a prefilled request's ``n`` sequences (or finish them at once)."""
         for index in range(request.completion.n):
-            seq = self.new_sequence(request, index, start)
+            seq = self.new_sequence(request, index, reused)
             try:
                 self._accept(seq, logits)
                 done = self._finish_if_done(seq)
@@ -346,21 +396,29 @@ class Engine:
                 request.completion.fail(err)
                 return
             if done:
-                self.prefix_cache.put(ids, layers)
+                self.prefix_cache.put(request.prompt_ids, layers)
             else:
                 self._active.append(seq)
                 self._batch.add(layers)
 
-    def prefill_prompt(self, ids: list[int]) -> tuple[torch.Tensor, LayerKV, int]:
-        """The prompt's last logits and cache, reusing the longest cached prefix; and how
-        many tokens were reused."""
+    def _lookup(self, ids: list[int]) -> PrefixHit | None:
+        """The longest computed prefix of ``ids``: cached, or a running sequence's."""
         running = []
         if self.prefix_cache.max_bytes:  # 0: prefix reuse disabled, always prefill in full
             running = [(s.ids[: s.kv_len], self._batch.row(i)) for i, s in enumerate(self._active)]
-        hit = self.prefix_cache.longest(ids, running)
+        # a few shared tokens (a common first word) are not worth giving up a batched prefill
+        return self.prefix_cache.longest(ids, running, min_length=MIN_REUSE)
+
+    def prefill_prompt(self, ids: list[int]) -> tuple[torch.Tensor, LayerKV, int]:
+        """The prompt's last logits and cache, reusing the longest cached prefix; and how
+        many tokens were reused."""
+        hit = self._lookup(ids)
         start = hit.length if hit else 0
         logits, layers = self._prefill(ids[start:], hit.layers if hit else None, start)
         return logits, layers, start
+
+    def _prefill_many(self, prompts: list[list[int]]) -> list[tuple[torch.Tensor, LayerKV]]:
+        return prefill_many(self.model, self.device, self.tokenizer.pad_token_id, prompts)
 
     def _generator(self, params: SamplingParams, index: int) -> torch.Generator | None:
         if params.temperature == 0:
@@ -372,18 +430,7 @@ class Engine:
     def _prefill(
         self, ids: list[int], cached: LayerKV | None, start: int
     ) -> tuple[torch.Tensor, LayerKV]:
-        """Run ``ids`` after ``start`` cached tokens: the last position's logits and the cache."""
-        cache = to_cache(cached) if cached else DynamicCache()
-        input_ids = torch.tensor([ids], device=self.device)
-        positions = torch.arange(start, start + len(ids), device=self.device).unsqueeze(0)
-        out = self.model(
-            input_ids=input_ids,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        return out.logits[0, -1], from_cache(cache)
+        return prefill(self.model, self.device, ids, cached, start)
 
     def allowed_tokens(self, seq: SeqState) -> torch.Tensor | None:
         """The tokens a choice-constrained sequence may take next (None: no such constraint)."""
