@@ -2,8 +2,9 @@
 
 The same code (:func:`galactica_ext.library.grounded_cite`, :func:`galactica_ext.client.run_task`)
 runs against both; every suggestion must be an entry of the real-world MNE bibliography,
-with greedy decoding (n=1, streamed) and, on the agent, with beams (n=3). vLLM's beam search
-ignores the constraint: there, no suggestion outside the library may pass for an entry.
+with n=1 and n=3 (greedy sequences: the agent ranks n distinct choices; vLLM gives the one
+choice n times). vLLM's beam search ignores the constraint: there, no suggestion outside the
+library may pass for an entry.
 vLLM runs from ``$GALACTICA_VLLM_PYTHON`` (default ``.venv-vllm/bin/python``) and its tests
 skip, saying why, where it is absent.
 """
@@ -66,9 +67,11 @@ def test_grounded_on_the_agent(agent_server: Server, mne: Library, n: int) -> No
 
 
 @pytest.mark.vllm
-def test_grounded_on_vllm(vllm_server: Server, mne: Library) -> None:
+@pytest.mark.parametrize("n", [1, 3])
+def test_grounded_on_vllm(vllm_server: Server, mne: Library, n: int) -> None:
+    # n greedy sequences under the constraint: the same choice n times, given once
     for text in TEXTS:
-        suggestions = grounded_suggestions(vllm_server, mne, text, 1)
+        suggestions = grounded_suggestions(vllm_server, mne, text, n)
         assert len(suggestions) == 1
         assert suggestions[0]["source"] == "library" and suggestions[0]["key"] in mne
 
@@ -77,8 +80,13 @@ def test_grounded_on_vllm(vllm_server: Server, mne: Library) -> None:
 def test_vllm_beams_never_pass_for_library_entries(vllm_server: Server, mne: Library) -> None:
     # vLLM 0.32's beam search does not apply structured_outputs (its beams write anything):
     # whatever it returns is a library entry only if it is one, else marked unverified
-    for text in TEXTS:
-        for s in grounded_suggestions(vllm_server, mne, text, 3, constrained=False):
-            assert (s["source"] == "library" and s["key"] in mne) or (
-                s["verified"] is False and s["key"] is None
-            )
+    import dataclasses
+
+    grounding = grounded_cite(TEXTS[0], mne, n=3)
+    beams = dataclasses.replace(grounding.request, num_beams=3)
+    with vllm_server.client() as client:
+        result = run_task(client, beams)
+    for s in grounding.suggestions(s["text"] for s in result["suggestions"]):
+        assert (s["source"] == "library" and s["key"] in mne) or (
+            s["verified"] is False and s["key"] is None
+        )

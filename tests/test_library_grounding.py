@@ -99,6 +99,8 @@ def test_grounded_cite_request(mne: Library, tokenizer) -> None:
     free = tasks.cite("Sources were localised with MNE", n=3)
     assert request.prompt == free.prompt and request.prompt.endswith(" [START_REF]")
     assert (request.stop, request.stop_token_ids, request.n) == (["[END_REF]"], [5], 3)
+    # n ranked greedy sequences, never beams (vLLM's beams ignore the constraint)
+    assert (request.num_beams, request.temperature, request.diversity_penalty) == (1, 0.0, 0.0)
     assert len(request.choices) == len(set(request.choices)) == 233
     assert " MEG and EEG Data Analysis with MNE-Python, Gramfort" in request.choices
     assert all(c.startswith(" ") and 1 < len(c) <= 512 for c in request.choices)

