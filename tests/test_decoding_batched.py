@@ -116,3 +116,30 @@ def test_prompts_are_packed_within_the_prefill_budget() -> None:
     assert sorted(n for g in groups for n in g) == sorted(lengths)
     for group in groups:
         assert max(group) * len(group) <= 2048 or len(group) == 1
+
+
+def test_bfloat16_fast_paths_agree_with_the_plain_model(tiny_checkpoint: Any) -> None:
+    """In bfloat16 the batched prefill, batched greedy choice and in-place cache give
+    log-probabilities within bfloat16 rounding of the plain model's on the same tokens."""
+    from transformers import OPTForCausalLM
+
+    model = Galactica.load(str(tiny_checkpoint), dtype="bfloat16", device="cpu")
+    plain = OPTForCausalLM.from_pretrained(str(tiny_checkpoint), dtype=torch.bfloat16).eval()
+    try:
+        engine = model.engine
+        prompts = [
+            [41_000 + i, *range(2_000 + 40 * i, 2_000 + 40 * i + 4 + 7 * i)] for i in range(3)
+        ]
+        params = SamplingParams(max_tokens=12, logprobs=0, ignore_eos=True)
+        completions = [engine.submit(p, params) for p in prompts]
+        for prompt, completion in zip(prompts, completions, strict=True):
+            (result,) = completion.wait()
+            sequence = torch.tensor([prompt + result.token_ids])
+            with torch.inference_mode():
+                logits = plain(input_ids=sequence).logits[0, len(prompt) - 1 : -1].float()
+            replay = torch.log_softmax(logits, dim=-1)
+            expected = replay[torch.arange(12), torch.tensor(result.token_ids)]
+            got = torch.tensor([c.logprob for c in result.logprobs])
+            assert torch.allclose(got, expected, atol=5e-2, rtol=5e-2)
+    finally:
+        model.close()
