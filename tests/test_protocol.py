@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -28,7 +29,13 @@ from galactica_ext.protocol import (
 )
 
 FIELDS = set(CompletionRequest.model_fields) | {"structured_outputs.choice"}
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: the same examples every run unless GALACTICA_FUZZ_EXPLORE is set (then new ones each run)
+SETTINGS = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=not os.environ.get("GALACTICA_FUZZ_EXPLORE"),
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 token = st.integers(0, VOCAB_SIZE - 1)
 text = st.text(min_size=1, max_size=40)  # hypothesis never draws lone surrogates here
