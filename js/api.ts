@@ -5,8 +5,14 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import {
+  ILibraryCiteRequest,
+  ILibraryCiteResult,
   ILoadModelRequest,
   IModelStatus,
+  IMoleculeDrawing,
+  IPromptCatalog,
+  IPromptResult,
+  IPromptRunRequest,
   ITaskRequest,
   ITaskResults,
   TaskName
@@ -186,19 +192,108 @@ export function parseEventStream(buffer: string): {
  *
  * Aborting `callbacks.signal` closes the connection, which cancels the generation.
  */
-export async function runTask<K extends TaskName>(
+export function runTask<K extends TaskName>(
   task: K,
   request: ITaskRequest,
   callbacks: IStreamCallbacks = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<ITaskResults[K]> {
+  return streamTask<ITaskResults[K]>(
+    `tasks/${task}`,
+    request,
+    callbacks,
+    settings
+  );
+}
+
+/**
+ * Run a template of the prompt library, streamed as a task is.
+ */
+export function runPrompt(
+  name: string,
+  request: IPromptRunRequest,
+  callbacks: IStreamCallbacks = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<IPromptResult> {
+  return streamTask<IPromptResult>(
+    `prompts/${encodeURIComponent(name)}`,
+    request,
+    callbacks,
+    settings
+  );
+}
+
+/**
+ * The prompt library's templates.
+ */
+export function getPrompts(
+  settings?: ServerConnection.ISettings
+): Promise<IPromptCatalog> {
+  return requestAPI<IPromptCatalog>('prompts', {}, settings);
+}
+
+/**
+ * A template filled with the user's values, as the user sees and edits it before running.
+ */
+export async function fillPrompt(
+  name: string,
+  values: Record<string, string>,
+  settings?: ServerConnection.ISettings
+): Promise<string> {
+  const answer = await requestAPI<{ prompt: string }>(
+    `prompts/${encodeURIComponent(name)}/fill`,
+    { method: 'POST', body: JSON.stringify({ values }) },
+    settings
+  );
+  return answer.prompt;
+}
+
+/**
+ * RDKit's check of a SMILES and its 2D drawing.
+ */
+export function drawMolecule(
+  smiles: string,
+  settings?: ServerConnection.ISettings
+): Promise<IMoleculeDrawing> {
+  return requestAPI<IMoleculeDrawing>(
+    `molecule?smiles=${encodeURIComponent(smiles)}`,
+    {},
+    settings
+  );
+}
+
+/**
+ * Citations grounded in the document's library (or free ones checked against it).
+ */
+export function citeFromLibrary(
+  request: ILibraryCiteRequest,
+  signal?: AbortSignal,
+  settings?: ServerConnection.ISettings
+): Promise<ILibraryCiteResult> {
+  return requestAPI<ILibraryCiteResult>(
+    'cite',
+    { method: 'POST', body: JSON.stringify(request), signal },
+    settings
+  );
+}
+
+/**
+ * POST to a streaming endpoint, pass its `token` and `status` events on, and return its
+ * `result` (an `error` event, or a stream without a result, is a {@link TaskError}).
+ */
+export async function streamTask<T>(
+  endPoint: string,
+  body: unknown,
+  callbacks: IStreamCallbacks = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<T> {
   let response: Response;
   try {
     response = await ServerConnection.makeRequest(
-      apiUrl(`tasks/${task}`, settings),
+      apiUrl(endPoint, settings),
       {
         method: 'POST',
-        body: JSON.stringify(request),
+        body: JSON.stringify(body),
         headers: { Accept: 'text/event-stream' },
         signal: callbacks.signal
       },
@@ -223,7 +318,7 @@ export async function runTask<K extends TaskName>(
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
-  let result: ITaskResults[K] | undefined;
+  let result: T | undefined;
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -243,7 +338,7 @@ export async function runTask<K extends TaskName>(
         } else if (event === 'status') {
           callbacks.onStatus?.(JSON.parse(data) as IModelStatus);
         } else if (event === 'result') {
-          result = JSON.parse(data) as ITaskResults[K];
+          result = JSON.parse(data) as T;
         } else if (event === 'error') {
           throw new TaskError(JSON.parse(data).message as string);
         }

@@ -6,12 +6,28 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { Token } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IStreamCallbacks, loadModel, runTask, unloadModel } from './api';
+import {
+  citeFromLibrary,
+  drawMolecule,
+  fillPrompt,
+  getPrompts,
+  IStreamCallbacks,
+  loadModel,
+  runPrompt,
+  runTask,
+  unloadModel
+} from './api';
 import { IGalacticaSettings, readSettings } from './settings';
 import { StatusModel } from './status';
 import {
+  ILibraryCiteRequest,
+  ILibraryCiteResult,
   ILoadModelRequest,
   IModelStatus,
+  IMoleculeDrawing,
+  IPromptCatalog,
+  IPromptResult,
+  IPromptRunRequest,
   ITaskRequest,
   ITaskResults,
   TaskName
@@ -57,6 +73,33 @@ export interface IGalactica {
     request: ITaskRequest,
     callbacks?: IStreamCallbacks
   ): Promise<ITaskResults[K]>;
+  /**
+   * Citations from the document's library (`POST /galactica/cite`).
+   */
+  cite(
+    request: ILibraryCiteRequest,
+    signal?: AbortSignal
+  ): Promise<ILibraryCiteResult>;
+  /**
+   * The science prompt library's templates.
+   */
+  prompts(): Promise<IPromptCatalog>;
+  /**
+   * A template filled with the user's values, for the user to edit before running.
+   */
+  fillPrompt(name: string, values: Record<string, string>): Promise<string>;
+  /**
+   * Run a template (the edited prompt, or the values), streaming its tokens.
+   */
+  runPrompt(
+    name: string,
+    request: IPromptRunRequest,
+    callbacks?: IStreamCallbacks
+  ): Promise<IPromptResult>;
+  /**
+   * RDKit's check and 2D drawing of a SMILES.
+   */
+  drawMolecule(smiles: string): Promise<IMoleculeDrawing>;
 }
 
 /**
@@ -111,6 +154,33 @@ export class GalacticaService implements IGalactica {
     callbacks: IStreamCallbacks = {}
   ): Promise<ITaskResults[K]> {
     return runTask(task, request, callbacks, this._serverSettings);
+  }
+
+  cite(
+    request: ILibraryCiteRequest,
+    signal?: AbortSignal
+  ): Promise<ILibraryCiteResult> {
+    return citeFromLibrary(request, signal, this._serverSettings);
+  }
+
+  prompts(): Promise<IPromptCatalog> {
+    return getPrompts(this._serverSettings);
+  }
+
+  fillPrompt(name: string, values: Record<string, string>): Promise<string> {
+    return fillPrompt(name, values, this._serverSettings);
+  }
+
+  runPrompt(
+    name: string,
+    request: IPromptRunRequest,
+    callbacks: IStreamCallbacks = {}
+  ): Promise<IPromptResult> {
+    return runPrompt(name, request, callbacks, this._serverSettings);
+  }
+
+  drawMolecule(smiles: string): Promise<IMoleculeDrawing> {
+    return drawMolecule(smiles, this._serverSettings);
   }
 
   private _settings: IGalacticaSettings = readSettings(null);

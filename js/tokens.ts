@@ -68,6 +68,14 @@ export interface IModelStatus {
    * The remote server's URL, if any.
    */
   url: string | null;
+  /**
+   * The name of the configured remote server in use, if any.
+   */
+  remote?: string | null;
+  /**
+   * The names of the remote servers the server's configuration offers.
+   */
+  remotes?: string[];
 }
 
 /**
@@ -82,6 +90,11 @@ export interface ILoadModelRequest {
    * An OpenAI-compatible server to use instead of a local agent; `''` switches back.
    */
   url?: string;
+  /**
+   * The name of a remote server the server's configuration offers; `''` switches back to
+   * the local agent.
+   */
+  remote?: string;
   /**
    * Weights dtype (`auto`, `float32`, `bfloat16`, `float16`).
    */
@@ -186,3 +199,192 @@ export interface ITaskResults {
 export type TaskResult<K extends TaskName = TaskName> = {
   [T in K]: { task: T } & ITaskResults[T];
 }[K];
+
+/**
+ * A value a prompt template's user fills in.
+ */
+export interface IPromptField {
+  /**
+   * The placeholder's name in the template's form.
+   */
+  name: string;
+  /**
+   * What to call it in a form.
+   */
+  label: string;
+  /**
+   * `text`, or a sequence written one character per token (`smiles`, `amino`, `dna`).
+   */
+  kind: string;
+  /**
+   * Whether the template needs it.
+   */
+  required: boolean;
+  /**
+   * An example value (may be empty).
+   */
+  example: string;
+}
+
+/**
+ * One template of the science prompt library (`GET /galactica/prompts`).
+ */
+export interface IPromptTemplate {
+  name: string;
+  title: string;
+  description: string;
+  /**
+   * The full prompt form, `{field}` placeholders in it.
+   */
+  form: string;
+  fields: IPromptField[];
+  /**
+   * Where the form and its decoding come from (galai, the paper).
+   */
+  source: string;
+  max_tokens: number;
+  /**
+   * What the result holds: text, list, molecule, table, sequence or equation.
+   */
+  result: string;
+}
+
+/**
+ * The prompt library as the server lists it.
+ */
+export interface IPromptCatalog {
+  templates: IPromptTemplate[];
+  /**
+   * Whether the server checks and draws molecules (RDKit installed).
+   */
+  rdkit: boolean;
+  /**
+   * The sentence that GALACTICA can make things up.
+   */
+  notice: string;
+}
+
+/**
+ * The body of `POST /galactica/prompts/<name>`: the edited filled template (or the fields).
+ */
+export interface IPromptRunRequest {
+  prompt?: string;
+  values?: Record<string, string>;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  seed?: number;
+}
+
+/**
+ * RDKit's check of a SMILES (`valid` is null when RDKit is missing; `error` says why).
+ */
+export interface ISmilesCheck {
+  valid: boolean | null;
+  canonical?: string;
+  formula?: string;
+  error: string | null;
+}
+
+/**
+ * The result of a template run: `text` always, the rest as the template's parser gives.
+ */
+export interface IPromptResult {
+  text: string;
+  truncated: boolean;
+  template?: string;
+  items?: string[];
+  references?: string[];
+  name?: string | null;
+  properties?: Record<string, string>;
+  smiles?: string;
+  check?: ISmilesCheck;
+  sequence?: string;
+  latex?: string | null;
+}
+
+/**
+ * The answer of `GET /galactica/molecule`.
+ */
+export interface IMoleculeDrawing {
+  smiles: string;
+  check: ISmilesCheck;
+  /**
+   * The 2D structure as SVG, or null (the check's error says why).
+   */
+  svg: string | null;
+}
+
+/**
+ * The body of `POST /galactica/cite`: citations grounded in the document's library.
+ */
+export interface ILibraryCiteRequest {
+  text: string;
+  /**
+   * The notebook or file, relative to the Jupyter root: its library is found from there.
+   */
+  path?: string;
+  /**
+   * Rank the library's entries (default); false: free suggestions checked against it.
+   */
+  grounded?: boolean;
+  n?: number;
+}
+
+/**
+ * A citation suggested by `POST /galactica/cite`: a library entry, or a free one marked
+ * unverified.
+ */
+export interface ILibrarySuggestion {
+  key: string | null;
+  title: string;
+  author: string | null;
+  year: string | null;
+  doi?: string | null;
+  url?: string | null;
+  /**
+   * As GALACTICA writes it: `Title, Author`.
+   */
+  text: string;
+  source: 'library' | 'model';
+  verified: boolean;
+  /**
+   * What to insert: `[@key]`, or `[Title, Surname]{.unverified}`.
+   */
+  insert: string;
+  /**
+   * A search for an unverified work.
+   */
+  search?: string;
+}
+
+/**
+ * Where the library came from and what went wrong reading it.
+ */
+export interface ILibraryInfo {
+  origin: string;
+  sources: string[];
+  size: number;
+  problems: {
+    source: string;
+    line: number | null;
+    key: string | null;
+    message: string;
+  }[];
+}
+
+/**
+ * The answer of `POST /galactica/cite`.
+ */
+export interface ILibraryCiteResult {
+  suggestions: ILibrarySuggestion[];
+  truncated: boolean;
+  /**
+   * The library used, or null when none was found.
+   */
+  library: ILibraryInfo | null;
+  /**
+   * Whether GALACTICA chose among the library's entries.
+   */
+  grounded: boolean;
+}

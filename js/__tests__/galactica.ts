@@ -13,7 +13,13 @@ import { IGalactica } from '../service';
 import { DEFAULT_SETTINGS, IGalacticaSettings } from '../settings';
 import { StatusModel } from '../status';
 import {
+  ILibraryCiteRequest,
+  ILibraryCiteResult,
   ILoadModelRequest,
+  IMoleculeDrawing,
+  IPromptCatalog,
+  IPromptResult,
+  IPromptRunRequest,
   IModelStatus,
   ITaskRequest,
   ITaskResults,
@@ -24,8 +30,11 @@ import {
  * One run the panel started.
  */
 export interface IRecordedRun {
-  task: TaskName;
-  request: ITaskRequest;
+  /**
+   * The task, or `prompt:NAME` for a template of the prompt library.
+   */
+  task: string;
+  request: ITaskRequest | IPromptRunRequest;
   callbacks: IStreamCallbacks;
   resolve: (result: unknown) => void;
   reject: (reason: unknown) => void;
@@ -91,7 +100,15 @@ export class ScriptedGalactica implements IGalactica {
     request: ITaskRequest,
     callbacks: IStreamCallbacks = {}
   ): Promise<ITaskResults[K]> {
-    return new Promise<ITaskResults[K]>((resolve, reject) => {
+    return this._record<ITaskResults[K]>(task, request, callbacks);
+  }
+
+  private _record<T>(
+    task: string,
+    request: ITaskRequest | IPromptRunRequest,
+    callbacks: IStreamCallbacks
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       callbacks.signal?.addEventListener('abort', () => {
         const error = new Error('The operation was aborted.');
         error.name = 'AbortError';
@@ -101,10 +118,62 @@ export class ScriptedGalactica implements IGalactica {
         task,
         request,
         callbacks,
-        resolve: result => resolve(result as ITaskResults[K]),
+        resolve: result => resolve(result as T),
         reject
       });
     });
+  }
+
+  /**
+   * The library citation requests, oldest first, and how the next one ends.
+   */
+  readonly cites: ILibraryCiteRequest[] = [];
+  nextCite: ILibraryCiteResult | Error = new Error('no library cite scripted');
+
+  cite(request: ILibraryCiteRequest): Promise<ILibraryCiteResult> {
+    this.cites.push(request);
+    const next = this.nextCite;
+    return next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
+  }
+
+  /**
+   * The prompt library the server lists, and the molecules it draws (by SMILES).
+   */
+  catalog: IPromptCatalog = { templates: [], rdkit: false, notice: '' };
+  drawings: Record<string, IMoleculeDrawing> = {};
+  readonly fills: { name: string; values: Record<string, string> }[] = [];
+
+  prompts(): Promise<IPromptCatalog> {
+    return Promise.resolve(this.catalog);
+  }
+
+  fillPrompt(name: string, values: Record<string, string>): Promise<string> {
+    this.fills.push({ name, values });
+    const template = this.catalog.templates.find(t => t.name === name);
+    if (!template) {
+      return Promise.reject(new Error(`unknown prompt template '${name}'`));
+    }
+    return Promise.resolve(
+      template.form.replace(
+        /\{(\w+)\}/g,
+        (_, field: string) => values[field] ?? ''
+      )
+    );
+  }
+
+  runPrompt(
+    name: string,
+    request: IPromptRunRequest,
+    callbacks: IStreamCallbacks = {}
+  ): Promise<IPromptResult> {
+    return this._record<IPromptResult>(`prompt:${name}`, request, callbacks);
+  }
+
+  drawMolecule(smiles: string): Promise<IMoleculeDrawing> {
+    const drawing = this.drawings[smiles];
+    return drawing
+      ? Promise.resolve(drawing)
+      : Promise.reject(new Error(`no drawing of ${smiles}`));
   }
 
   /**

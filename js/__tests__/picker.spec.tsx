@@ -1,7 +1,12 @@
 import { nullTranslator } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { loadRequest, ModelPicker } from '../panel/picker';
+import {
+  loadRequest,
+  ModelPicker,
+  remoteChoice,
+  servedChoice
+} from '../panel/picker';
 import { ILoadFailure, MODEL_CARD_URL, StatusView } from '../panel/status';
 import { click, IMounted, mount, setValue } from './dom';
 import { READY, ScriptedGalactica } from './galactica';
@@ -14,29 +19,45 @@ const REFUSAL =
   'exist (a local model is a directory holding config.json, the weights and the tokenizer files)';
 
 describe('loadRequest', () => {
-  it('loads a size, a custom source, or a remote server', () => {
-    expect(loadRequest('1.3b', '', '', 'auto', READY)).toEqual({
+  it('loads a size, a custom source, or a configured remote by name', () => {
+    expect(loadRequest('1.3b', '', 'auto', READY)).toEqual({
       request: { model: '1.3b', dtype: 'auto' },
       requested: 'galactica-1.3b'
     });
-    expect(loadRequest('custom', ' /data/m ', '', 'float32', READY)).toEqual({
+    expect(loadRequest('custom', ' /data/m ', 'float32', READY)).toEqual({
       request: { model: '/data/m', dtype: 'float32' },
       requested: '/data/m'
     });
-    expect(
-      loadRequest('remote', '', ' http://gpu:8000/v1 ', 'auto', READY)
-    ).toEqual({
-      request: { url: 'http://gpu:8000/v1' },
-      requested: 'http://gpu:8000/v1'
+    expect(loadRequest(remoteChoice('gpu'), '', 'auto', READY)).toEqual({
+      request: { remote: 'gpu' },
+      requested: 'gpu'
     });
   });
 
   it('switches back from a remote server to the local agent', () => {
-    const remote = { ...READY, backend: 'remote' as const };
-    expect(loadRequest('125m', '', '', 'auto', remote).request).toEqual({
+    const remote = { ...READY, backend: 'remote' as const, remote: 'gpu' };
+    expect(loadRequest('125m', '', 'auto', remote).request).toEqual({
       model: '125m',
       dtype: 'auto',
-      url: ''
+      remote: ''
+    });
+  });
+});
+
+describe('servedChoice', () => {
+  it('shows a remote by its name, a local model by size or source', () => {
+    expect(
+      servedChoice({
+        ...READY,
+        backend: 'remote',
+        remote: 'gpu',
+        remotes: ['gpu']
+      })
+    ).toEqual({ choice: 'remote:gpu', custom: '' });
+    expect(servedChoice(READY)).toEqual({ choice: '125m', custom: '' });
+    expect(servedChoice({ ...READY, model: '/data/tiny' })).toEqual({
+      choice: 'custom',
+      custom: '/data/tiny'
     });
   });
 });
@@ -116,6 +137,40 @@ describe('ModelPicker', () => {
     expect(galactica.loads[1]).toEqual({ model: '1.3b', dtype: 'auto' });
     expect($('.jp-galactica-load-error')).toBeNull();
     expect(failure).toBeNull();
+  });
+
+  it('offers the remotes the server configured, by name', async () => {
+    await view.rerender(
+      <ModelPicker
+        galactica={galactica}
+        status={{ ...READY, remotes: ['default', 'gpu'] }}
+        failure={null}
+        onFailure={() => undefined}
+        trans={trans}
+      />
+    );
+    const values = Array.from(
+      view.container.querySelectorAll<HTMLOptionElement>(
+        '.jp-galactica-model-select option'
+      )
+    ).map(o => o.value);
+    expect(values).toEqual([
+      '125m',
+      '1.3b',
+      '6.7b',
+      '30b',
+      '120b',
+      'custom',
+      'remote:default',
+      'remote:gpu'
+    ]);
+    await setValue(
+      $<HTMLSelectElement>('.jp-galactica-model-select'),
+      'remote:gpu'
+    );
+    expect($('.jp-galactica-dtype')).toBeNull();
+    await click($('.jp-galactica-load'));
+    expect(galactica.loads).toEqual([{ remote: 'gpu' }]);
   });
 
   it('shows why an unload failed', async () => {

@@ -1,7 +1,8 @@
 /**
  * The GALACTICA sidebar: the model's status and picker, and a task area over the active
- * cell. Its parts live beside this module: status.tsx, picker.tsx, taskArea.tsx (with
- * results.tsx and the useTask hook).
+ * cell, and the science prompt library. Its parts live beside this module: status.tsx,
+ * picker.tsx, taskArea.tsx (with results.tsx and the useTask hook), prompts.tsx (with
+ * promptResult.tsx).
  */
 import { ILatexTypesetter } from '@jupyterlab/rendermime';
 import {
@@ -16,6 +17,7 @@ import * as React from 'react';
 import { galacticaIcon } from '../icons';
 import { IGalactica } from '../service';
 import { ModelPicker } from './picker';
+import { PromptLibrary } from './prompts';
 import { ILoadFailure, StatusView } from './status';
 import { TaskArea } from './taskArea';
 
@@ -90,6 +92,11 @@ export class GalacticaPanel extends ReactWidget {
           galactica={this.galactica}
           currentWidget={this._currentWidget}
           typesetter={this._typesetter}
+          trans={trans}
+        />
+        <PromptLibrary
+          galactica={this.galactica}
+          currentWidget={this._currentWidget}
           trans={trans}
         />
       </div>

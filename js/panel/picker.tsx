@@ -6,7 +6,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { IGalactica } from '../service';
-import { IModelStatus } from '../tokens';
+import { ILoadModelRequest, IModelStatus } from '../tokens';
 import { ILoadFailure, LicenceNote } from './status';
 import { errorMessage } from './useTask';
 
@@ -39,17 +39,38 @@ export function pickerChoice(model: string): {
 }
 
 /**
+ * The picker's value for a configured remote server.
+ */
+export function remoteChoice(name: string): string {
+  return `remote:${name}`;
+}
+
+/**
+ * The picker's entry for what the server serves now: a configured remote by name, else
+ * the model (a size, or a hub id / directory).
+ */
+export function servedChoice(status: IModelStatus): {
+  choice: string;
+  custom: string;
+} {
+  if (status.backend === 'remote' && status.remote) {
+    return { choice: remoteChoice(status.remote), custom: '' };
+  }
+  return pickerChoice(status.model);
+}
+
+/**
  * What the picker asks the server to load, and how it names it to the user.
  */
 export function loadRequest(
   choice: string,
   custom: string,
-  url: string,
   dtype: string,
   status: IModelStatus | null
-): { request: Parameters<IGalactica['load']>[0]; requested: string } {
-  if (choice === 'remote') {
-    return { request: { url: url.trim() }, requested: url.trim() };
+): { request: ILoadModelRequest; requested: string } {
+  if (choice.startsWith('remote:')) {
+    const name = choice.slice('remote:'.length);
+    return { request: { remote: name }, requested: name };
   }
   const model = choice === 'custom' ? custom.trim() : choice;
   return {
@@ -57,7 +78,7 @@ export function loadRequest(
       model,
       dtype,
       // a local model after a remote server: switch back to the local agent
-      ...(status?.backend === 'remote' ? { url: '' } : {})
+      ...(status?.backend === 'remote' ? { remote: '' } : {})
     },
     requested: choice === 'custom' ? model : `galactica-${model}`
   };
@@ -77,34 +98,28 @@ export function ModelPicker(props: {
   trans: TranslationBundle;
 }): JSX.Element {
   const { galactica, status, failure, onFailure, trans } = props;
-  const initial = galactica.settings.remoteUrl
-    ? { choice: 'remote', custom: '' }
-    : pickerChoice(galactica.settings.model);
+  const initial = pickerChoice(galactica.settings.model);
   const [choice, setChoice] = React.useState(initial.choice);
   const [custom, setCustom] = React.useState(initial.custom);
   const touched = React.useRef(false);
   // With no model in the settings, show what the server actually serves once it says so.
   React.useEffect(() => {
-    const served = status?.backend === 'local' ? status.model : '';
-    if (!touched.current && !galactica.settings.model && served) {
-      const shown = pickerChoice(served);
+    if (
+      !touched.current &&
+      status &&
+      (!galactica.settings.model || status.backend === 'remote')
+    ) {
+      const shown = servedChoice(status);
       setChoice(shown.choice);
       setCustom(shown.custom);
     }
-  }, [status?.model, status?.backend]);
-  const [url, setUrl] = React.useState(galactica.settings.remoteUrl);
+  }, [status?.model, status?.backend, status?.remote]);
   const [dtype, setDtype] = React.useState('auto');
   const [busy, setBusy] = React.useState(false);
   const [unloadError, setUnloadError] = React.useState<string | null>(null);
 
   const load = async () => {
-    const { request, requested } = loadRequest(
-      choice,
-      custom,
-      url,
-      dtype,
-      status
-    );
+    const { request, requested } = loadRequest(choice, custom, dtype, status);
     setBusy(true);
     setUnloadError(null);
     try {
@@ -133,10 +148,8 @@ export function ModelPicker(props: {
   };
 
   const loaded = status && status.state !== 'stopped';
-  const loadDisabled =
-    busy ||
-    (choice === 'custom' && !custom.trim()) ||
-    (choice === 'remote' && !url.trim());
+  const remote = choice.startsWith('remote:');
+  const loadDisabled = busy || (choice === 'custom' && !custom.trim());
   return (
     <fieldset className="jp-galactica-picker">
       <legend>{trans.__('Model')}</legend>
@@ -158,9 +171,11 @@ export function ModelPicker(props: {
           <option value="custom">
             {trans.__('Hub id or local directory...')}
           </option>
-          <option value="remote">
-            {trans.__('Remote server (OpenAI-compatible)...')}
-          </option>
+          {(status?.remotes ?? []).map(name => (
+            <option key={name} value={remoteChoice(name)}>
+              {trans.__('Remote server: %1', name)}
+            </option>
+          ))}
         </select>
       </label>
       {choice === 'custom' && (
@@ -178,19 +193,7 @@ export function ModelPicker(props: {
           />
         </label>
       )}
-      {choice === 'remote' && (
-        <label>
-          <span>{trans.__('Server URL')}</span>
-          <input
-            className="jp-galactica-model-url"
-            type="url"
-            placeholder={trans.__('http://host:8000/v1')}
-            value={url}
-            onChange={e => setUrl(e.target.value)}
-          />
-        </label>
-      )}
-      {choice !== 'remote' && (
+      {!remote && (
         <label>
           <span>{trans.__('Dtype')}</span>
           <select

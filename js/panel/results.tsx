@@ -1,6 +1,6 @@
 /**
  * The sidebar tasks' results: how each is shown, copied and inserted, read through the
- * tagged union {@link TaskResult} (switch on `task`, no casts).
+ * tagged union {@link SidebarResult} (switch on `task`, no casts).
  */
 import { ILatexTypesetter } from '@jupyterlab/rendermime';
 import { TranslationBundle } from '@jupyterlab/translation';
@@ -15,9 +15,14 @@ import {
 } from '../actions';
 import { IStreamCallbacks } from '../api';
 import { IEditorContext } from '../editor';
-import { verifyUrl } from '../references';
 import { IGalactica } from '../service';
-import { ICiteResult, ITaskRequest, TaskResult } from '../tokens';
+import { ITaskRequest, TaskResult } from '../tokens';
+import {
+  CitationChoices,
+  insertLibraryCitation,
+  LibraryCiteResult,
+  runCite
+} from './citations';
 
 /**
  * The tasks the sidebar's buttons run.
@@ -27,7 +32,7 @@ export type SidebarTask = 'cite' | 'equation' | 'summarise' | 'ask';
 /**
  * A result of one of the sidebar's tasks.
  */
-export type SidebarResult = TaskResult<SidebarTask>;
+export type SidebarResult = TaskResult<SidebarTask> | LibraryCiteResult;
 
 /**
  * The sidebar tasks' labels, translated.
@@ -51,6 +56,7 @@ export function taskLabel(task: SidebarTask, trans: TranslationBundle): string {
 export function canInsert(result: SidebarResult, chosen: number): boolean {
   switch (result.task) {
     case 'cite':
+    case 'cite-library':
       return result.suggestions[chosen] !== undefined;
     case 'equation':
       return result.latex.trim() !== '';
@@ -67,6 +73,8 @@ export function copyText(result: SidebarResult, chosen: number): string {
   switch (result.task) {
     case 'cite':
       return result.suggestions[chosen]?.text ?? '';
+    case 'cite-library':
+      return result.suggestions[chosen]?.insert ?? '';
     case 'equation':
       return equationMarkdown(result.latex);
     case 'summarise':
@@ -90,6 +98,13 @@ export function insertResult(
       const suggestion = result.suggestions[chosen];
       if (suggestion) {
         insertCitation(galactica, context, suggestion);
+      }
+      return;
+    }
+    case 'cite-library': {
+      const suggestion = result.suggestions[chosen];
+      if (suggestion) {
+        insertLibraryCitation(context, suggestion);
       }
       return;
     }
@@ -129,66 +144,6 @@ export function EquationPreview(props: {
 }
 
 /**
- * Reference suggestions to choose from, with a warning and a link to check each.
- */
-export function CitationList(props: {
-  result: ICiteResult;
-  chosen: number;
-  onChoose: (index: number) => void;
-  trans: TranslationBundle;
-}): JSX.Element {
-  const { trans } = props;
-  const { suggestions } = props.result;
-  if (suggestions.length === 0) {
-    return (
-      <div className="jp-galactica-note">
-        {trans.__('No reference suggested.')}
-      </div>
-    );
-  }
-  return (
-    <div className="jp-galactica-citations">
-      <ul role="listbox" aria-label={trans.__('Suggested references')}>
-        {suggestions.map((s, i) => (
-          <li
-            key={i}
-            role="option"
-            aria-selected={i === props.chosen}
-            className={i === props.chosen ? 'jp-mod-selected' : ''}
-            onClick={() => props.onChoose(i)}
-          >
-            <label>
-              <input
-                type="radio"
-                name="galactica-citation"
-                checked={i === props.chosen}
-                onChange={() => props.onChoose(i)}
-              />
-              <span className="jp-galactica-citation-text">
-                <span className="jp-galactica-citation-title">{s.title}</span>
-                {s.author && (
-                  <span className="jp-galactica-citation-author">
-                    , {s.author}
-                  </span>
-                )}
-              </span>
-            </label>
-            <a href={verifyUrl(s)} target="_blank" rel="noopener noreferrer">
-              {trans.__('verify')}
-            </a>
-          </li>
-        ))}
-      </ul>
-      <div className="jp-galactica-note">
-        {trans.__(
-          'Suggested by GALACTICA: citations can be invented, more often for rare works. Check that a work exists before citing it.'
-        )}
-      </div>
-    </div>
-  );
-}
-
-/**
  * A result as the sidebar shows it.
  */
 export function ResultView(props: {
@@ -201,8 +156,9 @@ export function ResultView(props: {
   const { result, trans } = props;
   switch (result.task) {
     case 'cite':
+    case 'cite-library':
       return (
-        <CitationList
+        <CitationChoices
           result={result}
           chosen={props.chosen}
           onChoose={props.onChoose}
@@ -223,17 +179,19 @@ export function ResultView(props: {
 }
 
 /**
- * Run one of the sidebar's tasks and tag its result with the task's name.
+ * Run one of the sidebar's tasks and tag its result with the task's name (Cite ranks the
+ * library of the document at `path`, when it has one).
  */
 export async function runSidebarTask(
   galactica: IGalactica,
   task: SidebarTask,
   request: ITaskRequest,
-  callbacks: IStreamCallbacks
+  callbacks: IStreamCallbacks,
+  path: string | null = null
 ): Promise<SidebarResult> {
   switch (task) {
     case 'cite':
-      return { task, ...(await galactica.run(task, request, callbacks)) };
+      return runCite(galactica, request, path, callbacks);
     case 'equation':
       return { task, ...(await galactica.run(task, request, callbacks)) };
     case 'summarise':

@@ -80,7 +80,7 @@ export function LicenceNote(props: {
   return (
     <p className={`jp-galactica-licence ${props.className ?? ''}`.trim()}>
       {trans.__(
-        "GALACTICA's weights are licensed %1: non-commercial use only (this extension's code is not).",
+        "GALACTICA's weights are licensed %1: non-commercial use only (this extension's code is BSD-3-Clause).",
         WEIGHTS_LICENCE
       )}{' '}
       <a href={MODEL_CARD_URL} target="_blank" rel="noopener noreferrer">

@@ -19,6 +19,7 @@ import {
 import { IGalactica } from '../service';
 import { IGalacticaSettings } from '../settings';
 import { ITaskRequest } from '../tokens';
+import { documentPath } from './citations';
 import {
   canInsert,
   copyText,
@@ -86,7 +87,7 @@ export function Caveat(props: { trans: TranslationBundle }): JSX.Element {
   return (
     <div className="jp-galactica-note jp-galactica-caveat">
       {props.trans.__(
-        'GALACTICA can make things up (citations, numbers, molecules): check what it writes before you rely on it.'
+        'GALACTICA can make things up (citations, numbers, molecules): check what it writes.'
       )}
     </div>
   );
@@ -222,8 +223,9 @@ export function TaskArea(props: {
       return;
     }
     const request = taskRequest(next, text, galactica.settings);
+    const path = documentPath(props.currentWidget());
     void start(callbacks =>
-      runSidebarTask(galactica, next, request, callbacks)
+      runSidebarTask(galactica, next, request, callbacks, path)
     );
   };
 

@@ -1,0 +1,119 @@
+/**
+ * The sidebar's prompt library in a real browser, against the real agent on the tiny
+ * checkpoint (see jupyter_server_test_config.py): pick a template, see and edit the filled
+ * prompt, run it streamed, insert the result; a molecule is drawn when RDKit parses it and
+ * otherwise said not to parse, exactly as the server's own check says.
+ */
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import type { Locator } from '@playwright/test';
+
+const SCREENSHOTS = 'test-results/screenshots';
+const MODEL_TIMEOUT = 60000;
+
+test.describe.configure({ timeout: 180000 });
+
+async function openLibrary(page: IJupyterLabPageFixture): Promise<Locator> {
+  await page.sidebar.openTab('galactica-ext-sidebar');
+  const sidebar = page.locator('#galactica-ext-sidebar');
+  await expect(sidebar.locator('.jp-galactica-status')).toHaveAttribute(
+    'data-state',
+    'ready',
+    { timeout: 150000 }
+  );
+  const library = sidebar.locator('.jp-galactica-prompts');
+  await expect(library.locator('.jp-galactica-prompt-select')).toBeVisible();
+  return library;
+}
+
+async function cellSources(page: IJupyterLabPageFixture): Promise<string[]> {
+  return page.evaluate(() => {
+    const panel = (window as any).jupyterapp.shell.currentWidget;
+    return panel.content.model.sharedModel.cells.map((c: any) => c.getSource());
+  });
+}
+
+/** Run the library's filled prompt and wait until the run is over. */
+async function run(library: Locator): Promise<void> {
+  await library.locator('.jp-galactica-prompt-run').click();
+  await expect(library.locator('.jp-galactica-caveat')).toBeVisible({
+    timeout: MODEL_TIMEOUT
+  });
+  await expect(library.locator('.jp-galactica-stop')).toHaveCount(0);
+}
+
+test.describe('GALACTICA prompt library', () => {
+  test('a wiki article: the filled template is edited, run streamed and inserted', async ({
+    page
+  }) => {
+    await page.notebook.createNew('prompts.ipynb');
+    await page.notebook.setCell(0, 'markdown', 'Notes on attention');
+    const library = await openLibrary(page);
+    const templates = await library
+      .locator('.jp-galactica-prompt-select option')
+      .allTextContents();
+    expect(templates).toEqual(
+      expect.arrayContaining([
+        'Wiki-style article',
+        'Generate a molecule',
+        'IUPAC name from SMILES'
+      ])
+    );
+    await library.locator('.jp-galactica-prompt-select').selectOption('wiki');
+    await library.locator('[data-field="topic"]').fill('Multi-Head Attention');
+    await library.locator('.jp-galactica-prompt-fill').click();
+    const prompt = library.locator('.jp-galactica-prompt-text');
+    await expect(prompt).toHaveValue('# Multi-Head Attention\n\n');
+    await prompt.fill('# Multi-Head Attention\n\nMulti-head attention');
+
+    // the edited prompt is what runs: the request body says so
+    const sent = page.waitForRequest(
+      request =>
+        request.url().endsWith('/galactica/prompts/wiki') &&
+        request.method() === 'POST'
+    );
+    await run(library);
+    expect((await sent).postDataJSON()).toEqual({
+      prompt: '# Multi-Head Attention\n\nMulti-head attention'
+    });
+    const text = (await library.locator('.jp-galactica-text').textContent()) ?? '';
+    await page.screenshot({ path: `${SCREENSHOTS}/sidebar-prompt-library.png` });
+
+    await page.notebook.enterCellEditingMode(0);
+    await library.locator('.jp-galactica-insert').click();
+    await expect.poll(() => cellSources(page)).toHaveLength(2);
+    const sources = await cellSources(page);
+    expect(sources[0]).toBe('Notes on attention');
+    expect(sources[1]).toBe(text.trim());
+  });
+
+  test('a generated molecule is drawn if it parses, and otherwise said not to', async ({
+    page
+  }) => {
+    await page.notebook.createNew('molecule.ipynb');
+    const library = await openLibrary(page);
+    await library.locator('.jp-galactica-prompt-select').selectOption('molecule');
+    await expect(library.locator('[data-field="prefix"]')).toBeVisible();
+    await library.locator('[data-field="prefix"]').fill('CC(=O)');
+    await library.locator('.jp-galactica-prompt-fill').click();
+    await expect(library.locator('.jp-galactica-prompt-text')).toHaveValue(
+      '[START_I_SMILES]CC(=O)'
+    );
+    await run(library);
+    const smiles = (await library.locator('.jp-galactica-smiles').textContent()) ?? '';
+    expect(smiles.startsWith('CC(=O)')).toBe(true); // it continues the user's start
+
+    // the server's own RDKit check decides what the sidebar must show
+    const served = await (
+      await page.request.get(`galactica/molecule?smiles=${encodeURIComponent(smiles)}`)
+    ).json();
+    const check = library.locator('.jp-galactica-smiles-check');
+    if (served.check.valid) {
+      await expect(library.locator('.jp-galactica-molecule-svg')).toBeVisible();
+      await expect(check).toContainText(served.check.formula);
+    } else {
+      await expect(library.locator('.jp-galactica-molecule-svg')).toHaveCount(0);
+      await expect(check).toHaveText(served.check.error);
+    }
+    await page.screenshot({ path: `${SCREENSHOTS}/sidebar-prompt-molecule.png` });
+  });
+});
