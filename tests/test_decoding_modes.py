@@ -200,6 +200,8 @@ def test_contrastive_search_with_no_penalty_is_greedy(engine: Engine) -> None:
         ({"penalty_alpha": 0.6, "top_k": 4}, 2, 1, "contrastive"),
         ({"penalty_alpha": 0.6, "top_k": 4}, 1, 2, "contrastive"),
         ({"temperature": float("nan")}, 1, 1, "temperature"),
+        ({"logit_bias": {50_000: 1.0}}, 1, 1, "logit_bias"),
+        ({"stop_token_ids": [2, 60_000]}, 1, 1, "stop_token_ids"),
     ],
 )
 def test_bad_decoding_modes_are_refused(

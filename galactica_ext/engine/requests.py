@@ -57,3 +57,17 @@ class Search(Protocol):
 
     def finish_cancelled(self) -> None:
         """Emit the best results so far as cancelled."""
+
+
+def check_modes(params: SamplingParams, n: int, num_beams: int) -> None:
+    """Refuse decoding modes that do not go together (ValueError naming the fields)."""
+    groups = params.num_beam_groups
+    if groups > 1 and (num_beams < 2 or num_beams % groups):
+        raise ValueError(
+            f"num_beam_groups={groups} must divide num_beams={num_beams} (and num_beams > 1)"
+        )
+    if params.contrastive and (n > 1 or num_beams > 1):
+        raise ValueError(
+            "contrastive search (penalty_alpha > 0, top_k > 1) gives one sequence: "
+            "use n=1 and no beams"
+        )

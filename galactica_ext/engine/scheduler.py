@@ -28,7 +28,7 @@ from .events import ChoiceResult, Completion, Delta, EngineClosed, Event, Failed
 from .kvcache import BatchKV, LayerKV, PrefixCache, PrefixHit
 from .loading import LoadedModel
 from .prefill import packed, prefill, prefill_many
-from .requests import Request, SeqState
+from .requests import Request, SeqState, check_modes
 from .sampling import Choice, SamplingParams, choose, choose_greedy, plain_greedy
 from .searches import Searches
 from .textstream import TextStream
@@ -134,12 +134,19 @@ class Engine:
         if params.choices is not None:
             params, trie, num_beams = self._choice_request(params, n, num_beams)
         else:
-            self._check_modes(params, n, num_beams)
+            check_modes(params, n, num_beams)
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise ValueError("the prompt is empty: give at least one token")
-        if any(not 0 <= i < self.model.config.vocab_size for i in ids):
-            raise ValueError(f"token ids must be between 0 and {self.model.config.vocab_size - 1}")
+        vocab = self.model.config.vocab_size
+        if any(not 0 <= i < vocab for i in ids):
+            raise ValueError(f"token ids must be between 0 and {vocab - 1}")
+        for name, tokens in (
+            ("logit_bias", params.logit_bias),
+            ("stop_token_ids", params.stop_token_ids),
+        ):
+            if any(not 0 <= t < vocab for t in tokens):
+                raise ValueError(f"{name} token ids must be between 0 and {vocab - 1}")
         ids, truncated = self._fit(ids, params)
         completion = Completion(n, loop)
         with self._lock:
@@ -150,18 +157,6 @@ class Engine:
             self._waiting.append(Request(completion, ids, truncated, params, num_beams, trie))
             self._lock.notify()
         return completion
-
-    def _check_modes(self, params: SamplingParams, n: int, num_beams: int) -> None:
-        groups = params.num_beam_groups
-        if groups > 1 and (num_beams < 2 or num_beams % groups):
-            raise ValueError(
-                f"num_beam_groups={groups} must divide num_beams={num_beams} (and num_beams > 1)"
-            )
-        if params.contrastive and (n > 1 or num_beams > 1):
-            raise ValueError(
-                "contrastive search (penalty_alpha > 0, top_k > 1) gives one sequence: "
-                "use n=1 and no beams"
-            )
 
     def _choice_request(
         self, params: SamplingParams, n: int, num_beams: int
@@ -175,7 +170,7 @@ class Engine:
                 f"{trie.root.need} tokens (its end token included)"
             )
         params = dataclasses.replace(params, stop=[], min_tokens=0, num_beam_groups=1)
-        self._check_modes(params, n, num_beams)
+        check_modes(params, n, num_beams)
         if params.temperature == 0 and n > 1 and not params.contrastive:  # distinct, best first
             num_beams = max(num_beams, n)
         if num_beams > 1 and n > trie.fitting(params.max_tokens):
