@@ -182,3 +182,17 @@ def test_contrastive_search_keeps_to_the_choices(engine: Engine) -> None:
     for prompt in PROMPTS:
         (result,) = engine.generate(prompt, cite(penalty_alpha=0.6, top_k=4))
         assert result.text in LIBRARY and result.finish_reason == "stop"
+
+
+def test_a_shortlist_from_the_same_library_tokenises_only_new_strings(engine: Engine) -> None:
+    library = [f" A study of topic {i}, Writer{i}" for i in range(60)]
+    first = engine.choice_trie(library[:40])
+    encoded = engine.tries.encoded
+    second = engine.choice_trie(library[20:60])  # another shortlist: 20 strings are new
+    assert engine.tries.encoded - encoded == 20
+    assert second is not first and second.choices == tuple(library[20:60])
+    for choice in library[20:60]:  # the trie holds each choice's own tokens
+        node = second.root
+        for token in engine.encode(choice):
+            node = node.children[token]
+        assert second.choices[node.choice] == choice

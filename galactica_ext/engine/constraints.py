@@ -110,14 +110,24 @@ class ChoiceTrie:
 
 class TrieCache:
     """Tries built once per distinct choice list, the few most recent kept (LRU: a trie of
-    10,000 titles holds about 64,000 nodes)."""
+    10,000 titles holds about 64,000 nodes). The token ids of each choice string are kept
+    too (up to ``strings``), so a new list drawn from the same library (a shortlist for
+    another cursor position) tokenises only the strings not seen before."""
 
-    def __init__(self, encode: Callable[[list[str]], list[list[int]]], size: int = 4) -> None:
+    def __init__(
+        self,
+        encode: Callable[[list[str]], list[list[int]]],
+        size: int = 4,
+        strings: int = 50_000,
+    ) -> None:
         self._encode = encode
         self._size = size
+        self._strings = strings
         self._tries: OrderedDict[tuple[str, ...], ChoiceTrie] = OrderedDict()
+        self._ids: OrderedDict[str, list[int]] = OrderedDict()
         self._lock = threading.Lock()
         self.builds = 0
+        self.encoded = 0  # strings tokenised so far
 
     def get(self, choices: Sequence[str]) -> ChoiceTrie:
         key = tuple(choices)
@@ -126,9 +136,23 @@ class TrieCache:
             if trie is not None:
                 self._tries.move_to_end(key)
                 return trie
-            trie = ChoiceTrie(key, self._encode(list(key)))
+            trie = ChoiceTrie(key, self._token_ids(key))
             self.builds += 1
             self._tries[key] = trie
             while len(self._tries) > self._size:
                 self._tries.popitem(last=False)
             return trie
+
+    def _token_ids(self, choices: tuple[str, ...]) -> list[list[int]]:
+        new = list(dict.fromkeys(c for c in choices if c not in self._ids))
+        if new:
+            for choice, ids in zip(new, self._encode(new), strict=True):
+                self._ids[choice] = ids
+            self.encoded += len(new)
+        out = []
+        for choice in choices:
+            self._ids.move_to_end(choice)
+            out.append(self._ids[choice])
+        while len(self._ids) > max(self._strings, len(choices)):
+            self._ids.popitem(last=False)
+        return out
