@@ -21,6 +21,7 @@ where a choice ends; the returned choices are distinct anyway).
 from __future__ import annotations
 
 import bisect
+import gc
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -136,7 +137,14 @@ class TrieCache:
             if trie is not None:
                 self._tries.move_to_end(key)
                 return trie
-            trie = ChoiceTrie(key, self._token_ids(key))
+            ids = self._token_ids(key)
+            collecting = gc.isenabled()
+            gc.disable()  # tens of thousands of new nodes: no cycle collection meanwhile
+            try:
+                trie = ChoiceTrie(key, ids)
+            finally:
+                if collecting:
+                    gc.enable()
             self.builds += 1
             self._tries[key] = trie
             while len(self._tries) > self._size:
