@@ -58,7 +58,9 @@ def test_payload_of_a_citation_request_works_on_vllm_too() -> None:
     assert payload["use_beam_search"] is True and payload["n"] == 4
     assert payload["truncate_prompt_tokens"] == request.truncate_prompt_tokens == 2048 - 64
     assert "top_k" not in payload and "seed" not in payload and "min_tokens" not in payload
-    assert request_payload(tasks.cite("x", n=3, diverse=True))["n"] == 6
+    diverse = request_payload(tasks.cite("x", n=16, diverse=True))
+    assert diverse["n"] == 16 and diverse["num_beam_groups"] == 16  # never n=32 (issue 9)
+    assert diverse["diversity_penalty"] == tasks.DIVERSITY_PENALTY
 
 
 def test_payload_of_a_sampled_completion() -> None:
@@ -67,6 +69,23 @@ def test_payload_of_a_sampled_completion() -> None:
     assert "model" not in payload and "use_beam_search" not in payload
     assert payload["top_k"] == 40 and payload["seed"] == 7 and payload["temperature"] == 0.8
     assert payload["n"] == 1 and payload["max_tokens"] == 5 and payload["stop"] == ["\n\n"]
+
+
+def test_payload_sends_decoding_extras_only_when_set() -> None:
+    """vLLM rejects fields it does not know: the extras go only when they differ from the
+    defaults, and through the OpenAI library's extra_body."""
+    from galactica_ext.client.core import openai_arguments
+
+    request = tasks.complete("x", max_tokens=3)
+    extras = {"num_beam_groups", "diversity_penalty", "penalty_alpha", "structured_outputs"}
+    assert not extras & set(request_payload(request))
+    request.choices, request.penalty_alpha, request.top_k = [" A, B", " C, D"], 0.6, 4
+    payload = request_payload(request)
+    assert payload["structured_outputs"] == {"choice": [" A, B", " C, D"]}
+    assert payload["penalty_alpha"] == 0.6 and payload["top_k"] == 4
+    args = openai_arguments(payload)
+    assert args["extra_body"]["structured_outputs"] == payload["structured_outputs"]
+    assert "top_k" in args["extra_body"] and "prompt" in args and "prompt" not in args["extra_body"]
 
 
 # ------------------------------------------------------------------------ agent specifics
