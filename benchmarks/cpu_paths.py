@@ -143,17 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     reference = "bfloat16" if "bfloat16" in models else names[0]
     greedy, _ = decode(models[reference].model, prompt, 64)
     forced = prompt + greedy
-    truth = logits(models["float32"].model, forced) if "float32" in models else None
+    truth_name = "float32" if "float32" in models else reference
+    truth = logits(models[truth_name].model, forced)
     for name, lm in models.items():
         made, _ = decode(lm.model, prompt, 64)
         same = next(
             (i for i, (a, b) in enumerate(zip(made, greedy, strict=False)) if a != b), len(made)
         )
-        err = (logits(lm.model, forced) - truth).abs().max().item() if truth is not None else 0
-        spread = truth.abs().max().item() if truth is not None else float("nan")
+        got = logits(lm.model, forced)
+        err = (got - truth).abs().max().item()
+        agree = (got.argmax(-1) == truth.argmax(-1)).float().mean().item()
         print(
-            f"{name}: logits max abs error vs float32 {err:.4f} (logits up to {spread:.2f}); "
-            f"greedy tokens equal to {reference}'s for the first {same} of 64",
+            f"{name}: logits max abs error vs {truth_name} {err:.4f} (logits up to "
+            f"{truth.abs().max().item():.2f}); teacher-forced argmax equal to {truth_name}'s at "
+            f"{100 * agree:.0f}% of {len(forced)} positions; greedy tokens equal to "
+            f"{reference}'s for the first {same} of 64",
             flush=True,
         )
     names = list(timed)
