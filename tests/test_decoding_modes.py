@@ -230,3 +230,15 @@ def test_cancel_a_contrastive_search(engine: Engine) -> None:
     holder.append(engine.submit("Cancel me", params))
     (result,) = holder[0].wait()
     assert result.finish_reason == "cancelled" and len(result.token_ids) == 4
+
+
+def test_penalty_alpha_with_sampling_is_plain_sampling(engine: Engine) -> None:
+    """As in transformers: contrastive search only when not sampling."""
+    sampled = SamplingParams(max_tokens=6, temperature=1.0, top_k=4, seed=7, ignore_eos=True)
+    both = SamplingParams(
+        max_tokens=6, temperature=1.0, top_k=4, seed=7, ignore_eos=True, penalty_alpha=0.6
+    )
+    assert not both.contrastive
+    assert (
+        engine.generate("Same", both)[0].token_ids == engine.generate("Same", sampled)[0].token_ids
+    )

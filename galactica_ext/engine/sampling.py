@@ -50,7 +50,7 @@ class SamplingParams:
     num_beam_groups: int = 1
     #: Hamming diversity: subtracted per use of a token by an earlier group at the same step
     diversity_penalty: float = 0.0
-    #: contrastive search when > 0 and ``top_k`` > 1 (transformers' ``penalty_alpha``)
+    #: contrastive search when > 0, ``top_k`` > 1 and temperature 0 (transformers' rule)
     penalty_alpha: float = 0.0
     #: generate exactly one of these strings (vLLM's ``structured_outputs.choice``)
     choices: tuple[str, ...] | None = None
@@ -117,8 +117,9 @@ class SamplingParams:
 
     @property
     def contrastive(self) -> bool:
-        """Whether this is contrastive search (as transformers decides it)."""
-        return self.penalty_alpha > 0 and self.top_k > 1
+        """Whether this is contrastive search, as transformers decides it: not sampling
+        (temperature 0), ``penalty_alpha > 0`` and ``top_k > 1``."""
+        return self.temperature == 0 and self.penalty_alpha > 0 and self.top_k > 1
 
     def make_generator(self, device: torch.device) -> torch.Generator | None:
         if self.seed is None or self.temperature == 0:
