@@ -23,6 +23,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -268,6 +269,7 @@ async def main_async(args: argparse.Namespace) -> int:
         elif args.no_lab:
             agent.terminate()
             agent.wait(timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
