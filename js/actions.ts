@@ -1,24 +1,41 @@
 /**
  * What the notebook commands and the sidebar do with a task's result.
  */
-import { InputDialog, Notification } from '@jupyterlab/apputils';
-
+import { Notification } from '@jupyterlab/apputils';
+import { CellAnchor, TextAnchor } from './anchor';
+import { chooseReference } from './choose';
 import {
   IEditorContext,
+  insertShared,
   insertText,
-  refreshContext,
   selectedText,
   textBeforeCursor
 } from './editor';
-import { citeInNotebook, insertMarkdownBelow } from './notebook';
-import { formatCitation, IReference, parseReference } from './references';
 import { trans } from './i18n';
+import { citeInNotebook, insertMarkdownBelow } from './notebook';
+import { checkModel, loadAction } from './progress';
+import { formatCitation, IReference, parseReference } from './references';
 import { IGalactica } from './service';
 import { IReferenceSuggestion, ITaskResults, TaskName } from './tokens';
+import { InsertionUndo } from './undo';
+
+export { chooseReference } from './choose';
+
+/**
+ * A task's result and the notification that reported its progress.
+ */
+export interface ITaskOutcome<K extends TaskName> {
+  result: ITaskResults[K];
+  /**
+   * The notification's id, for {@link reportDone}.
+   */
+  notification: string;
+}
 
 /**
  * Run a task with an in-progress notification that shows the streamed text and a Stop
- * button; errors become an error notification (and `null`).
+ * button; errors become an error notification (and `null`). The caller reports the outcome
+ * with {@link reportDone}.
  */
 export async function runWithProgress<K extends TaskName>(
   galactica: IGalactica,
@@ -26,7 +43,7 @@ export async function runWithProgress<K extends TaskName>(
   text: string,
   title: string,
   options: { max_tokens?: number; n?: number; temperature?: number } = {}
-): Promise<ITaskResults[K] | null> {
+): Promise<ITaskOutcome<K> | null> {
   const controller = new AbortController();
   const id = Notification.emit(title, 'in-progress', {
     autoClose: false,
@@ -66,19 +83,7 @@ export async function runWithProgress<K extends TaskName>(
           )
       }
     );
-    Notification.update({
-      id,
-      message: (result as { truncated?: boolean }).truncated
-        ? trans().__(
-            '%1: done (the start of the text was cut to fit the context)',
-            title
-          )
-        : trans().__('%1: done', title),
-      type: 'success',
-      autoClose: 2000,
-      actions: []
-    });
-    return result;
+    return { result, notification: id };
   } catch (error) {
     if ((error as Error).name === 'AbortError') {
       Notification.update({
@@ -90,15 +95,116 @@ export async function runWithProgress<K extends TaskName>(
       });
       return null;
     }
+    const notReady = !galactica.status.ready;
     Notification.update({
       id,
       message: trans().__('%1 failed: %2', title, (error as Error).message),
       type: 'error',
       autoClose: false,
-      actions: []
+      actions: notReady ? [loadAction(galactica)] : []
     });
     return null;
   }
+}
+
+/**
+ * Turn a task's notification into its outcome: what was done, with an Undo action when
+ * `undo` is given (the insertion stays undoable by Ctrl+Z until the user presses another
+ * key, see {@link InsertionUndo}).
+ */
+export function reportDone(
+  id: string,
+  message: string,
+  undo: InsertionUndo | null = null,
+  truncated = false
+): void {
+  const text = truncated
+    ? trans().__(
+        '%1 (the start of the text was cut to fit the context)',
+        message
+      )
+    : message;
+  Notification.update({
+    id,
+    message: text,
+    type: 'success',
+    autoClose: undo ? 10000 : 3000,
+    actions: undo
+      ? [
+          {
+            label: trans().__('Undo'),
+            caption: trans().__('Remove what GALACTICA inserted'),
+            callback: () => {
+              undo.undo();
+            }
+          }
+        ]
+      : []
+  });
+}
+
+/**
+ * Where a command's result goes: the position it was asked for, followed through the
+ * user's edits (and the cell's moves) until the result arrives.
+ */
+export function trackContext(context: IEditorContext): TextAnchor {
+  if (context.notebook && context.cellId) {
+    return new CellAnchor(
+      context.notebook,
+      context.cellId,
+      context.shared,
+      context.start,
+      context.end
+    );
+  }
+  return new TextAnchor(context.shared, context.start, context.end);
+}
+
+/**
+ * The context of a tracked position now, or `null` when its cell was deleted.
+ */
+export function anchoredContext(
+  context: IEditorContext,
+  anchor: TextAnchor
+): IEditorContext | null {
+  if (anchor instanceof CellAnchor && anchor.index === -1) {
+    return null;
+  }
+  return {
+    ...context,
+    shared: anchor.shared,
+    text: anchor.shared.getSource(),
+    start: anchor.start,
+    end: anchor.end,
+    tracked: true
+  };
+}
+
+/**
+ * The element whose keys an insertion's undo watches: the notebook, or the file's editor.
+ */
+function undoHost(context: IEditorContext): HTMLElement {
+  return context.notebook?.node ?? context.editor.host;
+}
+
+/**
+ * Write `text` over `[start, end)` of the context's text: at the tracked position without
+ * moving the user's cursor, or at the cursor (which then follows the text).
+ *
+ * @returns the undo of the insertion
+ */
+function write(
+  context: IEditorContext,
+  start: number,
+  end: number,
+  text: string
+): InsertionUndo {
+  if (context.tracked) {
+    insertShared(context.shared, start, end, text);
+  } else {
+    insertText(context.editor, start, end, text);
+  }
+  return InsertionUndo.forText(undoHost(context), context.shared, start, text);
 }
 
 /**
@@ -116,45 +222,78 @@ export function equationMarkdown(latex: string): string {
 }
 
 /**
- * Insert a TL;DR markdown cell below the active cell (the cell itself is never touched).
+ * The index of the context's cell now (it may have moved), or -1 when it was deleted.
  */
-export function insertSummary(context: IEditorContext, summary: string): void {
-  if (context.notebook && context.cell) {
-    const index = context.notebook.content.widgets.indexOf(context.cell);
-    insertMarkdownBelow(context.notebook, index, tldrMarkdown(summary), {
-      galactica: { tldr: true }
-    });
-  } else {
-    const end = context.text.length;
-    insertText(context.editor, end, end, `\n\n${tldrMarkdown(summary)}\n`);
+function cellIndex(context: IEditorContext): number {
+  const cells = context.notebook?.content.model?.sharedModel.cells ?? [];
+  return cells.findIndex(cell => cell.getId() === context.cellId);
+}
+
+/**
+ * Insert a TL;DR markdown cell below the context's cell (the cell itself is never touched),
+ * or the TL;DR at the end of a file, as one undo step.
+ *
+ * @returns the undo of the insertion
+ */
+export function insertSummary(
+  context: IEditorContext,
+  summary: string
+): InsertionUndo {
+  if (context.notebook && context.cellId) {
+    const index = cellIndex(context);
+    const cells = context.notebook.content.model?.sharedModel.cells ?? [];
+    const id = insertMarkdownBelow(
+      context.notebook,
+      index === -1 ? cells.length - 1 : index,
+      tldrMarkdown(summary),
+      { galactica: { tldr: true } }
+    );
+    return InsertionUndo.forCell(context.notebook, id);
   }
+  const end = context.shared.getSource().length;
+  return write(
+    { ...context, tracked: true },
+    end,
+    end,
+    `\n\n${tldrMarkdown(summary)}\n`
+  );
 }
 
 /**
  * Insert a text as a markdown cell below (notebook) or after the selection (file).
+ *
+ * @returns the undo of the insertion
  */
-export function insertBelow(context: IEditorContext, text: string): void {
-  if (context.notebook && context.cell) {
-    const index = context.notebook.content.widgets.indexOf(context.cell);
-    insertMarkdownBelow(context.notebook, index, text.trim());
-  } else {
-    insertText(
-      context.editor,
-      context.end,
-      context.end,
-      `\n\n${text.trim()}\n`
+export function insertBelow(
+  context: IEditorContext,
+  text: string
+): InsertionUndo {
+  if (context.notebook && context.cellId) {
+    const index = cellIndex(context);
+    const cells = context.notebook.content.model?.sharedModel.cells ?? [];
+    const id = insertMarkdownBelow(
+      context.notebook,
+      index === -1 ? cells.length - 1 : index,
+      text.trim()
     );
+    return InsertionUndo.forCell(context.notebook, id);
   }
+  return write(context, context.end, context.end, `\n\n${text.trim()}\n`);
 }
 
 /**
  * Insert `$$ latex $$` after the selection (or the cursor) on lines of its own.
+ *
+ * @returns the undo of the insertion
  */
-export function insertEquation(context: IEditorContext, latex: string): void {
+export function insertEquation(
+  context: IEditorContext,
+  latex: string
+): InsertionUndo {
   const before = context.text.slice(0, context.end);
   const lead = before.length === 0 ? '' : before.endsWith('\n') ? '\n' : '\n\n';
-  insertText(
-    context.editor,
+  return write(
+    context,
     context.end,
     context.end,
     `${lead}${equationMarkdown(latex)}\n`
@@ -162,7 +301,8 @@ export function insertEquation(context: IEditorContext, latex: string): void {
 }
 
 /**
- * Write a chosen reference at the cursor; in a notebook, keep the References cell.
+ * Write a chosen reference over the context's selection; in a notebook, keep the
+ * References cell (works numbered in reading order).
  *
  * @returns the work's number in the References list (0 outside notebooks)
  */
@@ -176,16 +316,15 @@ export function insertCitation(
   // a citation follows the word before it after one space
   const before = context.text.slice(0, context.start);
   const space = before.length > 0 && !/[\s([]$/.test(before) ? ' ' : '';
-  const write = (n: number) => space + formatCitation(ref, n, citationFormat);
-  if (context.notebook && context.cell) {
-    const index = context.notebook.content.widgets.indexOf(context.cell);
+  const cite = (n: number) => space + formatCitation(ref, n, citationFormat);
+  if (context.notebook && context.cellId) {
     return citeInNotebook(
       context.notebook,
-      index,
+      context.cellId,
       context.start,
       context.end,
       ref,
-      write,
+      cite,
       referencesHeading
     );
   }
@@ -194,39 +333,8 @@ export function insertCitation(
     0,
     citationFormat === 'numbered' ? 'author-title' : citationFormat
   );
-  insertText(context.editor, context.start, context.end, space + text);
+  write(context, context.start, context.end, space + text);
   return 0;
-}
-
-/**
- * Ask the user to choose one of the suggested references.
- */
-export async function chooseReference(
-  suggestions: IReferenceSuggestion[]
-): Promise<IReferenceSuggestion | null> {
-  if (suggestions.length === 0) {
-    Notification.warning(
-      trans().__('GALACTICA suggested no reference for this text.'),
-      {
-        autoClose: 4000
-      }
-    );
-    return null;
-  }
-  const items = suggestions.map((s, i) => `${i + 1}. ${s.text}`);
-  const answer = await InputDialog.getItem({
-    title: trans().__('Cite: choose a reference'),
-    label: trans().__(
-      'Suggested by GALACTICA. Citations can be invented, more often for rare works: check that the work exists before you rely on it.'
-    ),
-    items,
-    current: 0,
-    okLabel: trans().__('Cite')
-  });
-  if (!answer.button.accept || answer.value === null) {
-    return null;
-  }
-  return suggestions[items.indexOf(answer.value)] ?? null;
 }
 
 /**
@@ -237,7 +345,8 @@ export function taskText(context: IEditorContext): string {
 }
 
 /**
- * Summarise the active cell into a TL;DR cell below it.
+ * Summarise the active cell into a TL;DR cell below it; the notification that says so has
+ * an Undo action.
  */
 export async function summariseCell(
   galactica: IGalactica,
@@ -253,30 +362,53 @@ export async function summariseCell(
     );
     return false;
   }
-  const result = await runWithProgress(
-    galactica,
-    'summarise',
-    text,
-    trans().__('Summarising'),
-    {
-      max_tokens: galactica.settings.maxTokens
+  if (!checkModel(galactica)) {
+    return false;
+  }
+  const anchor = trackContext(context);
+  try {
+    const outcome = await runWithProgress(
+      galactica,
+      'summarise',
+      text,
+      trans().__('Summarising'),
+      {
+        max_tokens: galactica.settings.maxTokens
+      }
+    );
+    if (!outcome) {
+      return false;
     }
-  );
-  if (!result) {
-    return false;
+    const { result, notification } = outcome;
+    if (!result.text.trim()) {
+      Notification.update({
+        id: notification,
+        message: trans().__('GALACTICA gave an empty summary.'),
+        type: 'warning',
+        autoClose: 3000,
+        actions: []
+      });
+      return false;
+    }
+    const target = anchoredContext(context, anchor) ?? context;
+    const undo = insertSummary(target, result.text);
+    reportDone(
+      notification,
+      context.notebook
+        ? trans().__('TL;DR inserted below the cell.')
+        : trans().__('TL;DR added at the end of the file.'),
+      undo,
+      result.truncated
+    );
+    return true;
+  } finally {
+    anchor.dispose();
   }
-  if (!result.text.trim()) {
-    Notification.warning(trans().__('GALACTICA gave an empty summary.'), {
-      autoClose: 3000
-    });
-    return false;
-  }
-  insertSummary(context, result.text);
-  return true;
 }
 
 /**
- * Turn the selection (or the current line) into LaTeX, inserted as `$$...$$` after it.
+ * Turn the selection (or the current line) into LaTeX, inserted as `$$...$$` after it (where
+ * it is when the equation arrives).
  */
 export async function equationFromSelection(
   galactica: IGalactica,
@@ -299,35 +431,76 @@ export async function equationFromSelection(
     );
     return false;
   }
-  const result = await runWithProgress(
-    galactica,
-    'equation',
-    description,
-    trans().__('Writing the equation'),
-    { max_tokens: galactica.settings.maxTokens }
-  );
-  if (!result) {
+  if (!checkModel(galactica)) {
     return false;
   }
-  if (!result.latex.trim()) {
-    Notification.warning(trans().__('GALACTICA gave no equation.'), {
-      autoClose: 3000
-    });
-    return false;
+  const anchor = trackContext(context);
+  try {
+    const outcome = await runWithProgress(
+      galactica,
+      'equation',
+      description,
+      trans().__('Writing the equation'),
+      { max_tokens: galactica.settings.maxTokens }
+    );
+    if (!outcome) {
+      return false;
+    }
+    const { result, notification } = outcome;
+    if (!result.latex.trim()) {
+      Notification.update({
+        id: notification,
+        message: trans().__('GALACTICA gave no equation.'),
+        type: 'warning',
+        autoClose: 3000,
+        actions: []
+      });
+      return false;
+    }
+    const target = anchoredContext(context, anchor);
+    if (!target) {
+      reportGone(notification);
+      return false;
+    }
+    const undo = insertEquation(target, result.latex);
+    reportDone(
+      notification,
+      trans().__('Equation inserted.'),
+      undo,
+      result.truncated
+    );
+    return true;
+  } finally {
+    anchor.dispose();
   }
-  insertEquation(context, result.latex);
-  return true;
 }
 
 /**
- * Suggest references for the text before the cursor, let the user choose one and cite it.
+ * The cell a result was for is gone: say so instead of writing elsewhere.
+ */
+function reportGone(notification: string): void {
+  Notification.update({
+    id: notification,
+    message: trans().__(
+      'The cell was deleted while GALACTICA worked: nothing was inserted.'
+    ),
+    type: 'warning',
+    autoClose: 5000,
+    actions: []
+  });
+}
+
+/**
+ * Suggest references for the text before the cursor (or the selection's end), let the user
+ * choose one and cite it there: at that position even if the user edited meanwhile, and
+ * never over a selection made since.
  */
 export async function citeHere(
   galactica: IGalactica,
   context: IEditorContext
 ): Promise<boolean> {
   const text = textBeforeCursor(
-    { ...context, end: context.start },
+    context,
     galactica.settings.inlineCompletion.contextChars
   );
   if (!text.trim()) {
@@ -336,22 +509,38 @@ export async function citeHere(
     });
     return false;
   }
-  const result = await runWithProgress(
-    galactica,
-    'cite',
-    text,
-    trans().__('Finding references'),
-    {
-      n: galactica.settings.citationCount
+  if (!checkModel(galactica)) {
+    return false;
+  }
+  // the citation goes after the sentence (or the selected claim), replacing nothing
+  const anchor = trackContext({ ...context, start: context.end });
+  try {
+    const outcome = await runWithProgress(
+      galactica,
+      'cite',
+      text,
+      trans().__('Finding references'),
+      {
+        n: galactica.settings.citationCount
+      }
+    );
+    if (!outcome) {
+      return false;
     }
-  );
-  if (!result) {
-    return false;
+    const { result, notification } = outcome;
+    Notification.dismiss(notification);
+    const chosen = await chooseReference(result.suggestions);
+    if (!chosen) {
+      return false;
+    }
+    const target = anchoredContext(context, anchor);
+    if (!target) {
+      reportGone(Notification.emit('', 'warning'));
+      return false;
+    }
+    insertCitation(galactica, target, chosen);
+    return true;
+  } finally {
+    anchor.dispose();
   }
-  const chosen = await chooseReference(result.suggestions);
-  if (!chosen) {
-    return false;
-  }
-  insertCitation(galactica, refreshContext(context), chosen);
-  return true;
 }

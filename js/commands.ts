@@ -9,6 +9,7 @@ import { citeHere, equationFromSelection, summariseCell } from './actions';
 import { getEditorContext } from './editor';
 import { trans } from './i18n';
 import { galacticaIcon } from './icons';
+import { lastModel } from './progress';
 import { IGalactica } from './service';
 
 /**
@@ -19,6 +20,8 @@ export namespace CommandIDs {
   export const equation = 'galactica:equation-from-selection';
   export const cite = 'galactica:cite-here';
   export const showPanel = 'galactica:show-panel';
+  export const load = 'galactica:load-model';
+  export const unload = 'galactica:unload-model';
 }
 
 /**
@@ -87,13 +90,32 @@ export function addCommands(
     citeHere
   );
 
+  commands.addCommand(CommandIDs.load, {
+    label: trans().__('Load the GALACTICA Model'),
+    caption: trans().__(
+      'Load the model the server was last asked for (the sidebar picks another)'
+    ),
+    describedBy: NO_ARGS,
+    execute: () => galactica.load(lastModel(galactica))
+  });
+  commands.addCommand(CommandIDs.unload, {
+    label: trans().__('Unload the GALACTICA Model'),
+    caption: trans().__(
+      'Free the memory the model takes; nothing loads it again until you do'
+    ),
+    describedBy: NO_ARGS,
+    execute: () => galactica.unload()
+  });
+
   if (palette) {
     const category = trans().__('GALACTICA');
     for (const command of [
       CommandIDs.summarise,
       CommandIDs.equation,
       CommandIDs.cite,
-      CommandIDs.showPanel
+      CommandIDs.showPanel,
+      CommandIDs.load,
+      CommandIDs.unload
     ]) {
       palette.addItem({ command, category });
     }

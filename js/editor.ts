@@ -1,6 +1,7 @@
 /**
  * Where the user writes: the active cell or file editor, its text, cursor and selection.
  */
+import type { ISharedText } from '@jupyter/ydoc';
 import { Cell } from '@jupyterlab/cells';
 import { CodeEditor } from '@jupyterlab/codeeditor';
 import { IDocumentWidget } from '@jupyterlab/docregistry';
@@ -36,6 +37,19 @@ export interface IEditorContext {
    * The cell, when the editor is a cell's.
    */
   cell: Cell | null;
+  /**
+   * The cell's id, when the editor is a cell's.
+   */
+  cellId: string | null;
+  /**
+   * The shared text the editor shows (the cell's source or the file).
+   */
+  shared: ISharedText;
+  /**
+   * Whether `start` and `end` are a tracked request position (results are written there,
+   * into `shared`, and the user's cursor is left alone) rather than the cursor.
+   */
+  tracked?: boolean;
   /**
    * The editor's whole text.
    */
@@ -94,7 +108,15 @@ export function getEditorContext(widget: Widget | null): IEditorContext | null {
   if (!editor) {
     return null;
   }
-  return { editor, kind, notebook, cell, ...textAndSelection(editor) };
+  return {
+    editor,
+    kind,
+    notebook,
+    cell,
+    cellId: cell?.model.sharedModel.getId() ?? null,
+    shared: editor.model.sharedModel,
+    ...textAndSelection(editor)
+  };
 }
 
 /**
@@ -151,6 +173,19 @@ export function insertText(
 ): void {
   editor.model.sharedModel.updateSource(start, end, text);
   editor.setCursorPosition(editor.getPositionAt(start + text.length)!);
+}
+
+/**
+ * Replace the text between two offsets of a shared text, leaving the user's cursor alone
+ * (a result that arrives while the user works elsewhere).
+ */
+export function insertShared(
+  shared: ISharedText,
+  start: number,
+  end: number,
+  text: string
+): void {
+  shared.updateSource(start, end, text);
 }
 
 /**

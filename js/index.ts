@@ -11,6 +11,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { ICompletionProviderManager } from '@jupyterlab/completer';
 import { ILatexTypesetter } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
@@ -26,6 +27,8 @@ import { GalacticaPanel } from './panel';
 // eslint-disable-next-line jupyter/prefer-lazy-imports
 import { LoadNotifier } from './progress';
 import { GalacticaService, IGalactica } from './service';
+// eslint-disable-next-line jupyter/prefer-lazy-imports
+import { GalacticaStatusItem } from './statusbar';
 
 export { IGalactica } from './service';
 
@@ -44,7 +47,8 @@ const corePlugin: JupyterFrontEndPlugin<IGalactica> = {
     ILayoutRestorer,
     ILatexTypesetter,
     ICommandPalette,
-    ITranslator
+    ITranslator,
+    IStatusBar
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -53,7 +57,8 @@ const corePlugin: JupyterFrontEndPlugin<IGalactica> = {
     restorer: ILayoutRestorer | null,
     typesetter: ILatexTypesetter | null,
     palette: ICommandPalette | null,
-    translator: ITranslator | null
+    translator: ITranslator | null,
+    statusBar: IStatusBar | null
   ): IGalactica => {
     setTranslator(translator);
     const galactica = new GalacticaService(app.serviceManager.serverSettings);
@@ -86,6 +91,13 @@ const corePlugin: JupyterFrontEndPlugin<IGalactica> = {
       execute: () => app.shell.activateById(panel.id)
     });
     addCommands(app, galactica, currentWidget, palette);
+    statusBar?.registerStatusItem('galactica-ext:status', {
+      item: new GalacticaStatusItem(galactica, () =>
+        app.shell.activateById(panel.id)
+      ),
+      align: 'left',
+      rank: 900
+    });
     return galactica;
   }
 };

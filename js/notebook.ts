@@ -7,7 +7,8 @@ import {
   ICellInfo,
   IReference,
   METADATA_KEY,
-  planReferences
+  planReferences,
+  provisionalNumber
 } from './references';
 
 /**
@@ -23,41 +24,59 @@ export function cellInfos(panel: NotebookPanel): ICellInfo[] {
 }
 
 /**
- * Insert a markdown cell below cell `index` (one undo step; other cells are untouched).
+ * Make the next notebook change an undo step of its own (not merged with the user's last
+ * change, nor with the next one).
+ */
+function separateUndoStep(panel: NotebookPanel): void {
+  (
+    panel.content.model?.sharedModel as unknown as {
+      undoManager?: { stopCapturing(): void };
+    }
+  )?.undoManager?.stopCapturing();
+}
+
+/**
+ * Insert a markdown cell below cell `index` as one undo step of its own (other cells are
+ * untouched).
  *
- * @returns the new cell's index
+ * @returns the new cell's id
  */
 export function insertMarkdownBelow(
   panel: NotebookPanel,
   index: number,
   source: string,
   metadata: Record<string, unknown> = {}
-): number {
+): string {
   const model = panel.content.model;
   if (!model) {
     throw new Error('the notebook has no model');
   }
-  const at = index + 1;
+  separateUndoStep(panel);
+  let id = '';
   model.sharedModel.transact(() => {
-    model.sharedModel.insertCell(at, {
-      cell_type: 'markdown',
-      source,
-      metadata: metadata as any
-    });
+    id = model.sharedModel
+      .insertCell(index + 1, {
+        cell_type: 'markdown',
+        source,
+        metadata: metadata as any
+      })
+      .getId();
   });
-  return at;
+  separateUndoStep(panel);
+  return id;
 }
 
 /**
- * Cite `ref` in cell `cellIndex` at `offset`, and bring the References cell at the end of
- * the notebook up to date, in one undo step.
+ * Cite `ref` in the cell with id `cellId`, replacing `[start, end)`, and bring the References
+ * cell at the end of the notebook up to date (works numbered in reading order), in one
+ * undo step.
  *
  * @param write writes the citation for the work's number, returns the text to insert
  * @returns the work's number in the References list
  */
 export function citeInNotebook(
   panel: NotebookPanel,
-  cellIndex: number,
+  cellId: string,
   start: number,
   end: number,
   ref: IReference,
@@ -69,10 +88,20 @@ export function citeInNotebook(
     throw new Error('the notebook has no model');
   }
   const shared = model.sharedModel;
-  const plan = planReferences(cellInfos(panel), ref, heading);
+  const cellIndex = shared.cells.findIndex(c => c.getId() === cellId);
+  if (cellIndex === -1) {
+    throw new Error('the cell was deleted');
+  }
+  let number = 0;
+  separateUndoStep(panel);
   shared.transact(() => {
-    const cell = shared.getCell(cellIndex);
-    cell.updateSource(start, end, write(plan.number));
+    const provisional = provisionalNumber(cellInfos(panel), ref);
+    shared.getCell(cellIndex).updateSource(start, end, write(provisional));
+    const plan = planReferences(cellInfos(panel), ref, heading);
+    number = plan.number;
+    for (const edit of plan.edits) {
+      shared.getCell(edit.cell).updateSource(edit.start, edit.end, edit.text);
+    }
     const metadata = { [METADATA_KEY]: plan.metadata } as any;
     if (plan.index === -1) {
       shared.insertCell(shared.cells.length, {
@@ -82,12 +111,15 @@ export function citeInNotebook(
       });
     } else {
       const refs = shared.getCell(plan.index);
-      refs.setSource(plan.source);
+      if (refs.getSource() !== plan.source) {
+        refs.setSource(plan.source);
+      }
       refs.setMetadata({ ...refs.getMetadata(), ...metadata });
       if (plan.move) {
         shared.moveCell(plan.index, shared.cells.length - 1);
       }
     }
   });
-  return plan.number;
+  separateUndoStep(panel);
+  return number;
 }

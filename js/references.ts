@@ -3,8 +3,8 @@
  *
  * Pure functions over plain data, so that they can be tested without JupyterLab. The
  * References cell is ordinary markdown (a heading and a numbered list), so the notebook
- * renders the same anywhere; the list is also kept in the cell's metadata under
- * `galactica.references` so that numbers stay stable.
+ * renders the same anywhere; the cell is ours only by its metadata (`galactica.role` is
+ * `references`, with the list under `galactica.references`), never by its heading.
  */
 
 /**
@@ -40,10 +40,19 @@ export const METADATA_KEY = 'galactica';
  */
 export interface IReferencesMetadata {
   /**
-   * Marks the cell as the References cell.
+   * Marks the cell as our References cell.
+   */
+  role: typeof REFERENCES_ROLE;
+  /**
+   * The works, numbered from 1 in this order.
    */
   references: IReference[];
 }
+
+/**
+ * The `role` of our References cell in its `galactica` metadata.
+ */
+export const REFERENCES_ROLE = 'references';
 
 /**
  * A key that identifies a work whatever its spacing or case.
@@ -179,25 +188,19 @@ export function parseReferencesMarkdown(source: string): IReference[] {
 }
 
 /**
- * Whether a cell (its metadata and source) is the References cell.
+ * Whether a cell is our References cell: only our own metadata says so (a user's cell with a
+ * "References" heading is the user's, never rewritten).
  */
 export function isReferencesCell(
-  metadata: Record<string, unknown> | undefined,
-  source: string,
-  heading = 'References'
+  metadata: Record<string, unknown> | undefined
 ): boolean {
   const meta = metadata?.[METADATA_KEY] as
     Partial<IReferencesMetadata> | undefined;
-  if (meta && Array.isArray(meta.references)) {
-    return true;
-  }
-  return new RegExp(`^#{1,6}\\s+${escapeRegExp(heading)}\\s*$`, 'm').test(
-    source.split('\n', 1)[0] ?? ''
+  return (
+    !!meta &&
+    typeof meta === 'object' &&
+    (meta.role === REFERENCES_ROLE || Array.isArray(meta.references))
   );
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /**
@@ -240,15 +243,37 @@ export interface ICellInfo {
 }
 
 /**
- * What to do to a notebook so that its References cell lists `refs`.
+ * A citation in the `numbered` format: `[[3]](#References)`.
+ */
+const CITATION =
+  /\[\[(\d+)\]\]\(#References\)|\[START_REF\]([\s\S]*?)\[END_REF\]|\[@([^\]\n]+)\]/g;
+
+/**
+ * A replacement of `[start, end)` in a cell's source.
+ */
+export interface ITextEdit {
+  /**
+   * The cell's index.
+   */
+  cell: number;
+  start: number;
+  end: number;
+  /**
+   * The new text.
+   */
+  text: string;
+}
+
+/**
+ * What to do to a notebook so that its References cell lists the works in reading order.
  */
 export interface IReferencesPlan {
   /**
-   * Index of the existing References cell, or -1 when one must be added at the end.
+   * Index of our References cell, or -1 when one must be added at the end.
    */
   index: number;
   /**
-   * Whether the existing References cell must move to the end.
+   * Whether our References cell must move to the end.
    */
   move: boolean;
   /**
@@ -259,48 +284,120 @@ export interface IReferencesPlan {
    * The cell's new metadata value under `galactica`.
    */
   metadata: IReferencesMetadata;
+  /**
+   * The cited work's number (0 when none was cited).
+   */
+  number: number;
+  /**
+   * Numbered citations to rewrite (renumbered), within a cell last first.
+   */
+  edits: ITextEdit[];
 }
 
 /**
- * Plan the References cell for a notebook after citing `cited` (if given).
+ * Index of our References cell (by its metadata), or -1.
+ */
+export function findReferencesCell(cells: readonly ICellInfo[]): number {
+  return cells.findIndex(
+    c => c.type === 'markdown' && isReferencesCell(c.metadata)
+  );
+}
+
+/**
+ * The works listed in our References cell's metadata, in their numbers' order.
+ */
+export function listedReferences(cells: readonly ICellInfo[]): IReference[] {
+  const index = findReferencesCell(cells);
+  const meta = cells[index]?.metadata?.[METADATA_KEY] as
+    Partial<IReferencesMetadata> | undefined;
+  return Array.isArray(meta?.references) ? [...meta!.references] : [];
+}
+
+/**
+ * The number a work gets before the notebook is renumbered: its number in the list, or
+ * the next one.
+ */
+export function provisionalNumber(
+  cells: readonly ICellInfo[],
+  ref: IReference
+): number {
+  return addReference(listedReferences(cells), ref).number;
+}
+
+/**
+ * Plan the References cell after citing `cited` (already written in the cells with its
+ * {@link provisionalNumber}, if given).
  *
- * The works are those already in the References cell, then every work cited in the
- * notebook's markup, then the new one; numbers never change once given.
+ * The works are numbered in reading order, as LaTeX and Pandoc do: by their first citation
+ * in the markdown cells from the top; each numbered citation keeps its work (a citation
+ * written earlier than the others renumbers them). Works listed but no longer cited stay
+ * at the end of the list.
  */
 export function planReferences(
   cells: readonly ICellInfo[],
   cited: IReference | null,
   heading = 'References'
-): IReferencesPlan & { number: number } {
-  const index = cells.findIndex(
-    c =>
-      c.type === 'markdown' && isReferencesCell(c.metadata, c.source, heading)
-  );
-  let refs: IReference[] = [];
-  if (index !== -1) {
-    const meta = cells[index].metadata?.[METADATA_KEY] as
-      Partial<IReferencesMetadata> | undefined;
-    refs = Array.isArray(meta?.references)
-      ? [...meta!.references]
-      : parseReferencesMarkdown(cells[index].source);
-  }
-  refs = collectReferences(
-    refs,
-    cells
-      .filter((c, i) => i !== index && c.type === 'markdown')
-      .map(c => c.source)
-  );
-  let number = 0;
+): IReferencesPlan {
+  const index = findReferencesCell(cells);
+  let listed = listedReferences(cells);
   if (cited) {
-    const result = addReference(refs, cited);
-    refs = result.references;
-    number = result.number;
+    listed = addReference(listed, cited).references;
   }
+  const order: IReference[] = [];
+  const seen = new Set<string>();
+  const note = (ref: IReference) => {
+    const key = referenceKey(ref);
+    if (!seen.has(key)) {
+      seen.add(key);
+      order.push(ref);
+    }
+  };
+  const numbered: {
+    cell: number;
+    start: number;
+    end: number;
+    ref: IReference;
+  }[] = [];
+  cells.forEach((cell, i) => {
+    if (i === index || cell.type !== 'markdown') {
+      return;
+    }
+    const re = new RegExp(CITATION.source, 'g');
+    let match: RegExpExecArray | null;
+    while ((match = re.exec(cell.source)) !== null) {
+      if (match[1] !== undefined) {
+        const ref = listed[Number(match[1]) - 1];
+        if (ref) {
+          note(ref);
+          const start = match.index!;
+          numbered.push({ cell: i, start, end: start + match[0].length, ref });
+        }
+      } else {
+        const body = (match[2] ?? match[3] ?? '').trim();
+        if (body) {
+          note(parseReference(body));
+        }
+      }
+    }
+  });
+  for (const ref of listed) {
+    note(ref);
+  }
+  const numberOf = new Map(order.map((ref, i) => [referenceKey(ref), i + 1]));
+  const edits: ITextEdit[] = [];
+  for (const { cell, start, end, ref } of numbered) {
+    const text = `[[${numberOf.get(referenceKey(ref))}]](#References)`;
+    if (cells[cell].source.slice(start, end) !== text) {
+      edits.push({ cell, start, end, text });
+    }
+  }
+  edits.sort((a, b) => a.cell - b.cell || b.start - a.start);
   return {
     index,
     move: index !== -1 && index !== cells.length - 1,
-    source: renderReferences(refs, heading),
-    metadata: { references: refs },
-    number
+    source: renderReferences(order, heading),
+    metadata: { role: REFERENCES_ROLE, references: order },
+    number: cited ? (numberOf.get(referenceKey(cited)) ?? 0) : 0,
+    edits
   };
 }

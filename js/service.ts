@@ -15,6 +15,7 @@ import {
   loadModel,
   runPrompt,
   runTask,
+  TaskError,
   unloadModel
 } from './api';
 import { IGalacticaSettings, readSettings } from './settings';
@@ -137,6 +138,7 @@ export class GalacticaService implements IGalactica {
 
   async load(request: ILoadModelRequest): Promise<IModelStatus> {
     const status = await loadModel(request, this._serverSettings);
+    this.status.unloadedByUser = false; // the user asked for a model again
     this.status.update(status);
     void this.status.refresh();
     return status;
@@ -145,6 +147,7 @@ export class GalacticaService implements IGalactica {
   async unload(): Promise<IModelStatus> {
     const status = await unloadModel(this._serverSettings);
     this.status.update(status);
+    this.status.unloadedByUser = true; // nothing loads it again until the user does
     return status;
   }
 
@@ -153,6 +156,14 @@ export class GalacticaService implements IGalactica {
     request: ITaskRequest,
     callbacks: IStreamCallbacks = {}
   ): Promise<ITaskResults[K]> {
+    if (this.status.unloadedByUser && !this.status.ready) {
+      // the user unloaded the model on purpose: a task must not start it again
+      return Promise.reject(
+        new TaskError(
+          'no GALACTICA model is loaded (you unloaded it): load one from the GALACTICA sidebar'
+        )
+      );
+    }
     return runTask(task, request, callbacks, this._serverSettings);
   }
 

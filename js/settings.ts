@@ -35,6 +35,10 @@ export interface IInlineSettings {
    * How much text before the cursor is sent (characters).
    */
   contextChars: number;
+  /**
+   * A suggestion still generating after this long is stopped (ms; 0: never).
+   */
+  timeoutMs: number;
 }
 
 /**
@@ -93,7 +97,8 @@ export const DEFAULT_SETTINGS: IGalacticaSettings = {
     codeCells: false,
     debounceMs: 300,
     maxTokens: 32,
-    contextChars: 4000
+    contextChars: 4000,
+    timeoutMs: 20000
   }
 };
 

@@ -20,6 +20,19 @@ const IDLE_INTERVAL = 10000;
 const BUSY_INTERVAL = 1000;
 
 /**
+ * Where the user's "unloaded on purpose" intent is kept.
+ */
+const UNLOADED_KEY = 'galactica-ext:unloaded-by-user';
+
+function readUnloaded(): boolean {
+  try {
+    return window.localStorage.getItem(UNLOADED_KEY) === '1';
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Keeps the server's model status and tells when it changes.
  */
 export class StatusModel implements IDisposable {
@@ -50,6 +63,32 @@ export class StatusModel implements IDisposable {
    */
   get error(): string | null {
     return this._error;
+  }
+
+  /**
+   * Whether the user unloaded the model on purpose: then nothing loads it again (no
+   * command, no ghost text) until the user loads one. Kept in the browser's storage, so a
+   * reload of the page keeps it.
+   */
+  get unloadedByUser(): boolean {
+    return this._unloadedByUser;
+  }
+
+  set unloadedByUser(value: boolean) {
+    if (value === this._unloadedByUser) {
+      return;
+    }
+    this._unloadedByUser = value;
+    try {
+      if (value) {
+        window.localStorage.setItem(UNLOADED_KEY, '1');
+      } else {
+        window.localStorage.removeItem(UNLOADED_KEY);
+      }
+    } catch {
+      // storage may be unavailable (private mode): the intent lasts for this page
+    }
+    this._changed.emit(this._status);
   }
 
   /**
@@ -110,6 +149,10 @@ export class StatusModel implements IDisposable {
 
   private _set(status: IModelStatus | null, error: string | null): void {
     const busy = status?.state === 'starting' || status?.state === 'loading';
+    if (busy && this._unloadedByUser) {
+      // someone loads a model (another tab, the server's own start): the intent is over
+      this.unloadedByUser = false;
+    }
     const interval = busy ? BUSY_INTERVAL : IDLE_INTERVAL;
     if (this._poll.frequency.interval !== interval) {
       this._poll.frequency = { ...this._poll.frequency, interval };
@@ -125,6 +168,7 @@ export class StatusModel implements IDisposable {
   }
 
   private _changed = new Signal<this, IModelStatus | null>(this);
+  private _unloadedByUser = readUnloaded();
   private _error: string | null = null;
   private _poll: Poll;
   private _status: IModelStatus | null = null;

@@ -206,15 +206,37 @@ describe('GalacticaInlineProvider', () => {
       { text: 'Transformers [@', offset: 15 },
       automatic
     );
+    // one slot per suggestion, each streamed
+    expect(list.items).toHaveLength(3);
+    expect(list.items.every(i => i.isIncomplete)).toBe(true);
+    const streams = await Promise.all(
+      list.items.map(i => drain(provider, i.token!))
+    );
+    // the greedy suggestion streams first, as fast as prose ...
     expect(galactica.calls[0].task).toBe('cite');
     expect(galactica.calls[0].request).toEqual({
       text: 'Transformers [START_REF]',
-      n: 3
+      n: 1
     });
-    expect(list.items.map(i => i.insertText)).toEqual([
+    expect(streams[0][0]).toEqual(
+      expect.objectContaining({
+        insertText: 'Attention is all you need, Ashish Vaswani]',
+        isIncomplete: true
+      })
+    );
+    // ... then the alternatives, by beam search (one spare beam for a duplicate)
+    expect(galactica.calls[1].request).toEqual({
+      text: 'Transformers [START_REF]',
+      n: 4
+    });
+    expect(streams.map(items => items[items.length - 1].insertText)).toEqual([
       'Attention is all you need, Ashish Vaswani]',
-      'BERT, Jacob Devlin]'
+      'BERT, Jacob Devlin]',
+      ''
     ]);
+    expect(streams.every(items => !items[items.length - 1].isIncomplete)).toBe(
+      true
+    );
   });
 
   it('does not add ] when the editor closed the bracket already', async () => {
@@ -224,11 +246,14 @@ describe('GalacticaInlineProvider', () => {
       suggestions: [{ text: 'A paper, Smith' }],
       truncated: false
     };
+    galactica.settings.citationCount = 1;
     const list = await provider.fetch(
       { text: 'See [@]', offset: 6 },
       automatic
     );
-    expect(list.items.map(i => i.insertText)).toEqual(['A paper, Smith']);
+    const items = await drain(provider, list.items[0].token!);
+    expect(items[items.length - 1].insertText).toBe('A paper, Smith');
+    expect(galactica.calls).toHaveLength(1); // no alternatives asked for
   });
 
   it('aborts a request superseded by further typing', async () => {

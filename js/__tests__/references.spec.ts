@@ -7,7 +7,10 @@ import {
   isReferencesCell,
   parseReference,
   parseReferencesMarkdown,
+  IReference,
+  ITextEdit,
   planReferences,
+  provisionalNumber,
   referenceKey,
   renderReferences
 } from '../references';
@@ -130,13 +133,12 @@ describe('renderReferences and parseReferencesMarkdown', () => {
 });
 
 describe('isReferencesCell', () => {
-  it('knows the cell by its metadata or heading', () => {
-    expect(
-      isReferencesCell({ galactica: { references: [] } }, 'anything')
-    ).toBe(true);
-    expect(isReferencesCell({}, '## References\n\n1. x')).toBe(true);
-    expect(isReferencesCell({}, '# Bibliography', 'Bibliography')).toBe(true);
-    expect(isReferencesCell({}, 'Some text\n## References')).toBe(false);
+  it('knows our cell by its metadata only', () => {
+    expect(isReferencesCell({ galactica: { role: 'references' } })).toBe(true);
+    expect(isReferencesCell({ galactica: { references: [] } })).toBe(true);
+    expect(isReferencesCell({})).toBe(false);
+    expect(isReferencesCell({ galactica: { tldr: true } })).toBe(false);
+    expect(isReferencesCell(undefined)).toBe(false);
   });
 });
 
@@ -164,32 +166,92 @@ describe('planReferences', () => {
     source,
     metadata
   });
+  const ours = (refs: IReference[]) =>
+    md(renderReferences(refs), {
+      galactica: { role: 'references', references: refs }
+    });
+  const cite = (n: number) => `[[${n}]](#References)`;
+  /** Apply a plan's edits to the cells' sources. */
+  const apply = (cells: ICellInfo[], edits: ITextEdit[]) => {
+    const sources = cells.map(c => c.source);
+    for (const e of edits) {
+      sources[e.cell] =
+        sources[e.cell].slice(0, e.start) +
+        e.text +
+        sources[e.cell].slice(e.end);
+    }
+    return sources;
+  };
 
   it('adds a References cell at the end of a notebook without one', () => {
-    const plan = planReferences([md('# Title'), md('Text')], attention);
+    const cells = [md('# Title'), md(`Text ${cite(1)}`)];
+    expect(provisionalNumber(cells, attention)).toBe(1);
+    const plan = planReferences(cells, attention);
     expect(plan.index).toBe(-1);
     expect(plan.number).toBe(1);
-    expect(plan.metadata.references).toEqual([attention]);
+    expect(plan.metadata).toEqual({
+      role: 'references',
+      references: [attention]
+    });
     expect(plan.source).toContain('1. Attention is all you need');
+    expect(plan.edits).toEqual([]);
   });
 
-  it('updates the existing cell and keeps numbers', () => {
-    const refsCell = md(renderReferences([bert]), {
-      galactica: { references: [bert] }
-    });
-    const plan = planReferences([md('Text'), refsCell], attention);
+  it('never takes a cell of the user with a References heading for ours', () => {
+    const users = md('# References\n\n- my own notes\n- [a link](http://x)');
+    const cells = [md(`Text ${cite(1)}`), users];
+    const plan = planReferences(cells, attention);
+    expect(plan.index).toBe(-1); // a new cell of ours is added; the user's stays
+    expect(plan.edits.every(e => e.cell !== 1)).toBe(true);
+  });
+
+  it('keeps numbers when works are cited in order', () => {
+    const cells = [md(`A ${cite(1)}. B ${cite(2)}`), ours([bert])];
+    expect(provisionalNumber(cells, attention)).toBe(2);
+    const plan = planReferences(cells, attention);
     expect(plan.index).toBe(1);
     expect(plan.move).toBe(false);
     expect(plan.number).toBe(2);
     expect(plan.metadata.references).toEqual([bert, attention]);
+    expect(plan.edits).toEqual([]);
+  });
+
+  it('renumbers in reading order when a work is cited earlier', () => {
+    // bert was [1]; attention, cited now before it with the provisional number 2,
+    // becomes [1] and bert [2], each citation keeping its work
+    const cells = [
+      md(`Intro ${cite(2)}.`),
+      md(`Later ${cite(1)} and again ${cite(1)}.`),
+      ours([bert])
+    ];
+    const plan = planReferences(cells, attention);
+    expect(plan.number).toBe(1);
+    expect(plan.metadata.references).toEqual([attention, bert]);
+    expect(apply(cells, plan.edits).slice(0, 2)).toEqual([
+      `Intro ${cite(1)}.`,
+      `Later ${cite(2)} and again ${cite(2)}.`
+    ]);
+    expect(plan.source).toMatch(/1\. Attention[\s\S]*2\. BERT/);
   });
 
   it('gives a work cited twice one number', () => {
-    const refsCell = md('', { galactica: { references: [attention, bert] } });
-    const plan = planReferences([refsCell, md('Text')], bert);
-    expect(plan.number).toBe(2);
-    expect(plan.metadata.references).toHaveLength(2);
+    const refsCell = ours([attention, bert]);
+    const cells = [refsCell, md(`Text ${cite(2)} ${cite(1)}`)];
+    expect(provisionalNumber(cells, bert)).toBe(2);
+    const plan = planReferences(cells, bert);
+    expect(plan.number).toBe(1); // first in reading order now
+    expect(plan.metadata.references).toEqual([bert, attention]);
     expect(plan.move).toBe(true);
+    expect(apply(cells, plan.edits)[1]).toBe(`Text ${cite(1)} ${cite(2)}`);
+  });
+
+  it('keeps works no longer cited at the end of the list', () => {
+    const plan = planReferences(
+      [md(`Only ${cite(2)}`), ours([attention, bert])],
+      null
+    );
+    expect(plan.metadata.references).toEqual([bert, attention]);
+    expect(plan.number).toBe(0);
   });
 
   it('lists works cited in markup in markdown cells, not code', () => {
@@ -204,14 +266,5 @@ describe('planReferences', () => {
     );
     expect(plan.metadata.references).toEqual([attention]);
     expect(plan.number).toBe(0);
-  });
-
-  it('recovers the list from markdown when the metadata was lost', () => {
-    const plan = planReferences(
-      [md(renderReferences([attention, bert]))],
-      parseReference('New work, Doe')
-    );
-    expect(plan.index).toBe(0);
-    expect(plan.number).toBe(3);
   });
 });

@@ -23,6 +23,8 @@ import { EditorKind, editorKind, textAbove } from '../editor';
 import { galacticaIcon } from '../icons';
 import { IGalactica } from '../service';
 import { IInlineSettings } from '../settings';
+import { ITaskRequest, ITaskResults, TaskName } from '../tokens';
+import { checkModel } from '../progress';
 import { AsyncQueue } from './stream';
 import {
   AT_TRIGGER,
@@ -154,8 +156,14 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
     if (trigger.kind === 'none') {
       return EMPTY;
     }
-    if (automatic && !this._galactica.status.ready) {
-      return EMPTY;
+    if (!this._galactica.status.ready) {
+      if (automatic) {
+        // no ghost text without a model (the status bar says why)
+        return EMPTY;
+      }
+      if (!checkModel(this._galactica)) {
+        return EMPTY; // unloaded on purpose: a notification offers to load it
+      }
     }
 
     // a newer request supersedes this one: abort the previous generation at once
@@ -181,7 +189,13 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
         : '';
     const adjusted = { ...trigger, prompt };
     if (trigger.kind === 'reference') {
-      return this._references(adjusted, typedSpace, closer, controller);
+      return this._references(
+        adjusted,
+        typedSpace,
+        closer,
+        controller,
+        generation
+      );
     }
     return this._continue(
       adjusted,
@@ -212,45 +226,148 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
   }
 
   /**
-   * Reference suggestions: several, by beam search, shown once all are known.
+   * Reference suggestions: the greedy one streamed at once (as fast as prose), then the
+   * alternatives by beam search, each in a slot of its own that fills when they are known.
    */
-  private async _references(
+  private _references(
     trigger: ITrigger,
     typedSpace: boolean,
     closer: string,
-    controller: AbortController
-  ): Promise<IInlineCompletionList> {
-    const raw: string[] = [];
-    try {
-      const result = await this._galactica.run(
-        'cite',
-        { text: trigger.prompt, n: this._galactica.settings.citationCount },
-        {
-          signal: controller.signal,
-          onToken: (text, index) => {
-            raw[index] = (raw[index] ?? '') + text;
+    controller: AbortController,
+    generation: number
+  ): IInlineCompletionList {
+    const count = Math.max(1, this._galactica.settings.citationCount);
+    const slots = Array.from({ length: count }, (_, i) => {
+      const token = `${PROVIDER_ID}:${generation}:${i}`;
+      const queue = new AsyncQueue<IInlineCompletionItem>();
+      this._streams.set(token, queue);
+      return { token, queue };
+    });
+    const finish = (slot: number, insertText: string, error?: string) => {
+      const { token, queue } = slots[slot];
+      if (!queue.closed) {
+        queue.push({
+          insertText,
+          isIncomplete: false,
+          token,
+          ...(error ? { error: { message: error } } : {})
+        });
+        queue.close();
+      }
+    };
+    const finishAll = (from: number) => {
+      for (let i = from; i < count; i++) {
+        finish(i, '');
+      }
+    };
+    let raw = '';
+    const first = slots[0];
+    void (async () => {
+      let best = '';
+      try {
+        const result = await this._run(
+          'cite',
+          { text: trigger.prompt, n: 1 },
+          controller,
+          (text, index) => {
+            if (index !== 0 || first.queue.closed) {
+              return;
+            }
+            raw += text;
+            const stopped = cutAtStops(raw, trigger.stops).stopped;
+            first.queue.push({
+              insertText: finishSuggestion(
+                raw,
+                trigger,
+                typedSpace,
+                stopped ? closer : ''
+              ),
+              isIncomplete: true,
+              token: first.token
+            });
+          }
+        );
+        const text =
+          raw ||
+          (result.suggestions[0] ? ' ' + result.suggestions[0].text : '');
+        best = finishSuggestion(text, trigger, typedSpace, closer);
+        finish(0, best);
+      } catch (error) {
+        const aborted = (error as Error)?.name === 'AbortError';
+        finish(
+          0,
+          aborted ? finishSuggestion(raw, trigger, typedSpace, '') : '',
+          aborted ? undefined : ((error as Error)?.message ?? String(error))
+        );
+        finishAll(1);
+        this._release(controller);
+        return;
+      }
+      if (count === 1) {
+        this._release(controller);
+        return;
+      }
+      // the alternatives: beam search, one more beam than slots to replace a duplicate
+      try {
+        const result = await this._run(
+          'cite',
+          { text: trigger.prompt, n: Math.min(count + 1, 8) },
+          controller
+        );
+        const seen = new Set([best]);
+        let slot = 1;
+        for (const suggestion of result.suggestions) {
+          const text = finishSuggestion(
+            (typedSpace ? '' : ' ') + suggestion.text,
+            trigger,
+            typedSpace,
+            closer
+          );
+          if (slot < count && text && !seen.has(text)) {
+            seen.add(text);
+            finish(slot++, text);
           }
         }
-      );
-      const texts = result.suggestions.map(
-        (s, i) => raw[i] ?? (typedSpace ? '' : ' ') + s.text
-      );
-      const seen = new Set<string>();
-      const items: IInlineCompletionItem[] = [];
-      for (const text of texts) {
-        const insertText = finishSuggestion(text, trigger, typedSpace, closer);
-        if (insertText && !seen.has(insertText)) {
-          seen.add(insertText);
-          items.push({ insertText });
+      } catch {
+        // no alternatives (stopped, or the model failed): the first suggestion stands
+      } finally {
+        finishAll(1);
+        this._release(controller);
+      }
+    })();
+    return {
+      items: slots.map(({ token }) => ({
+        insertText: '',
+        isIncomplete: true,
+        token
+      }))
+    };
+  }
+
+  /**
+   * Run a task, aborted by `controller` or after the inline completion timeout.
+   */
+  private _run<K extends TaskName>(
+    task: K,
+    request: ITaskRequest,
+    controller: AbortController,
+    onToken?: (text: string, index: number) => void
+  ): Promise<ITaskResults[K]> {
+    const timeout = this._galactica.settings.inlineCompletion.timeoutMs;
+    const timer =
+      timeout > 0 ? setTimeout(() => controller.abort(), timeout) : null;
+    return this._galactica
+      .run(task, request, { signal: controller.signal, onToken })
+      .finally(() => {
+        if (timer !== null) {
+          clearTimeout(timer);
         }
-      }
-      return { items };
-    } catch (error) {
-      return this._error(error);
-    } finally {
-      if (this._controller === controller) {
-        this._controller = null;
-      }
+      });
+  }
+
+  private _release(controller: AbortController): void {
+    if (this._controller === controller) {
+      this._controller = null;
     }
   }
 
@@ -274,32 +391,29 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
         queue.close();
       }
     };
-    this._galactica
-      .run(
-        'complete',
-        {
-          text: trigger.prompt,
-          max_tokens: settings.maxTokens,
-          temperature: this._galactica.settings.temperature
-        },
-        {
-          signal: controller.signal,
-          onToken: (text, index) => {
-            if (index !== 0 || queue.closed) {
-              return;
-            }
-            raw += text;
-            const insertText = finishSuggestion(raw, trigger, typedSpace, '');
-            if (cutAtStops(raw, trigger.stops).stopped) {
-              // the suggestion is complete: stop the model now
-              finish({ insertText, isIncomplete: false, token });
-              controller.abort();
-            } else {
-              queue.push({ insertText, isIncomplete: true, token });
-            }
-          }
+    this._run(
+      'complete',
+      {
+        text: trigger.prompt,
+        max_tokens: settings.maxTokens,
+        temperature: this._galactica.settings.temperature
+      },
+      controller,
+      (text, index) => {
+        if (index !== 0 || queue.closed) {
+          return;
         }
-      )
+        raw += text;
+        const insertText = finishSuggestion(raw, trigger, typedSpace, '');
+        if (cutAtStops(raw, trigger.stops).stopped) {
+          // the suggestion is complete: stop the model now
+          finish({ insertText, isIncomplete: false, token });
+          controller.abort();
+        } else {
+          queue.push({ insertText, isIncomplete: true, token });
+        }
+      }
+    )
       .then(() =>
         finish({
           insertText: finishSuggestion(raw, trigger, typedSpace, ''),
@@ -329,20 +443,6 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
         }
       });
     return { items: [{ insertText: '', isIncomplete: true, token }] };
-  }
-
-  private _error(error: unknown): IInlineCompletionList {
-    if ((error as Error)?.name === 'AbortError') {
-      return EMPTY;
-    }
-    return {
-      items: [
-        {
-          insertText: '',
-          error: { message: (error as Error)?.message ?? String(error) }
-        }
-      ]
-    };
   }
 
   private _controller: AbortController | null = null;

@@ -56,12 +56,17 @@ async function cellTypes(page: IJupyterLabPageFixture): Promise<string[]> {
  * The ghost text once its suggestion has finished streaming (the text the user sees, as
  * the ghost text widget lays it out: lines past the first are folded away).
  */
-async function finishedGhostText(page: IJupyterLabPageFixture): Promise<string> {
+async function finishedGhostText(
+  page: IJupyterLabPageFixture
+): Promise<string> {
   const ghost = page.locator('.jp-GhostText');
   await expect(ghost).toHaveCount(1, { timeout: MODEL_TIMEOUT });
-  await expect(page.locator('.jp-GhostText-streamingIndicator')).toHaveCount(0, {
-    timeout: MODEL_TIMEOUT
-  });
+  await expect(page.locator('.jp-GhostText-streamingIndicator')).toHaveCount(
+    0,
+    {
+      timeout: MODEL_TIMEOUT
+    }
+  );
   const read = () =>
     ghost.evaluate(node => {
       const copy = node.cloneNode(true) as HTMLElement;
@@ -70,16 +75,50 @@ async function finishedGhostText(page: IJupyterLabPageFixture): Promise<string> 
         .forEach(marker => marker.remove());
       return copy.textContent ?? '';
     });
-  await expect.poll(async () => (await read()).trim().length).toBeGreaterThan(0);
+  await expect
+    .poll(async () => (await read()).trim().length)
+    .toBeGreaterThan(0);
   return read();
 }
 
-/** The References cell's identity of a work: case, spacing and punctuation aside. */
-function workKey(text: string): string {
-  return text
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}]+/gu, ' ')
-    .trim();
+/** The notification toast whose text contains `text`. */
+function toast(page: IJupyterLabPageFixture, text: string) {
+  return page.locator('.Toastify__toast').filter({ hasText: text });
+}
+
+/** Set the current notebook's cells (markdown sources and metadata) in one go. */
+async function setCells(
+  page: IJupyterLabPageFixture,
+  cells: { source: string; metadata?: Record<string, unknown> }[]
+): Promise<void> {
+  await page.evaluate(cells => {
+    const panel = (window as any).jupyterapp.shell.currentWidget;
+    const shared = panel.content.model.sharedModel;
+    shared.transact(() => {
+      shared.deleteCellRange(0, shared.cells.length);
+      shared.insertCells(
+        0,
+        cells.map(c => ({
+          cell_type: 'markdown',
+          source: c.source,
+          metadata: c.metadata ?? {}
+        }))
+      );
+    });
+  }, cells);
+}
+
+/** Open "Cite here" at the end of cell `index`; its dialog, once suggestions are listed. */
+async function openCiteHere(page: IJupyterLabPageFixture, index = 0) {
+  await page.notebook.enterCellEditingMode(index);
+  await page.keyboard.press('Control+End');
+  await page.keyboard.press('Alt+g');
+  await page.keyboard.press('c');
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog.locator('.jp-galactica-choice').first()).toBeVisible({
+    timeout: MODEL_TIMEOUT
+  });
+  return dialog;
 }
 
 /** Whitespace aside: folded lines of ghost text lose their line breaks in the DOM. */
@@ -95,16 +134,54 @@ test.describe('GALACTICA', () => {
     expect(served.state).toBe('ready');
     expect(served.backend).toBe('local');
     const status = page.locator('#galactica-ext-sidebar .jp-galactica-status');
-    await expect(status.locator('.jp-galactica-model')).toHaveText(served.model);
-    await expect(status.locator('.jp-galactica-state-label')).toHaveText('ready');
+    await expect(status.locator('.jp-galactica-model')).toHaveText(
+      served.model
+    );
+    await expect(status.locator('.jp-galactica-state-label')).toHaveText(
+      'ready'
+    );
     await expect(status.locator('.jp-galactica-facts')).toContainText('cpu');
-    await expect(status.locator('.jp-galactica-facts')).toContainText('float32');
+    await expect(status.locator('.jp-galactica-facts')).toContainText(
+      'float32'
+    );
     await page.screenshot({ path: `${SCREENSHOTS}/sidebar-ready.png` });
   });
 
-  test('"Summarise cell" adds a TL;DR cell below, undoable', async ({ page }) => {
+  test('"Summarise cell" adds a TL;DR cell below; Ctrl+Z removes only it', async ({
+    page
+  }) => {
     const text = 'Transformers replace recurrence with attention.';
     await markdownNotebook(page, 'summary.ipynb', text);
+    await openSidebar(page);
+    await page.notebook.enterCellEditingMode(0);
+    await page.keyboard.press('Control+End');
+    // the user's own last edit, which a plain Ctrl+Z in the cell would undo
+    await page.keyboard.type(' Mine.');
+    await page.keyboard.press('Alt+g');
+    await page.keyboard.press('s');
+    await expect
+      .poll(() => cellSources(page), { timeout: MODEL_TIMEOUT })
+      .toHaveLength(2);
+    const sources = await cellSources(page);
+    expect(sources[0]).toBe(`${text} Mine.`); // the original is never touched
+    expect(sources[1]).toMatch(/^\*\*TL;DR:\*\* \S/);
+    expect(await cellTypes(page)).toEqual(['markdown', 'markdown']);
+    await expect(toast(page, 'TL;DR inserted')).toBeVisible();
+    await page.screenshot({ path: `${SCREENSHOTS}/summarise-cell.png` });
+
+    // the first key the user reaches for, Ctrl+Z in the cell, removes the TL;DR only
+    await page.keyboard.press('Control+z');
+    await expect.poll(() => cellSources(page)).toEqual([`${text} Mine.`]);
+    // and the next one is the user's own undo again
+    await page.keyboard.press('Control+z');
+    await expect.poll(async () => (await cellSources(page))[0]).toBe(text);
+  });
+
+  test("the notification's Undo removes the TL;DR; `z` in command mode too", async ({
+    page
+  }) => {
+    const text = 'Attention weighs every token against every other.';
+    await markdownNotebook(page, 'summary-undo.ipynb', text);
     await openSidebar(page);
     await page.notebook.enterCellEditingMode(0);
     await page.keyboard.press('Alt+g');
@@ -112,13 +189,18 @@ test.describe('GALACTICA', () => {
     await expect
       .poll(() => cellSources(page), { timeout: MODEL_TIMEOUT })
       .toHaveLength(2);
-    const sources = await cellSources(page);
-    expect(sources[0]).toBe(text); // the original is never touched
-    expect(sources[1]).toMatch(/^\*\*TL;DR:\*\* \S/);
-    expect(await cellTypes(page)).toEqual(['markdown', 'markdown']);
-    await page.screenshot({ path: `${SCREENSHOTS}/summarise-cell.png` });
+    await toast(page, 'TL;DR inserted')
+      .getByRole('button', { name: 'Undo' })
+      .click();
+    await expect.poll(() => cellSources(page)).toEqual([text]);
 
-    // one undo step removes the summary and leaves the cell as it was
+    // again, then `z` in command mode: one notebook undo step removes it
+    await page.notebook.enterCellEditingMode(0);
+    await page.keyboard.press('Alt+g');
+    await page.keyboard.press('s');
+    await expect
+      .poll(() => cellSources(page), { timeout: MODEL_TIMEOUT })
+      .toHaveLength(2);
     await page.keyboard.press('Escape');
     await page.keyboard.press('z');
     await expect.poll(() => cellSources(page)).toEqual([text]);
@@ -170,26 +252,31 @@ test.describe('GALACTICA', () => {
     await page.screenshot({ path: `${SCREENSHOTS}/ghost-latex.png` });
   });
 
-  test('"Cite here" adds a reference and the References cell', async ({ page }) => {
+  test('"Cite here" adds a reference and the References cell', async ({
+    page
+  }) => {
     const text = 'Self-attention is all a translation model needs';
     await markdownNotebook(page, 'cite.ipynb', text);
     await openSidebar(page);
 
-    /** Run "Cite here" at the end of the first cell; the chosen suggestion's text. */
+    /** Run "Cite here" at the end of the first cell; the chosen suggestion's link. */
     const citeHere = async (): Promise<string> => {
-      await page.notebook.enterCellEditingMode(0);
-      await page.keyboard.press('Control+End');
-      await page.keyboard.press('Alt+g');
-      await page.keyboard.press('c');
-      const dialog = page.locator('.jp-Dialog');
-      await expect(dialog).toBeVisible({ timeout: MODEL_TIMEOUT });
+      const dialog = await openCiteHere(page);
       await expect(dialog).toContainText('check that the work exists');
-      const chosen = (await dialog.locator('select').inputValue()).replace(
-        /^\d+\. /,
-        ''
-      );
-      expect(chosen.trim().length).toBeGreaterThan(0);
-      return chosen;
+      // a list of wrapped, readable choices: none overflows sideways
+      const choices = dialog.locator('.jp-galactica-choice');
+      for (let i = 0; i < (await choices.count()); i++) {
+        const fits = await choices
+          .nth(i)
+          .evaluate(node => node.scrollWidth <= node.clientWidth + 1);
+        expect(fits).toBe(true);
+      }
+      await expect(
+        choices.first().locator('input[type="radio"]')
+      ).toBeChecked();
+      const href = await choices.first().locator('a').getAttribute('href');
+      expect(href).toContain('q=');
+      return href!;
     };
 
     const first = await citeHere();
@@ -197,12 +284,14 @@ test.describe('GALACTICA', () => {
     const dialog = page.locator('.jp-Dialog');
     await dialog.getByRole('button', { name: 'Cite' }).click();
     await expect(dialog).toHaveCount(0);
-    await expect.poll(() => cellSources(page), { timeout: 10000 }).toHaveLength(2);
+    await expect
+      .poll(() => cellSources(page), { timeout: 10000 })
+      .toHaveLength(2);
     let sources = await cellSources(page);
     expect(sources[0]).toBe(`${text} [[1]](#References)`);
     expect(sources[1]).toMatch(/^## References\n\n1\. \S/);
     // the entry is the chosen work (its "verify" link searches for its exact text)
-    expect(sources[1]).toContain(`q=${encodeURIComponent(first)})`);
+    expect(sources[1]).toContain(`(${first})`);
 
     // cite again after more text: a new work gets the next number, the same work keeps
     // its own; either way one References cell lists each work once
@@ -211,7 +300,7 @@ test.describe('GALACTICA', () => {
     await page.keyboard.type('. Again');
     const second = await citeHere();
     await dialog.getByRole('button', { name: 'Cite' }).click();
-    const number = workKey(second) === workKey(first) ? 1 : 2;
+    const number = second === first ? 1 : 2;
     await expect
       .poll(async () => (await cellSources(page))[0], { timeout: 10000 })
       .toBe(`${text} [[1]](#References). Again [[${number}]](#References)`);
@@ -219,11 +308,14 @@ test.describe('GALACTICA', () => {
     expect(sources.length).toBe(2);
     const entries = sources[1].split('\n').filter(line => /^\d+\. /.test(line));
     expect(entries.length).toBe(number);
-    expect(entries[number - 1]).toContain(`q=${encodeURIComponent(second)})`);
+    expect(entries[number - 1]).toContain(`(${second})`);
     await page.notebook.runCell(1, true);
     // rendered as plain markdown: a numbered list of the works
     await expect(
-      page.locator('.jp-Notebook .jp-Cell').nth(1).locator('.jp-RenderedMarkdown ol > li')
+      page
+        .locator('.jp-Notebook .jp-Cell')
+        .nth(1)
+        .locator('.jp-RenderedMarkdown ol > li')
     ).toHaveCount(number);
     await page.screenshot({ path: `${SCREENSHOTS}/cite-references.png` });
   });
@@ -237,7 +329,9 @@ test.describe('GALACTICA', () => {
     const sidebar = page.locator('#galactica-ext-sidebar');
     await sidebar.locator('.jp-galactica-task-equation').click();
     const result = sidebar.locator('.jp-galactica-equation');
-    await expect(result.locator('code')).toHaveText(/\S/, { timeout: MODEL_TIMEOUT });
+    await expect(result.locator('code')).toHaveText(/\S/, {
+      timeout: MODEL_TIMEOUT
+    });
     const latex = await result.locator('code').textContent();
     // typeset by the app's LaTeX typesetter (MathJax)
     await expect(
@@ -276,7 +370,9 @@ test.describe('GALACTICA', () => {
     expect(sources[1]).toContain(`(${verify})`); // the chosen one
   });
 
-  test('"Equation from selection" inserts $$...$$ after it', async ({ page }) => {
+  test('"Equation from selection" inserts $$...$$ after it', async ({
+    page
+  }) => {
     const text = 'the energy of a body at rest';
     await markdownNotebook(page, 'equation-command.ipynb', text);
     await openSidebar(page);
@@ -285,20 +381,197 @@ test.describe('GALACTICA', () => {
     await page.keyboard.press('Alt+g');
     await page.keyboard.press('e');
     await expect
-      .poll(async () => (await cellSources(page))[0], { timeout: MODEL_TIMEOUT })
+      .poll(async () => (await cellSources(page))[0], {
+        timeout: MODEL_TIMEOUT
+      })
       .toMatch(/^the energy of a body at rest\n\n\$\$\n\S.*\n\$\$\n$/s);
     expect((await cellSources(page)).length).toBe(1);
   });
 
-  test('the cell context menu offers the GALACTICA commands', async ({ page }) => {
+  test('the cell context menu offers the GALACTICA commands', async ({
+    page
+  }) => {
     await markdownNotebook(page, 'menu.ipynb', 'Some text');
     await page.notebook.leaveCellEditingMode(0);
-    await page.locator('.jp-Notebook .jp-Cell').first().click({ button: 'right' });
+    await page
+      .locator('.jp-Notebook .jp-Cell')
+      .first()
+      .click({ button: 'right' });
     const menu = page.locator('.lm-Menu');
-    for (const label of ['Summarise Cell', 'Equation from Selection', 'Cite Here']) {
+    for (const label of [
+      'Summarise Cell',
+      'Equation from Selection',
+      'Cite Here'
+    ]) {
       await expect(menu.getByText(label, { exact: true })).toBeVisible();
     }
     await page.screenshot({ path: `${SCREENSHOTS}/context-menu.png` });
     await page.keyboard.press('Escape');
+  });
+
+  test('"Cite here" never rewrites a cell of the user headed References, and lands where asked', async ({
+    page
+  }) => {
+    await page.notebook.createNew('cite-anchor.ipynb');
+    const claim = 'Attention replaces recurrence in translation models';
+    const users =
+      '# References\n\n- my own notes\n- [a link](https://example.org)';
+    await setCells(page, [{ source: claim }, { source: users }]);
+    await openSidebar(page);
+    const dialog = await openCiteHere(page, 0);
+    const href = await dialog
+      .locator('.jp-galactica-choice a')
+      .first()
+      .getAttribute('href');
+    // while the user chooses, the text changes above the cursor and a new selection is made
+    // (a collaborator's edit, then the user's own selection of the first word)
+    await page.evaluate(() => {
+      const panel = (window as any).jupyterapp.shell.currentWidget;
+      panel.content.model.sharedModel
+        .getCell(0)
+        .updateSource(0, 0, 'Since 2017, ');
+      const editor = panel.content.widgets[0].editor;
+      editor.setSelection({
+        start: { line: 0, column: 0 },
+        end: { line: 0, column: 5 }
+      });
+    });
+    await dialog.getByRole('button', { name: 'Cite' }).click();
+    await expect
+      .poll(() => cellSources(page), { timeout: 10000 })
+      .toHaveLength(3);
+    const sources = await cellSources(page);
+    // after the sentence it was asked for, nothing replaced
+    expect(sources[0]).toBe(`Since 2017, ${claim} [[1]](#References)`);
+    expect(sources[1]).toBe(users); // the user's cell, untouched and in place
+    expect(sources[2]).toMatch(/^## References\n\n1\. \S/);
+    expect(sources[2]).toContain(`(${href})`);
+    const metadata = await page.evaluate(() => {
+      const panel = (window as any).jupyterapp.shell.currentWidget;
+      return panel.content.model.sharedModel.cells.map((c: any) =>
+        c.getMetadata()
+      );
+    });
+    expect(metadata[1].galactica).toBeUndefined();
+    expect(metadata[2].galactica.role).toBe('references');
+  });
+
+  test('references are numbered in reading order, renumbered by an earlier citation', async ({
+    page
+  }) => {
+    await page.notebook.createNew('cite-order.ipynb');
+    const known = {
+      text: 'An invented work for this test, Nobody',
+      title: 'An invented work for this test',
+      author: 'Nobody'
+    };
+    await setCells(page, [
+      { source: 'Deep networks learn representations' },
+      { source: 'As shown before [[1]](#References).' },
+      {
+        source: '## References\n\n1. An invented work for this test, Nobody',
+        metadata: { galactica: { role: 'references', references: [known] } }
+      }
+    ]);
+    await openSidebar(page);
+    const dialog = await openCiteHere(page, 0);
+    const href = await dialog
+      .locator('.jp-galactica-choice a')
+      .first()
+      .getAttribute('href');
+    await dialog.getByRole('button', { name: 'Cite' }).click();
+    await expect
+      .poll(async () => (await cellSources(page))[0], { timeout: 10000 })
+      .toBe('Deep networks learn representations [[1]](#References)');
+    const sources = await cellSources(page);
+    // the work cited before keeps its entry under its new number
+    expect(sources[1]).toBe('As shown before [[2]](#References).');
+    const entries = sources[2].split('\n').filter(line => /^\d+\. /.test(line));
+    expect(entries).toHaveLength(2);
+    expect(entries[0]).toContain(`(${href})`);
+    expect(entries[1]).toMatch(/^2\. An invented work for this test, Nobody/);
+    await page.notebook.runCell(2, true);
+    await page.screenshot({
+      path: `${SCREENSHOTS}/references-reading-order.png`
+    });
+  });
+
+  test('the status bar shows the model; a click opens the sidebar', async ({
+    page
+  }) => {
+    await page.notebook.createNew('statusbar.ipynb');
+    const item = page.locator('.jp-galactica-statusItem');
+    await expect(item).toHaveAttribute('data-state', 'ready', {
+      timeout: 150000
+    });
+    const served = await (await page.request.get('galactica/status')).json();
+    const name = served.model
+      .replace(/[\\/]+$/, '')
+      .split(/[\\/]/)
+      .pop();
+    await expect(item).toHaveText(`GALACTICA: ${name}`);
+    await item.click();
+    await expect(page.locator('#galactica-ext-sidebar')).toBeVisible();
+  });
+
+  test('after an unload nothing loads the model until the user says so', async ({
+    page
+  }) => {
+    await markdownNotebook(page, 'unload.ipynb', 'The proton is made of');
+    await openSidebar(page);
+    const status = async () =>
+      (await (await page.request.get('galactica/status')).json()).state;
+    const served = (await (await page.request.get('galactica/status')).json())
+      .model;
+    try {
+      await page.evaluate(() =>
+        (window as any).jupyterapp.commands.execute('galactica:unload-model')
+      );
+      await expect.poll(status, { timeout: 30000 }).toBe('stopped');
+      const item = page.locator('.jp-galactica-statusItem');
+      await expect(item).toHaveText('GALACTICA: unloaded');
+      await expect(item).toHaveAttribute('title', /no ghost text/);
+
+      // an explicit request: a notification says so, with a Load action
+      await page.notebook.enterCellEditingMode(0);
+      await page.keyboard.press('Control+End');
+      await page.keyboard.press('Alt+\\');
+      const notice = toast(page, 'No GALACTICA model is loaded');
+      await expect(notice.first()).toBeVisible();
+      await expect(
+        notice.first().getByRole('button', { name: 'Load' })
+      ).toBeVisible();
+      // a notebook command: the same, and no cell is added
+      await page.keyboard.press('Alt+g');
+      await page.keyboard.press('s');
+      await expect(notice).toHaveCount(2);
+      // typing: no ghost text
+      await page.keyboard.type(' quarks and', { delay: 20 });
+      await page.waitForTimeout(1500); // longer than the debounce: nothing may come
+      await expect(page.locator('.jp-GhostText')).toHaveCount(0);
+      expect(await status()).toBe('stopped');
+      expect((await cellSources(page)).length).toBe(1);
+      // a reload of the page keeps the intent
+      await page.reload();
+      await expect(page.locator('.jp-galactica-statusItem')).toHaveText(
+        'GALACTICA: unloaded',
+        { timeout: 30000 }
+      );
+      expect(await status()).toBe('stopped');
+
+      // the user loads it again
+      await page.evaluate(() =>
+        (window as any).jupyterapp.commands.execute('galactica:load-model')
+      );
+      await expect.poll(status, { timeout: 150000 }).toBe('ready');
+      const again = await (await page.request.get('galactica/status')).json();
+      expect(again.model).toBe(served); // the same model, not the server's default
+    } finally {
+      // leave the shared server as the other tests expect it
+      if ((await status()) !== 'ready') {
+        await page.request.post('galactica/model', { data: { model: served } });
+        await expect.poll(status, { timeout: 150000 }).toBe('ready');
+      }
+    }
   });
 });

@@ -1,66 +1,144 @@
 /**
- * Time from a keystroke to the first ghost-text character, against the real local agent.
+ * Time from a keystroke to the first ghost-text character, against the real local agent:
+ * prose, and a citation after `[@`. Reported (printed and attached), never asserted as a
+ * timing.
  *
- * Runs only with GALACTICA_UI_MODEL set to the model to measure (see
+ * The numbers that matter come with GALACTICA_UI_MODEL set to the model to measure (see
  * jupyter_server_test_config.py), e.g. the galactica-125m shape with random weights built
- * by `galactica_ext.checkpoints.build_random_checkpoint(dir, "125m")`: the default tiny
- * checkpoint says nothing about the latency users see.
+ * by `galactica_ext.checkpoints.build_random_checkpoint(dir, "125m")`; with the default tiny
+ * checkpoint they measure the interface's own overhead.
  */
-import { expect, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 
-test.skip(
-  !process.env.GALACTICA_UI_MODEL,
-  'needs GALACTICA_UI_MODEL: the model to measure'
-);
+/** At least this many samples of each kind. */
+const SAMPLES = 10;
 
-test('keystroke to first ghost-text character', async ({ page }) => {
-  test.setTimeout(300000);
-  await page.notebook.createNew('latency.ipynb');
-  await page.notebook.setCell(0, 'markdown', '');
+test.describe.configure({ timeout: 600000 });
+
+async function ready(page: IJupyterLabPageFixture): Promise<string> {
   await page.sidebar.openTab('galactica-ext-sidebar');
   await expect(
     page.locator('#galactica-ext-sidebar .jp-galactica-status')
   ).toHaveAttribute('data-state', 'ready', { timeout: 240000 });
-  const debounce = await page.evaluate(async () => {
+  const served = await (await page.request.get('galactica/status')).json();
+  return served.model as string;
+}
+
+async function debounceMs(page: IJupyterLabPageFixture): Promise<number> {
+  return page.evaluate(async () => {
     const app = (window as any).jupyterapp;
-    const settings = await app.serviceManager.settings.fetch('galactica-ext:plugin');
+    const settings = await app.serviceManager.settings.fetch(
+      'galactica-ext:plugin'
+    );
     return (settings.composite?.inlineCompletion?.debounceMs as number) ?? 300;
   });
+}
+
+/**
+ * Press `key` and return the ms until ghost text shows something new (a suggestion for the
+ * text before the key, still shown, does not count).
+ */
+async function timeToGhost(
+  page: IJupyterLabPageFixture,
+  key: string
+): Promise<number> {
+  const previous = await page.evaluate(
+    () => document.querySelector('.jp-GhostText')?.textContent ?? ''
+  );
+  const started = await page.evaluate(() => performance.now());
+  await page.keyboard.press(key);
+  const shown = await page.waitForFunction(
+    (before: string) => {
+      const text = document.querySelector('.jp-GhostText')?.textContent ?? '';
+      return text.trim().length > 0 &&
+        text !== before &&
+        text !== before.slice(1)
+        ? performance.now()
+        : null;
+    },
+    previous,
+    { polling: 'raf', timeout: 120000 }
+  );
+  return ((await shown.jsonValue()) as number) - started;
+}
+
+function summary(name: string, timings: number[]): string {
+  const sorted = [...timings].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  return (
+    `${name}: median ${median.toFixed(0)} ms over ${timings.length} ` +
+    `(all: ${timings.map(t => t.toFixed(0)).join(', ')} ms)`
+  );
+}
+
+test('keystroke to first ghost-text character: prose and citations', async ({
+  page
+}, testInfo) => {
+  await page.notebook.createNew('latency.ipynb');
+  await page.notebook.setCell(0, 'markdown', '');
+  const model = await ready(page);
+  const debounce = await debounceMs(page);
   await page.notebook.enterCellEditingMode(0);
   await page.keyboard.type('The structure of the proton is described by', {
     delay: 10
   });
-  await expect(page.locator('.jp-GhostText')).toHaveCount(1, { timeout: 60000 });
+  await expect(page.locator('.jp-GhostText')).toHaveCount(1, {
+    timeout: 120000
+  });
 
-  const timings: number[] = [];
-  const words = [' quantum', ' chromo', ' dynamics', ' and', ' the', ' parton', ' model'];
-  for (const word of words) {
+  // prose: the last keystroke of each word starts the clock
+  const prose: number[] = [];
+  const words = [
+    ' quantum',
+    ' chromo',
+    ' dynamics',
+    ' and',
+    ' the',
+    ' parton',
+    ' model',
+    ' of',
+    ' deep',
+    ' inelastic',
+    ' scattering'
+  ];
+  for (const word of words.slice(0, Math.max(SAMPLES, words.length))) {
     await page.keyboard.type(word.slice(0, -1), { delay: 10 });
-    // the last keystroke of the word starts the clock; a suggestion for the text before
-    // it (if any is still shown) does not count
-    const previous = await page.evaluate(
-      () => document.querySelector('.jp-GhostText')?.textContent ?? ''
-    );
-    const started = await page.evaluate(() => performance.now());
-    await page.keyboard.press(word.slice(-1));
-    const shown = await page.waitForFunction(
-      (before: string) => {
-        const text = document.querySelector('.jp-GhostText')?.textContent ?? '';
-        return text.length > 0 && text !== before && text !== before.slice(1)
-          ? performance.now()
-          : null;
-      },
-      previous,
-      { polling: 'raf', timeout: 60000 }
-    );
-    timings.push((await shown.jsonValue()) - started);
+    prose.push(await timeToGhost(page, word.slice(-1)));
   }
-  const sorted = [...timings].sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)];
-  console.log(
-    `keystroke -> first ghost-text character: median ${median.toFixed(0)} ms ` +
-      `(debounce ${debounce} ms included; all: ${timings.map(t => t.toFixed(0)).join(', ')} ms)`
-  );
-  await page.screenshot({ path: 'test-results/screenshots/ghost-text-agent.png' });
-  expect(median).toBeGreaterThan(0);
+
+  // citations: `[@` after a sentence; the `@` starts the clock
+  const citations: number[] = [];
+  const topics = [
+    'Attention replaces recurrence',
+    'Protein structures are predicted',
+    'Graph networks model molecules',
+    'Diffusion models generate images',
+    'Language models write code',
+    'Transformers scale with data',
+    'Reinforcement learning plays Go',
+    'Convolutions classify images',
+    'Word vectors capture meaning',
+    'Dropout prevents overfitting',
+    'Batch normalisation speeds training'
+  ];
+  for (const topic of topics.slice(0, Math.max(SAMPLES, topics.length))) {
+    await page.keyboard.press('Escape');
+    await page.notebook.setCell(0, 'markdown', '');
+    await page.notebook.enterCellEditingMode(0);
+    await page.keyboard.type(`${topic} [`, { delay: 10 });
+    citations.push(await timeToGhost(page, '@'));
+  }
+
+  const report = [
+    `model: ${model}; debounce ${debounce} ms included`,
+    summary('prose, keystroke -> first ghost-text character', prose),
+    summary('citation after [@, keystroke -> first ghost-text character', citations)
+  ].join('\n');
+  console.log(report);
+  await testInfo.attach('latency', { body: report, contentType: 'text/plain' });
+  await page.screenshot({
+    path: 'test-results/screenshots/ghost-text-agent.png'
+  });
+  expect(prose.length).toBeGreaterThanOrEqual(SAMPLES);
+  expect(citations.length).toBeGreaterThanOrEqual(SAMPLES);
 });
