@@ -621,10 +621,10 @@ def test_choice_constraint_and_decoding_modes_through_the_api(agent: Agent) -> N
         num_beam_groups=2, diversity_penalty=1.0,
     )  # fmt: skip
     assert groups.status_code == 200 and len(groups.json()["choices"]) == 4
-    contrastive = agent.complete(prompt="Attention", max_tokens=6, top_k=4, penalty_alpha=0.6)
-    assert contrastive.status_code == 200
-    assert contrastive.json()["usage"]["completion_tokens"] == 6 or (
-        contrastive.json()["choices"][0]["finish_reason"] == "stop"
-    )
+    contrastive = {"prompt": "Attention", "max_tokens": 6, "top_k": 4, "penalty_alpha": 0.6}
+    one = agent.complete(**contrastive, temperature=0, ignore_eos=True)
+    assert one.status_code == 200 and one.json()["usage"]["completion_tokens"] == 6
+    two = agent.complete(**contrastive, temperature=0, n=2)
+    assert two.status_code == 400 and two.json()["error"]["param"] == "penalty_alpha"
     bad = agent.complete(prompt="x", n=4, use_beam_search=True, num_beam_groups=3)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "num_beam_groups"

@@ -34,6 +34,7 @@ from .openai_api import (
     completion_body,
     logprobs_body,
     new_id,
+    param_named,
     to_sampling_params,
     usage,
 )
@@ -246,7 +247,7 @@ class CompletionsHandler(BaseHandler):
             raise RequestError(str(err), "prompt", code="context_length_exceeded") from None
         except ValueError as err:
             self._cancel_all()
-            raise RequestError(str(err), "prompt") from None
+            raise RequestError(str(err), param_named(str(err), "prompt")) from None
         except RuntimeError as err:
             self._cancel_all()
             if self.host.engine is engine:

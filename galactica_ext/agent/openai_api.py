@@ -68,9 +68,14 @@ def to_sampling_params(request: CompletionRequest) -> SamplingParams:
     try:  # the engine's own checks; the protocol's are stricter, so this is a safety net
         params.validate(CONTEXT_LENGTH)
     except ValueError as err:
-        name = str(err).split("=")[0].split(" ")[0]
-        raise RequestError(str(err), name if name in type(request).model_fields else None) from None
+        raise RequestError(str(err), param_named(str(err))) from None
     return params
+
+
+def param_named(message: str, default: str | None = None) -> str | None:
+    """The request field an engine's ValueError message starts with ("n=3 must ..."), if any."""
+    name = message.split("=")[0].split(" ")[0]
+    return name if name in CompletionRequest.model_fields else default
 
 
 def new_id() -> str:

@@ -278,6 +278,14 @@ class CompletionRequest(BaseModel):
                 "num_beam_groups > 1 needs use_beam_search, an n it divides "
                 f"(n={self.n}) and diversity_penalty > 0 (else every group is the same)",
             )
+        greedy = self.temperature == 0 or self.use_beam_search
+        contrastive = self.penalty_alpha > 0 and self.top_k > 1 and greedy
+        if contrastive and (self.n > 1 or self.use_beam_search):
+            raise fail(
+                "penalty_alpha",
+                "contrastive search (penalty_alpha > 0, top_k > 1, greedy) gives one "
+                "sequence: use n=1 and no beams",
+            )
         return self
 
     def _check_neutral(self) -> None:
