@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--skip-vllm", action="store_true")
     parser.add_argument("--skip-agent", action="store_true")
+    parser.add_argument("--no-timing", action="store_true", help="the in-library share only")
     parser.add_argument("--shape", default="125m", help="checkpoint shape (tiny for a smoke run)")
     parser.add_argument(
         "--cache-dir", type=Path, default=Path("~/.cache/galactica-ext/bench-125m").expanduser()
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} n={n}: {got['prompts']} prompts, {got['suggestions']} "
                       f"suggestions, {got['library']} library entries ({share:.0%}); "
                       f"{len(got['errors'])} errors {got['errors'][:2]}")  # fmt: skip
+            if args.no_timing:
+                continue
             for size in SIZES:
                 library = Library(generated.entries[:size])
                 t = timing(server, library, texts, args.reps)
