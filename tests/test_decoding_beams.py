@@ -211,3 +211,16 @@ def test_a_search_is_not_starved_by_a_busy_batch(engine: Engine) -> None:
     assert not long.done.is_set()
     long.cancel()
     assert long.wait()[0].finish_reason == "cancelled"
+
+
+def test_a_cheap_search_does_not_starve_a_costly_one(engine: Engine) -> None:
+    """Searches take their turns: a 16-beam search finishes beside a 2-beam one and a busy
+    batch."""
+    long = engine.submit("Free running", SamplingParams(max_tokens=1500, ignore_eos=True))
+    few = engine.submit("Cheap", SamplingParams(max_tokens=6, ignore_eos=True), n=2, num_beams=2)
+    many = engine.submit("Costly", SamplingParams(max_tokens=6, ignore_eos=True), n=2, num_beams=16)
+    assert [len(r.token_ids) for r in many.wait()] == [6, 6]
+    assert [len(r.token_ids) for r in few.wait()] == [6, 6]
+    assert not long.done.is_set()
+    long.cancel()
+    long.wait()

@@ -44,28 +44,30 @@ class Searches:
         if not self.running:
             self._credit = 0.0
             return
-        order = self.running[self._turn % len(self.running) :]
-        order += self.running[: self._turn % len(self.running)]
-        self._turn += 1
+        first = self._turn % len(self.running)
+        order = self.running[first:] + self.running[:first]
         if not batch_busy:
             for search in order:
-                start = time.perf_counter()
-                self._run(search)
-                self._cost[id(search)] = time.perf_counter() - start
+                self._timed(search)
             self._credit = 0.0
             return
         self._credit += batch_time
-        for search in order:
-            cost = self._cost.get(id(search), 0.0)
-            if self._credit < cost or self._credit <= 0:
-                continue
-            start = time.perf_counter()
-            self._run(search)
-            took = time.perf_counter() - start
-            self._credit -= took
-            self._cost[id(search)] = took
+        for search in order:  # in turn: a search that cannot afford its step yet waits,
+            cost = self._cost.get(id(search), 0.0)  # and the ones after it wait behind it
+            if self._credit <= 0 or self._credit < cost:
+                break
+            self._credit -= self._timed(search)
+            self._turn += 1
         # no saving up beyond the dearest step: only that, or a debt, carries over
         self._credit = min(self._credit, max(self._cost.values(), default=0.0))
+
+    def _timed(self, search: Search) -> float:
+        start = time.perf_counter()
+        self._run(search)
+        took = time.perf_counter() - start
+        if search in self.running:
+            self._cost[id(search)] = took
+        return took
 
     def _run(self, search: Search, cancel: bool = False) -> None:
         try:
