@@ -17,8 +17,10 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
     return [{"src": "labextension", "dest": "galactica-ext"}]
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "galactica_ext.server"}]
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .server.app import GalacticaServerExtension  # an ExtensionApp
+
+    return [{"module": "galactica_ext.server", "app": GalacticaServerExtension}]
 
 
 def load_ipython_extension(ipython: Any) -> None:

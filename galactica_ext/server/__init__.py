@@ -2,8 +2,14 @@
 
 Nothing heavy runs in the server process: no torch import and no model load. The model lives
 in a separate agent process (supervised here) or a remote OpenAI-compatible server; this
-package reports its status and relays requests to it. Configure it with ``c.Galactica.*``
-(see :class:`Galactica`).
+package reports its status and relays requests to it. The modules, as the data flows:
+
+- :mod:`.app`: :class:`GalacticaServerExtension`, the ``ExtensionApp`` (start, stop);
+- :mod:`.config`: ``c.Galactica.*`` (:class:`Galactica`) and the configured remotes;
+- :mod:`.handlers` (and the library's and prompt library's): the routes;
+- :mod:`.backend`: :class:`ModelService`, the state and the backend in use;
+- :mod:`.state`: the state type and the backend interface; :mod:`.local` (the agent,
+  supervised by :mod:`.supervisor`) and :mod:`.remote` implement it.
 """
 
 from __future__ import annotations
@@ -12,52 +18,19 @@ from typing import Any
 
 from .backend import ModelService
 from .config import Galactica
-from .handlers import setup_handlers
-from .library_handlers import setup_library_handlers
-from .prompt_handlers import setup_prompt_handlers
 
-__all__ = ["Galactica", "ModelService"]
-
-#: key under which the model service is kept in the tornado application settings
-SERVICE_KEY = "galactica_service"
+__all__ = ["Galactica", "GalacticaServerExtension", "ModelService"]
 
 
-def _load_jupyter_server_extension(server_app: Any) -> None:
-    """Register the handlers and create the model service (called by jupyter_server)."""
-    config = Galactica(parent=server_app)
-    service = ModelService(config, log=server_app.log)
-    web_app = server_app.web_app
-    web_app.settings[SERVICE_KEY] = service
-    setup_handlers(web_app, service)
-    setup_library_handlers(web_app, service, parent=server_app)  # the citation library
-    setup_prompt_handlers(web_app, service)  # the science prompt library
-    server_app.log.info(
-        "galactica_ext: handlers registered under %sgalactica/", web_app.settings["base_url"]
-    )
+def __getattr__(name: str) -> Any:
+    if name == "GalacticaServerExtension":  # jupyter_server is imported only by the server
+        from .app import GalacticaServerExtension
+
+        return GalacticaServerExtension
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-async def _start_jupyter_server_extension(server_app: Any) -> None:
-    """Once the event loop runs: start the agent if configured to start with the server."""
-    service: ModelService = server_app.web_app.settings[SERVICE_KEY]
-    await service.on_server_started()
-    _stop_with(server_app, service)
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .app import GalacticaServerExtension
 
-
-def _stop_with(server_app: Any, service: ModelService) -> None:
-    """Stop our agent when the server cleans up its extensions."""
-    cleanup = server_app.cleanup_extensions
-
-    async def cleanup_extensions(*args: Any, **kwargs: Any) -> Any:
-        try:
-            await service.shutdown()
-        finally:
-            result = cleanup(*args, **kwargs)
-            if hasattr(result, "__await__"):
-                result = await result
-        return result
-
-    server_app.cleanup_extensions = cleanup_extensions
-
-
-# Compatibility with older loaders.
-load_jupyter_server_extension = _load_jupyter_server_extension
+    return [{"module": "galactica_ext.server", "app": GalacticaServerExtension}]

@@ -20,13 +20,14 @@ from typing import Any
 import tornado
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
-from jupyter_server.utils import url_path_join
 from tornado.iostream import StreamClosedError
 
 from .. import tasks
 from ..client import CompletionError
-from .backend import ModelService, ModelUnavailable
+from .backend import LOAD_FIELDS, ModelService, ModelUnavailable
 
+#: the extension's name: the settings key of its app (see :mod:`.app`)
+EXTENSION_NAME = "galactica_ext"
 #: the authorization resource of every route
 AUTH_RESOURCE = "galactica"
 #: options a browser may set on a task, and their types
@@ -44,8 +45,13 @@ class GalacticaHandler(APIHandler):
 
     auth_resource = AUTH_RESOURCE
 
-    def initialize(self, service: ModelService) -> None:
-        self.service = service
+    def initialize(self, service: ModelService | None = None) -> None:
+        self._service = service
+
+    @property
+    def service(self) -> ModelService:
+        """The model service, from the extension app (its settings key is its name)."""
+        return self._service or self.settings[EXTENSION_NAME].service
 
     def json_body(self) -> dict[str, Any]:
         """The request's JSON object; a 400 for anything else."""
@@ -85,7 +91,7 @@ class ModelHandler(GalacticaHandler):
     @authorized
     async def post(self) -> None:
         body = self.json_body()
-        unknown = set(body) - {"model", "url", "remote", "dtype", "device", "quantize"}
+        unknown = set(body) - LOAD_FIELDS
         if unknown:
             return self.fail(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         try:
@@ -205,15 +211,10 @@ class TaskHandler(GalacticaHandler):
         await self._send("result", result)
 
 
-def setup_handlers(web_app: Any, service: ModelService) -> None:
-    """Add the extension's routes to the tornado application."""
-    base = url_path_join(web_app.settings["base_url"], "galactica")
-    kwargs = {"service": service}
-    web_app.add_handlers(
-        ".*$",
-        [
-            (url_path_join(base, "status"), StatusHandler, kwargs),
-            (url_path_join(base, "model"), ModelHandler, kwargs),
-            (url_path_join(base, "tasks", r"([a-z]+)"), TaskHandler, kwargs),
-        ],
-    )
+def routes() -> list[tuple[str, type[GalacticaHandler]]]:
+    """The extension's routes (the app puts ``{base_url}`` in front)."""
+    return [
+        ("/galactica/status", StatusHandler),
+        ("/galactica/model", ModelHandler),
+        (r"/galactica/tasks/([a-z]+)", TaskHandler),
+    ]

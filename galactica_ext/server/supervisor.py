@@ -8,9 +8,7 @@ that crashes is restarted with exponential backoff; a child is stopped when the 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -64,7 +62,6 @@ class AgentSupervisor:
         self._watch: asyncio.Task[Any] | None = None
         self._started_at = 0.0
         self._wake = asyncio.Event()
-        atexit.register(self._kill_sync)
 
     # life cycle -------------------------------------------------------------------------
 
@@ -175,13 +172,6 @@ class AgentSupervisor:
     def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
-
-    def _kill_sync(self) -> None:
-        """Last resort at interpreter exit: never leave our agent behind."""
-        proc = self._proc
-        if proc is not None and proc.returncode is None and self.owned:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(proc.pid, signal.SIGTERM)
 
     # watching ---------------------------------------------------------------------------
 

@@ -159,3 +159,28 @@ async def test_a_model_that_cannot_load_shows_the_agents_sentence(
     assert "Traceback" not in status["error"] and "\n" not in status["error"].strip()
     assert status["model"] == "facebook/galactica-1.3b"
     await jp_fetch("galactica", "model", method="DELETE")
+
+
+@pytest.mark.timeout(300)
+async def test_the_agent_stops_with_the_server(
+    jp_serverapp: Any, jp_fetch: Any, tiny_checkpoint: Path, runtime: Path
+) -> None:
+    """The extension app's stop_extension (what the server runs as it shuts down) stops our
+    agent: no atexit hook, no wrapped cleanup."""
+    body = json.dumps({"model": str(tiny_checkpoint)})
+    assert (await jp_fetch("galactica", "model", method="POST", body=body)).code == 202
+    deadline = time.monotonic() + 180
+    while json.loads((await jp_fetch("galactica", "status")).body)["state"] != "ready":
+        assert time.monotonic() < deadline, "the model never became ready"
+        await asyncio.sleep(0.25)
+    pid = json.loads(runtime.read_text())["pid"]
+    await jp_serverapp.cleanup_extensions()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the agent is still running after the server stopped")
