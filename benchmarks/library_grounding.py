@@ -92,7 +92,7 @@ def in_library(
         grounding = grounded_cite(text, library, n=n)
         extra = {"structured_outputs": {"choice": grounding.request.choices}}
         try:
-            result = run_task(client, grounding.request, extra=extra)
+            result = grounding.run(lambda r, x=extra: run_task(client, r, extra=x))
         except Exception as err:  # report it, go on
             errors.append(str(err)[:200])
             continue

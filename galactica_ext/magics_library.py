@@ -209,13 +209,13 @@ class LibraryMagics(Magics):
         if client.health().get("status") != "ready":
             print("Waiting for the model…")
             client.wait_ready()
-        result = run_task(client, request)
-        texts = [s["text"] for s in result["suggestions"]]
         if args.free:
+            result = run_task(client, request)
             suggestions = check_suggestions(result["suggestions"], Matcher(library))
             note = f"free suggestions checked against {where}"
         else:
-            suggestions = grounding.suggestions(texts)
+            result = grounding.run(lambda r: run_task(client, r))
+            suggestions = grounding.suggestions(s["text"] for s in result["suggestions"])
             note = f"GALACTICA ranked {len(grounding.entries)} entries of {where}"
         if library.problems:
             note += (

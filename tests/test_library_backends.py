@@ -2,9 +2,9 @@
 
 The same code (:func:`galactica_ext.library.grounded_cite`, :func:`galactica_ext.client.run_task`)
 runs against both; every suggestion must be an entry of the real-world MNE bibliography,
-with n=1 and n=3 (greedy sequences: the agent ranks n distinct choices; vLLM gives the one
-choice n times). vLLM's beam search ignores the constraint: there, no suggestion outside the
-library may pass for an entry.
+with n=1 and n=3 (greedy sequences: the agent ranks n distinct choices; vLLM refuses n > 1
+greedy sequences, and is asked again for one). vLLM's beam search ignores the constraint:
+there, no suggestion outside the library may pass for an entry.
 vLLM runs from ``$GALACTICA_VLLM_PYTHON`` (default ``.venv-vllm/bin/python``) and its tests
 skip, saying why, where it is absent.
 """
@@ -49,7 +49,7 @@ def grounded_suggestions(
 ) -> list[dict]:
     grounding = grounded_cite(text, library, n=n)
     with server.client() as client:
-        result = run_task(client, grounding.request)
+        result = grounding.run(lambda request: run_task(client, request))
     if constrained:  # what the server generated is exactly a choice (the constraint held)
         offered = set(grounding.request.choices)
         for raw in result["outputs"]:
@@ -69,7 +69,7 @@ def test_grounded_on_the_agent(agent_server: Server, mne: Library, n: int) -> No
 @pytest.mark.vllm
 @pytest.mark.parametrize("n", [1, 3])
 def test_grounded_on_vllm(vllm_server: Server, mne: Library, n: int) -> None:
-    # n greedy sequences under the constraint: the same choice n times, given once
+    # vLLM refuses n > 1 greedy sequences: asked again for one, constrained
     for text in TEXTS:
         suggestions = grounded_suggestions(vllm_server, mne, text, n)
         assert len(suggestions) == 1

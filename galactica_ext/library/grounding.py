@@ -15,8 +15,8 @@ the cursor to ``size`` (:data:`SHORTLIST_SIZE`, 500) entries, the same way for e
 
 The request asks for ``n`` greedy sequences, not beams: the agent returns ``n`` distinct
 choices ranked by log-probability either way, while vLLM 0.32 does not apply
-``structured_outputs`` to beam search (its beams write anything); there, ``n`` greedy
-sequences are the same choice, so vLLM gives one suggestion. Whatever a server returns that
+``structured_outputs`` to beam search (its beams write anything) and refuses ``n > 1``
+greedy sequences: :meth:`Grounding.run` then asks for one suggestion. Whatever a server returns that
 is not one of the choices is matched fuzzily or marked unverified, never shown as an entry.
 """
 
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .. import tasks
@@ -138,6 +138,37 @@ class Grounding:
                     seen.add(entry.key)
                     out.append(library_suggestion(entry, rank=rank))
         return out
+
+    def single(self) -> tasks.GenerationRequest:
+        """The request for one suggestion (for a server that refuses n greedy sequences)."""
+        return replace(self.request, n=1)
+
+    def run(self, run: Callable[[tasks.GenerationRequest], dict[str, Any]]) -> dict[str, Any]:
+        """``run(request)``'s result (a client's task result); when the server refuses ``n``
+        greedy sequences with a 400 (vLLM: "n must be 1 when using greedy sampling"), asked
+        again for one."""
+        try:
+            return run(self.request)
+        except Exception as err:
+            if not self._refused_n(err):
+                raise
+        return run(self.single())
+
+    async def arun(
+        self, run: Callable[[tasks.GenerationRequest], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """The async twin of :meth:`run`."""
+        try:
+            return await run(self.request)
+        except Exception as err:
+            if not self._refused_n(err):
+                raise
+        return await run(self.single())
+
+    def _refused_n(self, err: Exception) -> bool:
+        from ..client import CompletionError
+
+        return isinstance(err, CompletionError) and err.status == 400 and self.request.n > 1
 
 
 def _clean(raw: str) -> str:

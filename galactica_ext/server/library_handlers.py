@@ -312,7 +312,7 @@ class CiteHandler(LibraryHandler):
                     grounded_cite, text, library, n=n, cap=config.shortlist,
                     size=config.shortlist_size,
                 )  # fmt: skip
-                result = await self._run(grounding.request)
+                result = await grounding.arun(self._run)
                 suggestions = grounding.suggestions(s["text"] for s in result["suggestions"])
                 extra = {"grounded": True, "offered": len(grounding.entries)}
             else:
