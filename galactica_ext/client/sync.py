@@ -13,22 +13,18 @@ from typing import Any
 import openai
 
 from ..tasks import GenerationRequest
-from .base import ClientBase, models_of, reply_json
+from .base import ClientBase, Flow, Op, T, reply_json, step
 from .core import (
     Shower,
     StreamState,
     StreamView,
     build,
-    health_document,
-    is_ours,
-    openai_arguments,
     prepare,
     request_payload,
     stream_result,
-    unready_error,
     whole_result,
 )
-from .errors import CompletionError, from_openai
+from .errors import ClientError, from_openai
 
 
 class CompletionsClient(ClientBase):
@@ -51,55 +47,45 @@ class CompletionsClient(ClientBase):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _run(self, flow: Flow[T]) -> T:
+        """Run a flow (:mod:`.base`) with blocking calls."""
+        value, error = None, None
+        while True:
+            op, result = step(flow, value, error)
+            if op is None:
+                return result  # type: ignore[return-value]
+            value, error = None, None
+            try:
+                value = self._do(op)
+            except ClientError as err:
+                error = err
+
+    def _do(self, op: Op) -> Any:
+        if op.kind == "sleep":
+            return time.sleep(op.seconds)
         try:
-            return method(*args, **kwargs)
+            if op.kind == "create":
+                return self._openai.completions.create(**op.args)
+            method = self._openai.get if op.kind == "get" else self._openai.post
+            extra = {"body": op.body} if op.kind == "post" else {}
+            text = method(self.endpoint(op.path), cast_to=str, options=self.short, **extra)
         except openai.OpenAIError as err:
             raise from_openai(err, self.url) from err
-
-    def _get(self, path: str, lenient: bool = False) -> Any:
-        return reply_json(
-            path,
-            lenient,
-            self._call(self._openai.get, self.endpoint(path), cast_to=str, options=self.short),
-        )
-
-    def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        text = self._call(
-            self._openai.post, self.endpoint(path), cast_to=str, body=body, options=self.short
-        )
-        return reply_json(path, False, text)
+        return reply_json(op.path, op.lenient, text)
 
     # -- server state
 
     def health(self) -> dict[str, Any]:
         """The agent's ``/health`` (other servers' health is made to look alike)."""
-        try:
-            body, ok = self._get("/health", lenient=True), True
-        except CompletionError as err:
-            if err.status == 401:
-                raise
-            body, ok = None, False
-        health = health_document(body, ok, None, self.url)
-        if not is_ours(health):
-            try:
-                models = self.models()
-            except CompletionError:
-                models = None
-            health = health_document(body, ok, models, self.url)
-        return health
+        return self._run(self.health_flow())
 
     def models(self) -> list[dict[str, Any]]:
         """``/v1/models``: the served models (OpenAI model objects, ``id`` first)."""
-        return models_of(self._get("/v1/models"))
+        return self._run(self.models_flow())
 
     def model_id(self) -> str | None:
         """The model id completions are sent with (``model``, else the server's first one)."""
-        if self.model:
-            return self.model
-        if self._model_id is None:
-            self.model_from(self.models())
-        return self._model_id
+        return self._run(self.model_id_flow())
 
     def load(
         self,
@@ -114,20 +100,12 @@ class CompletionsClient(ClientBase):
     ) -> dict[str, Any]:
         """Ask the agent to load ``model``; with ``wait``, return once it is ready. Other
         servers cannot load models on request: :class:`CompletionError` says so."""
-        body = {"model": model, "dtype": dtype, "device": device, "quantize": quantize}
-        try:
-            health = self._post("/v1/load", {k: v for k, v in body.items() if v})
-        except CompletionError as err:
-            if err.status in (404, 405):
-                raise self.cannot_load(err.status) from err
-            raise
-        self._model_id = None
-        return self.wait_ready(timeout, on_progress) if wait else health
+        options = {"dtype": dtype, "device": device, "quantize": quantize}
+        return self._run(self.load_flow(model, options, wait, timeout, on_progress))
 
     def unload(self) -> dict[str, Any]:
         """Ask the agent to free its model."""
-        self._model_id = None
-        return self._post("/v1/unload")
+        return self._run(self.unload_flow())
 
     def wait_ready(
         self,
@@ -137,40 +115,13 @@ class CompletionsClient(ClientBase):
     ) -> dict[str, Any]:
         """Poll ``/health`` until the model is ready; raise if it failed, none is loaded, or
         ``timeout`` seconds pass. ``on_progress`` gets each health while it loads."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            health = self.health()
-            if health.get("status") == "ready":
-                self._model_id = None
-                return health
-            if (err := unready_error(health, self.url)) is not None:
-                raise err
-            if on_progress is not None:
-                on_progress(health)
-            if deadline is not None and time.monotonic() > deadline:
-                raise CompletionError(f"the model did not become ready within {timeout:.0f} s")
-            time.sleep(poll)
+        return self._run(self.wait_ready_flow(timeout, on_progress, poll))
 
     # -- completions
 
-    def _create(self, payload: dict[str, Any]) -> Any:
-        """``completions.create``; the model id looked up when not given (and looked up
-        again once if the server switched models since)."""
-        auto, payload = not payload.get("model"), dict(payload)
-        for attempt in range(2):
-            if not payload.get("model") and (model := self.model_id()):
-                payload["model"] = model
-            args = {"model": openai.NOT_GIVEN, **openai_arguments(payload)}
-            try:
-                return self._call(self._openai.completions.create, **args)
-            except CompletionError as err:
-                if attempt or not self.retry_model(payload, auto, err):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def complete(self, **payload: Any) -> dict[str, Any]:
         """``POST /v1/completions`` (not streamed): the server's response dict."""
-        return self._create(prepare(payload, stream=False)).to_dict()
+        return self._run(self.create_flow(prepare(payload, stream=False))).to_dict()
 
     def stream(self, **payload: Any) -> CompletionStream:
         """``POST /v1/completions`` streamed: a :class:`CompletionStream` of chunk dicts.
@@ -195,7 +146,7 @@ class CompletionStream(StreamView):
     def open(self) -> CompletionStream:
         """Send the request (done by the first iteration otherwise); raises on an error status."""
         if self._stream is None and not self._closed:
-            self._stream = self._client._create(self._payload)
+            self._stream = self._client._run(self._client.create_flow(self._payload))
         return self
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
