@@ -346,13 +346,6 @@ def test_deltas_arrive_in_order_and_add_up(engine: Engine) -> None:
     assert completion.results == [result]
 
 
-def test_stream_yields_the_generated_text(engine: Engine) -> None:
-    params = SamplingParams(max_tokens=12, ignore_eos=True)
-    pieces = list(engine.stream("Streaming works", params))
-    assert pieces and all(pieces)
-    assert "".join(pieces) == engine.generate("Streaming works", params)[0].text
-
-
 def test_several_choices_stream_with_their_index(engine: Engine) -> None:
     params = SamplingParams(max_tokens=6, temperature=2.0, seed=8, ignore_eos=True)
     deltas, results = events_of(engine.submit("Choices", params, n=3))

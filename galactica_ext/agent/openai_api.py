@@ -7,7 +7,6 @@ inside :func:`to_sampling_params`.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -26,9 +25,6 @@ from ..specs import CONTEXT_LENGTH
 if TYPE_CHECKING:
     from ..engine import ChoiceResult, SamplingParams
     from ..engine.sampling import Choice
-
-#: request fields the engine gained for issues 10 and 11, and their neutral values
-_EXTRAS = {"choices": None, "num_beam_groups": 1, "diversity_penalty": 0.0, "penalty_alpha": 0.0}
 
 
 def to_sampling_params(request: CompletionRequest) -> SamplingParams:
@@ -49,22 +45,11 @@ def to_sampling_params(request: CompletionRequest) -> SamplingParams:
         ignore_eos=request.ignore_eos,
         logit_bias=request.bias,
         truncate_prompt_tokens=request.truncate_prompt_tokens,
+        num_beam_groups=request.num_beam_groups,
+        diversity_penalty=request.diversity_penalty,
+        penalty_alpha=request.penalty_alpha,
+        choices=tuple(request.choices) if request.choices is not None else None,
     )
-    choices = request.choices
-    extras = {
-        "choices": tuple(choices) if choices is not None else None,
-        "num_beam_groups": request.num_beam_groups,
-        "diversity_penalty": request.diversity_penalty,
-        "penalty_alpha": request.penalty_alpha,
-    }
-    known = {f.name for f in dataclasses.fields(params)}
-    for name, value in extras.items():
-        if value == _EXTRAS[name]:
-            continue
-        if name not in known:  # an engine without this decoding mode
-            param = "structured_outputs.choice" if name == "choices" else name
-            raise RequestError(f"{param} is not supported by this agent's engine", param)
-        setattr(params, name, value)
     try:  # the engine's own checks; the protocol's are stricter, so this is a safety net
         params.validate(CONTEXT_LENGTH)
     except ValueError as err:

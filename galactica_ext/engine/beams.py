@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .constraints import END, TrieNode
-from .events import ChoiceResult, Delta, Finished
+from .events import Delta
 from .kvcache import growing_cache, reorder
 from .sampling import Choice, SamplingError, add_bias, allow_only, ban_ends, check_logits
 from .textstream import TextStream
@@ -66,11 +66,7 @@ class _Beams:
         self.completion = request.completion
         self.params = p = request.params
         self.num_beams = b = request.num_beams
-        if request.trie is not None:
-            self.ends = [request.end_id]
-        else:
-            eos = [] if p.ignore_eos else engine.eos_ids
-            self.ends = list(dict.fromkeys([*eos, *p.stop_token_ids]))
+        self.ends = request.ends
         self.prompt = request.prompt_ids
         logits, layers, self.reused = engine.prefill_prompt(self.prompt)
         engine.prefix_cache.put(self.prompt, layers)
@@ -132,7 +128,7 @@ class _Beams:
         if fn is None:
             return None
         ids = torch.tensor([*self.prompt, *beam.tokens], device=device)
-        allowed = list(fn(0, ids))  # as before: an empty list means no constraint
+        allowed = list(fn(0, ids))  # an empty list means no constraint (as in ``choose``)
         return torch.tensor(allowed, device=device) if allowed else None
 
     # ---- one continuation ------------------------------------------------------------------
@@ -161,15 +157,9 @@ class _Beams:
 
     def _ends(self, hyp: Hyp) -> bool:
         """Whether a candidate is finished: an end token, a stop string, or the length."""
-        if self.request.trie is not None and hyp.node == END:
+        if self.request.ended(hyp.tokens[-1], hyp.node):
             return True
-        if self.request.trie is None and hyp.tokens[-1] in self.ends:
-            return True
-        generated = len(hyp.tokens)
-        if (
-            generated >= self.params.max_tokens
-            or len(self.prompt) + generated >= self.engine.context
-        ):
+        if self.request.full(len(hyp.tokens), self.engine.context):
             return True
         if self.window:
             tail = self.engine.tokenizer.decode(
@@ -189,31 +179,23 @@ class _Beams:
         p = self.params
         for index, hyp in enumerate(hyps[:n]):
             text = TextStream(self.engine.tokenizer, p.stop, p.skip_special_tokens)
-            for token in hyp.tokens:
-                if text.stopped or self._is_end_token(hyp, token):
+            ended = bool(hyp.tokens) and self.request.ended(hyp.tokens[-1], hyp.node)
+            for token in hyp.tokens[:-1] if ended else hyp.tokens:  # the end token: no text
+                if text.stopped:
                     break
                 text.push(token)
-            last = hyp.tokens[-1] if hyp.tokens else None
-            stopped = text.stopped or (last is not None and self._is_end_token(hyp, last))
-            reason = "cancelled" if cancelled else "stop" if stopped else "length"
+            reason = "cancelled" if cancelled else "stop" if ended or text.stopped else "length"
             logprobs = hyp.logprobs if p.logprobs is not None else []
-            self.completion.emit(Delta(index, text.text, hyp.tokens, logprobs))
-            result = ChoiceResult(
+            tail = Delta(index, text.text, hyp.tokens, logprobs)
+            self.request.finish(
                 index,
-                text.text,
                 reason,
-                hyp.tokens,
-                len(self.prompt),
-                self.request.truncated,
-                logprobs,
-                self.reused,
+                text.text,
+                tail=tail,
+                tokens=hyp.tokens,
+                logprobs=hyp.logprobs,
+                reused=self.reused,
             )
-            self.completion.emit(Finished(result))
-
-    def _is_end_token(self, hyp: Hyp, token: int) -> bool:
-        if self.request.trie is not None:
-            return hyp.node == END and token == hyp.tokens[-1]
-        return token in self.ends
 
     def _normalised(self, score: float, length: int) -> float:
         return score / (max(length, 1) ** self.length_penalty)

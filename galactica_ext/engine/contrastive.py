@@ -50,7 +50,7 @@ class ContrastiveSearch:
         check_logits(logits)
         add_bias(logits, params)
         logprobs = torch.log_softmax(logits, dim=-1)
-        ban_ends(logits, len(seq.generated), params, [*engine.eos_ids, *params.stop_token_ids])
+        ban_ends(logits, len(seq.generated), params, self.request.ends)
         fn = params.prefix_allowed_tokens_fn
         if fn is not None:
             allowed = list(fn(0, torch.tensor(seq.ids, device=engine.device)))
@@ -89,7 +89,7 @@ class ContrastiveSearch:
             values, ids = torch.topk(logprobs, params.logprobs)
             top = list(zip(ids.tolist(), values.tolist(), strict=True))
         engine.record(seq, Choice(token, float(logprobs[token]), top))
-        return engine._finish_if_done(seq)
+        return engine.finish_if_done(seq)
 
     def finish_cancelled(self) -> None:
         self.engine.finish(self.seq, "cancelled")

@@ -1,14 +1,20 @@
-"""A request as the engine holds it, one running sequence of it, and the searches' protocol."""
+"""A request as the engine holds it, one running sequence of it, and the searches' protocol.
+
+A request also decides, for every decoding path (the continuous batch, beam searches,
+contrastive search), when one of its sequences ends and why, and finishes a choice: one
+place, so that the paths cannot drift apart.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 
-from .constraints import ChoiceTrie, TrieNode
-from .events import Completion
+from .constraints import END, ChoiceTrie, TrieNode
+from .events import ChoiceResult, Completion, Delta, Finished
 from .sampling import Choice, SamplingParams
 from .textstream import TextStream
 
@@ -21,11 +27,60 @@ class Request:
     params: SamplingParams
     num_beams: int = 1
     trie: ChoiceTrie | None = None
+    #: the model's end of document
+    eos_ids: tuple[int, ...] = (2,)
+    #: the tokens that end a sequence: the end of document (unless ``ignore_eos``) and
+    #: ``stop_token_ids``; with choices, the end token alone (see ``constraints``)
+    ends: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.trie is not None:
+            self.ends = (self.end_id,)
+        else:
+            eos = () if self.params.ignore_eos else self.eos_ids
+            self.ends = tuple(dict.fromkeys([*eos, *self.params.stop_token_ids]))
 
     @property
     def end_id(self) -> int:
         """The token that completes a choice (see ``constraints``)."""
         return self.params.stop_token_ids[0] if self.params.stop_token_ids else 2
+
+    def ended(self, token: int, node: TrieNode | int | None) -> bool:
+        """Whether ``token``, just generated (``node``: where it led in the trie), ends the
+        sequence: only a completed choice ends a constrained one."""
+        if self.trie is not None:
+            return node == END
+        return token in self.ends
+
+    def full(self, generated: int, context: int) -> bool:
+        """Whether a sequence of ``generated`` tokens has no room for another."""
+        return generated >= self.params.max_tokens or len(self.prompt_ids) + generated >= context
+
+    def finish(
+        self,
+        index: int,
+        reason: str,
+        text: str,
+        *,
+        tail: Delta | None = None,
+        tokens: Sequence[int] = (),
+        logprobs: Sequence[Choice] = (),
+        reused: int = 0,
+    ) -> None:
+        """Choice ``index`` is done: its last text out (``tail``, unless empty), then its
+        result. Every decoding path finishes its choices here."""
+        if tail is not None and (tail.text or tail.token_ids):
+            self.completion.emit(tail)
+        kept = list(logprobs) if self.params.logprobs is not None else []
+        result = ChoiceResult(
+            index, text, reason, list(tokens), len(self.prompt_ids), self.truncated, kept, reused
+        )
+        self.completion.emit(Finished(result))
+
+    def finish_unstarted(self) -> None:
+        """Cancelled before it started: every choice empty, ``cancelled``."""
+        for index in range(self.completion.n):
+            self.finish(index, "cancelled", "")
 
 
 @dataclass
@@ -33,7 +88,6 @@ class SeqState:
     request: Request
     index: int
     ids: list[int]  # prompt and generated tokens
-    prompt_len: int
     text: TextStream
     generator: torch.Generator | None
     next_token: int = -1

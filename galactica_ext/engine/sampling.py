@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..protocol.limits import MAX_CHOICE_CHARS, MAX_CHOICES, MAX_LOGPROBS
+
 #: transformers' ``prefix_allowed_tokens_fn``: (batch index, ids so far) -> allowed next ids
 AllowedTokensFn = Callable[[int, torch.Tensor], Sequence[int]]
-
-#: the most choices one request may constrain to, and the longest choice (characters)
-MAX_CHOICES = 20_000
-MAX_CHOICE_CHARS = 512
 
 
 class SamplingError(ArithmeticError):
@@ -68,8 +66,8 @@ class SamplingParams:
             raise ValueError(f"top_k={self.top_k} must be >= 0")
         if not 0 <= self.min_tokens <= self.max_tokens:
             raise ValueError(f"min_tokens={self.min_tokens} must be between 0 and max_tokens")
-        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
-            raise ValueError(f"logprobs={self.logprobs} must be between 0 and 20")
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise ValueError(f"logprobs={self.logprobs} must be between 0 and {MAX_LOGPROBS}")
         for token, bias in self.logit_bias.items():
             if not isinstance(token, int) or token < 0:
                 raise ValueError(f"logit_bias keys must be token ids, got {token!r}")
@@ -121,11 +119,6 @@ class SamplingParams:
         (temperature 0), ``penalty_alpha > 0`` and ``top_k > 1``."""
         return self.temperature == 0 and self.penalty_alpha > 0 and self.top_k > 1
 
-    def make_generator(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None or self.temperature == 0:
-            return None
-        return torch.Generator(device=device).manual_seed(self.seed)
-
 
 @dataclass
 class Choice:
@@ -175,11 +168,13 @@ def choose(
     generator: torch.Generator | None,
     ids_so_far: torch.Tensor | None,
     generated: int,
-    eos_ids: Sequence[int],
+    ends: Sequence[int],
     allowed: torch.Tensor | None = None,
 ) -> Choice:
     """Pick the next token from one row of logits (``[vocab]``).
 
+    ``ends`` (the tokens that end the sequence) are banned while fewer than ``min_tokens``
+    were ``generated``.
     ``allowed`` (token ids) restricts the choice, like ``prefix_allowed_tokens_fn`` (an empty
     list from that function means no constraint). Reported log-probabilities are the model's
     (after ``logit_bias``), before ``min_tokens`` and constraints mask tokens out, so that
@@ -190,7 +185,7 @@ def choose(
     check_logits(logits)
     add_bias(logits, params)
     logprobs = torch.log_softmax(logits, dim=-1) if params.logprobs is not None else None
-    ban_ends(logits, generated, params, [*eos_ids, *params.stop_token_ids])
+    ban_ends(logits, generated, params, ends)
     if params.prefix_allowed_tokens_fn is not None and ids_so_far is not None:
         fn_allowed = list(params.prefix_allowed_tokens_fn(0, ids_so_far))
         if fn_allowed:

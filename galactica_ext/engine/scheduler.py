@@ -17,13 +17,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 
 import torch
 
+from ..protocol.limits import MAX_N
 from ..specs import CONTEXT_LENGTH
 from ..tasks import escape_sequences
-from .constraints import END, ChoiceTrie, TrieCache, TrieNode
+from .constraints import ChoiceTrie, TrieCache, TrieNode
 from .events import ChoiceResult, Completion, Delta, EngineClosed, Event, Failed, Finished
 from .kvcache import BatchKV, LayerKV, PrefixCache, PrefixHit
 from .loading import LoadedModel
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: the fewest cached tokens worth reusing (a shorter match is computed again)
 MIN_REUSE = 8
+#: the most beams of one search (``n`` of them are returned, at most MAX_N)
+MAX_BEAMS = 2 * MAX_N
 
 
 class QueueFull(RuntimeError):
@@ -84,7 +86,7 @@ class Engine:
             prefix_cache_bytes = 4 * self._kv_bytes_per_token() * self.context
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
         self.tries = TrieCache(self._encode_choices)
-        self.eos_ids = [self.tokenizer.eos_token_id]
+        self.eos_ids = (self.tokenizer.eos_token_id,)
         self._waiting: deque[Request] = deque()
         self._active: list[SeqState] = []
         self._searches = Searches()
@@ -124,10 +126,10 @@ class Engine:
         """Queue a request; returns at once. ``n`` choices: sampled, or the ``n`` best of
         ``num_beams`` beams. Pass ``loop`` to consume the events with ``async for``."""
         params.validate(self.context)
-        if not 1 <= n <= 16:
-            raise ValueError(f"n={n} must be between 1 and 16")
-        if not 1 <= num_beams <= 32:
-            raise ValueError(f"num_beams={num_beams} must be between 1 and 32")
+        if not 1 <= n <= MAX_N:
+            raise ValueError(f"n={n} must be between 1 and {MAX_N}")
+        if not 1 <= num_beams <= MAX_BEAMS:
+            raise ValueError(f"num_beams={num_beams} must be between 1 and {MAX_BEAMS}")
         if num_beams > 1 and n > num_beams:
             raise ValueError(f"n={n} cannot exceed the number of beams ({num_beams})")
         trie = None
@@ -154,7 +156,8 @@ class Engine:
                 raise RuntimeError("the engine is closed")
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} requests are waiting; try again shortly")
-            self._waiting.append(Request(completion, ids, truncated, params, num_beams, trie))
+            request = Request(completion, ids, truncated, params, num_beams, trie, self.eos_ids)
+            self._waiting.append(request)
             self._lock.notify()
         return completion
 
@@ -185,12 +188,6 @@ class Engine:
     ) -> list[ChoiceResult]:
         """Submit and wait: the finished choices."""
         return self.submit(prompt, params, **kwargs).wait()
-
-    def stream(self, prompt: str | list[int], params: SamplingParams) -> Iterator[str]:
-        """The text of one choice as it is generated."""
-        for event in self.submit(prompt, params):
-            if isinstance(event, Delta) and event.text:
-                yield event.text
 
     @property
     def search_steps(self) -> int:
@@ -285,8 +282,7 @@ class Engine:
             for request in cancelled:
                 self._waiting.remove(request)
         for request in cancelled:
-            for index in range(request.completion.n):
-                request.completion.emit(Finished(self._result_of_unstarted(request, index)))
+            request.finish_unstarted()
         plain: list[Request] = []  # started together: their cold prompts in one prefill
         while True:
             with self._lock:
@@ -350,8 +346,7 @@ class Engine:
         from .contrastive import ContrastiveSearch
 
         if request.completion.cancelled.is_set():
-            for index in range(request.completion.n):
-                request.completion.emit(Finished(self._result_of_unstarted(request, index)))
+            request.finish_unstarted()
         elif request.params.contrastive:
             self._searches.add(ContrastiveSearch(self, request))
         elif request.num_beams > 1 and request.params.num_beam_groups > 1:
@@ -361,16 +356,12 @@ class Engine:
         else:
             self._start_all([request])
 
-    def _result_of_unstarted(self, request: Request, index: int) -> ChoiceResult:
-        return ChoiceResult(index, "", "cancelled", [], len(request.prompt_ids), request.truncated)
-
     def new_sequence(self, request: Request, index: int, reused: int) -> SeqState:
         params = request.params
         return SeqState(
             request=request,
             index=index,
             ids=list(request.prompt_ids),
-            prompt_len=len(request.prompt_ids),
             text=TextStream(
                 self.tokenizer, params.stop, params.skip_special_tokens, params.min_tokens
             ),
@@ -385,7 +376,7 @@ class Engine:
             seq = self.new_sequence(request, index, reused)
             try:
                 self._accept(seq, logits)
-                done = self._finish_if_done(seq)
+                done = self.finish_if_done(seq)
             except Exception as err:
                 log.warning("a sequence failed: %s", err)
                 request.completion.fail(err)
@@ -447,7 +438,7 @@ class Engine:
             seq.generator,
             ids_so_far,
             len(seq.generated),
-            self.eos_ids,
+            seq.request.ends,
             self.allowed_tokens(seq),
         )
         self.record(seq, choice)
@@ -464,56 +455,37 @@ class Engine:
         if seq.request.trie is not None:
             assert isinstance(seq.node, TrieNode)
             seq.node = seq.request.trie.advance(seq.node, token, seq.request.end_id)
-            ended = seq.node == END
-        else:
-            ended = (token in self.eos_ids and not params.ignore_eos) or (
-                token in params.stop_token_ids
-            )
-        text = "" if ended else seq.text.push(token)
+        text = "" if seq.request.ended(token, seq.node) else seq.text.push(token)
         seq.request.completion.emit(
             Delta(seq.index, text, [token], [choice] if params.logprobs is not None else [])
         )
 
-    def _finish_if_done(self, seq: SeqState, cancelled: bool = False) -> bool:
-        params = seq.request.params
+    def finish_if_done(self, seq: SeqState, cancelled: bool = False) -> bool:
+        """Finish ``seq`` if it is cancelled, stopped or out of room; whether it finished."""
+        request = seq.request
+        stopped = bool(seq.generated) and request.ended(seq.generated[-1], seq.node)
         if cancelled:
             reason = "cancelled"
-        elif self._stopped(seq):
+        elif stopped or seq.text.stopped:
             reason = "stop"
-        elif len(seq.generated) >= params.max_tokens or len(seq.ids) >= self.context:
+        elif request.full(len(seq.generated), self.context):
             reason = "length"
         else:
             return False
         self.finish(seq, reason)
         return True
 
-    def _stopped(self, seq: SeqState) -> bool:
-        if seq.request.trie is not None:  # only its end token finishes a choice
-            return seq.node == END
-        params = seq.request.params
-        last = seq.generated[-1] if seq.generated else None
-        ended = last is not None and (
-            (last in self.eos_ids and not params.ignore_eos) or last in params.stop_token_ids
-        )
-        return ended or seq.text.stopped
-
     def finish(self, seq: SeqState, reason: str) -> None:
-        tail = seq.text.flush()
-        if tail:
-            seq.request.completion.emit(Delta(seq.index, tail, []))
-        seq.request.completion.emit(
-            Finished(
-                ChoiceResult(
-                    index=seq.index,
-                    text=seq.text.text,
-                    finish_reason=reason,
-                    token_ids=seq.generated,
-                    prompt_tokens=seq.prompt_len,
-                    truncated=seq.request.truncated,
-                    logprobs=seq.logprobs,
-                    reused_tokens=seq.reused,
-                )
-            )
+        """Emit ``seq``'s held-back text and its result."""
+        tail = Delta(seq.index, seq.text.flush(), [])
+        seq.request.finish(
+            seq.index,
+            reason,
+            seq.text.text,
+            tail=tail,
+            tokens=seq.generated,
+            logprobs=seq.logprobs,
+            reused=seq.reused,
         )
 
     def _step(self) -> None:
@@ -552,7 +524,7 @@ class Engine:
                     self._accept(seq, logits[i])
                 else:
                     self.record(seq, choice)
-                done = self._finish_if_done(seq)
+                done = self.finish_if_done(seq)
             except Exception as err:  # this sequence alone: the batch goes on
                 log.warning("a sequence failed: %s", err)
                 seq.request.completion.fail(err)
@@ -578,7 +550,7 @@ class Engine:
         return {i: c for i, c in zip(rows, picked, strict=True) if c is not None}
 
     def _retire(self, i: int, seq: SeqState, cancelled: bool) -> None:
-        self._finish_if_done(seq, cancelled=cancelled)
+        self.finish_if_done(seq, cancelled=cancelled)
         self._remember(i, seq)
 
     def _remember(self, i: int, seq: SeqState) -> None:
