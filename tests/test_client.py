@@ -248,7 +248,8 @@ def test_connect_starts_one_agent_for_everyone_and_it_loads_models(
 
 def test_kernel_side_modules_import_no_torch() -> None:
     code = (
-        "import sys, galactica_ext.client, galactica_ext.magics, galactica_ext.widget\n"
+        "import sys, galactica_ext.client, galactica_ext.discovery, galactica_ext.magics\n"
+        "import galactica_ext.widget\n"
         "from galactica_ext.client import connect, locate\n"
         "locate()\n"
         "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
