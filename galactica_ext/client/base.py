@@ -75,10 +75,10 @@ class ClientBase:
         #: the model id sent with completions; None: the server's first model (``/v1/models``)
         self.model = model
         self._model_id: str | None = None
-        self._timeout = timeout
-        self._connect_timeout = connect_timeout
-        #: the timeout of the short requests (health, models, load)
-        self.short = {"timeout": 30.0}
+        #: a completion may take long; a server that does not answer is known in seconds
+        self._timeout = openai.Timeout(timeout, connect=connect_timeout)
+        #: the options of the short requests (health, models, load)
+        self.short: dict[str, Any] = {"timeout": openai.Timeout(30.0, connect=connect_timeout)}
 
     @property
     def headers(self) -> dict[str, str]:
