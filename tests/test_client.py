@@ -320,3 +320,31 @@ def test_an_agent_killed_mid_stream_is_an_error(tiny_checkpoint: Path, tmp_path:
         assert not stream.done
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        tasks.cite("The Transformer", n=16, diverse=True),
+        tasks.cite("The Transformer", n=16),
+        tasks.equation("the energy of a photon"),
+        tasks.summarise("A cell about proteins."),
+        tasks.complete("Once", temperature=0.7, top_p=0.9, top_k=40, seed=1),
+        tasks.build("ask", "Why?"),
+        tasks.build("work", "What is six times seven?"),
+    ],
+    ids=lambda r: r.task,
+)
+def test_every_payload_is_a_request_the_protocol_accepts(request_: tasks.GenerationRequest) -> None:
+    """What the client sends is what the agent's schema (galactica_ext.protocol) accepts:
+    one rule, written once (issue 9: a diverse cite once asked for n=32)."""
+    from galactica_ext.protocol import MAX_N, parse_completion
+
+    parsed = parse_completion(prepare_for_wire(request_payload(request_, "m")))
+    assert parsed.n <= MAX_N and parsed.max_tokens == request_.max_tokens
+
+
+def prepare_for_wire(payload: dict) -> dict:
+    from galactica_ext.client.core import prepare
+
+    return prepare(payload, stream=not payload.get("use_beam_search"))
