@@ -73,8 +73,21 @@ def run_request(name: str, body: dict[str, Any], config: Any) -> prompts.Generat
     if prompt is not None:
         if not isinstance(prompt, str):
             raise ValueError("prompt must be a string: the filled template, edited")
-        return prompts.build(name, prompt=prompt, **options)
+        request = prompts.build(name, prompt=prompt, **options)
+        request.suffix = continued(prompts.get(name), prompt)
+        return request
     return prompts.build(name, **_values(values), **options)
+
+
+def continued(template: prompts.Template, prompt: str) -> str:
+    """The start of a sequence an edited prompt ends in, for a template whose result
+    continues it (``molecule``: the SMILES after the last ``[START_I_SMILES]``), so the result
+    holds the whole sequence as it does when the fields are given."""
+    if not template.continues:
+        return ""
+    opening = template.form.split("{" + template.continues + "}", 1)[0]
+    at = prompt.rfind(opening) if opening else -1
+    return prompt[at + len(opening) :].strip() if at != -1 else ""
 
 
 def _values(values: Any) -> dict[str, str]:

@@ -104,6 +104,11 @@ async def test_runs_a_molecule_from_its_fields(jp_fetch: Any) -> None:
     assert result["template"] == "molecule"
     assert result["smiles"].startswith("CC")  # the result continues the user's prefix
     assert result["check"]["valid"] in (True, False, None)
+    # an edited prompt keeps the start of the sequence it ends in
+    body = {"prompt": "[START_I_SMILES]CC(=O)", "max_tokens": 6}
+    got = events((await post(jp_fetch, "prompts", "molecule", body=body)).body)
+    assert got[-1][0] == "result"
+    assert got[-1][1]["smiles"].startswith("CC(=O)")
 
 
 async def test_bad_runs_are_refused_before_any_generation(jp_fetch: Any) -> None:

@@ -55,7 +55,9 @@ test.describe('GALACTICA sidebar: model and layout', () => {
     // what the server answers, asked directly (the same request the picker sends)
     const answer = await page.evaluate(async model => {
       const xsrf = document.cookie.match(/_xsrf=([^;]+)/)?.[1] ?? '';
-      const response = await fetch('galactica/model', {
+      const base = (window as any).jupyterapp.serviceManager.serverSettings
+        .baseUrl as string;
+      const response = await fetch(`${base}galactica/model`, {
         method: 'POST',
         headers: { 'X-XSRFToken': decodeURIComponent(xsrf) },
         body: JSON.stringify({ model, dtype: 'auto' })

@@ -66,15 +66,19 @@ test.describe('GALACTICA prompt library', () => {
     await prompt.fill('# Multi-Head Attention\n\nMulti-head attention');
 
     // the edited prompt is what runs: the request body says so
-    const sent = page.waitForRequest(
-      request =>
-        request.url().endsWith('/galactica/prompts/wiki') &&
-        request.method() === 'POST'
-    );
-    await run(library);
-    expect((await sent).postDataJSON()).toEqual({
-      prompt: '# Multi-Head Attention\n\nMulti-head attention'
+    const sent: { url: string; body: unknown }[] = [];
+    page.on('request', request => {
+      if (request.method() === 'POST' && request.url().includes('/galactica/prompts')) {
+        sent.push({ url: new URL(request.url()).pathname, body: request.postDataJSON() });
+      }
     });
+    await run(library);
+    expect(sent).toEqual([
+      {
+        url: '/galactica/prompts/wiki',
+        body: { prompt: '# Multi-Head Attention\n\nMulti-head attention' }
+      }
+    ]);
     const text = (await library.locator('.jp-galactica-text').textContent()) ?? '';
     await page.screenshot({ path: `${SCREENSHOTS}/sidebar-prompt-library.png` });
 
