@@ -30,13 +30,8 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import prompts, tasks
-from .client import (
-    AgentClient,
-    AgentUnavailable,
-    CompletionsClient,
-    locate,
-    run_task,
-)
+from .client import AgentUnavailable, CompletionsClient, run_task
+from .discovery import AgentClient, locate
 from .magics_prompts import run_template, sampling_options
 from .notices import MAKES_THINGS_UP, MODEL_LICENCE
 from .tasks import GenerationRequest

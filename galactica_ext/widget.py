@@ -18,7 +18,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from . import prompts
-from .client import AgentClient, ClientError, CompletionsClient, run_task
+from .client import ClientError, CompletionsClient, run_task
+from .discovery import AgentClient
 from .magics import HALLUCINATION_NOTE, Citations, status_text
 from .notices import MAKES_THINGS_UP
 from .prompts.display import TemplateResult
