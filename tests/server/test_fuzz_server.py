@@ -40,6 +40,7 @@ scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=40),
     st.sampled_from(["\ud800", "a\x00b", "125m", "", " ", "8bit", "cpu", "x" * 300]),
+    st.sampled_from(["default", "other", "http://127.0.0.1:9/v1"]),  # remotes, a URL
 )
 json_values = st.recursive(
     scalars,
