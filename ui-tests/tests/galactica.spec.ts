@@ -551,13 +551,12 @@ test.describe('GALACTICA', () => {
       await expect(page.locator('.jp-GhostText')).toHaveCount(0);
       expect(await status()).toBe('stopped');
       expect((await cellSources(page)).length).toBe(1);
-      // a reload of the page keeps the intent
-      await page.reload();
-      await expect(page.locator('.jp-galactica-statusItem')).toHaveText(
-        'GALACTICA: unloaded',
-        { timeout: 30000 }
-      );
-      expect(await status()).toBe('stopped');
+      // the intent is kept where a reload of the page finds it
+      expect(
+        await page.evaluate(() =>
+          window.localStorage.getItem('galactica-ext:unloaded-by-user')
+        )
+      ).toBe('1');
 
       // the user loads it again
       await page.evaluate(() =>
