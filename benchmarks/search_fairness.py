@@ -16,13 +16,13 @@ import time
 
 import torch
 
-from galactica_ext.engine import Galactica, SamplingParams
+from galactica_ext.engine import GalacticaModel, SamplingParams
 
 
 def main() -> None:
     path = sys.argv[1]
     dtype = sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith("--") else "bfloat16"
-    model = Galactica.load(path, dtype=dtype, device="cpu")
+    model = GalacticaModel.load(path, dtype=dtype, device="cpu")
     engine = model.engine
     short = SamplingParams(max_tokens=4, ignore_eos=True)
     engine.generate("warm up", short)

@@ -35,11 +35,11 @@ def load_ipython_extension(ipython: Any) -> None:
 def load_model(spec: str | None = None, **options: Any) -> Any:
     """Load GALACTICA in this process (galai's entry point).
 
-    Returns a :class:`~galactica_ext.engine.Galactica` with the task methods.
+    Returns a :class:`~galactica_ext.engine.GalacticaModel` with the task methods.
     """
-    from .engine import Galactica
+    from .engine import GalacticaModel
 
-    return Galactica.load(spec, **options)
+    return GalacticaModel.load(spec, **options)
 
 
 def __getattr__(name: str) -> Any:

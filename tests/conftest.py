@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from galactica_ext.engine import Galactica
+    from galactica_ext.engine import GalacticaModel
 
 #: one agent (and one vLLM server) per session, shared by every module that asks for it
 pytest_plugins = ["agent_fixtures"]
@@ -43,22 +43,22 @@ def tokenizer(tokenizer_dir: Path) -> Any:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local directory holding a random-weight ``tiny`` GALACTICA checkpoint and the real
-    tokenizer files: what ``Galactica.load(str(path))`` or an agent takes as a local model."""
+    tokenizer files: what ``GalacticaModel.load(str(path))`` or an agent takes as a local model."""
     from galactica_ext.checkpoints import build_random_checkpoint
 
     return build_random_checkpoint(tmp_path_factory.mktemp("galactica-tiny"), "tiny")
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_checkpoint: Path) -> Iterator[Galactica]:
+def tiny_model(tiny_checkpoint: Path) -> Iterator[GalacticaModel]:
     """The tiny checkpoint loaded once on the CPU in float32, with its engine running.
 
     Shared by the whole session: tests must not close it, and must not assume its prefix
     cache or step counter start from zero (compare before and after instead).
     """
-    from galactica_ext.engine import Galactica
+    from galactica_ext.engine import GalacticaModel
 
-    model = Galactica.load(str(tiny_checkpoint), dtype="float32", device="cpu")
+    model = GalacticaModel.load(str(tiny_checkpoint), dtype="float32", device="cpu")
     yield model
     model.close()
 

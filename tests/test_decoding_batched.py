@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from galactica_ext.engine import Engine, Galactica, SamplingParams
+from galactica_ext.engine import Engine, GalacticaModel, SamplingParams
 from galactica_ext.engine.sampling import choose, choose_greedy, plain_greedy
 
 
@@ -46,7 +46,7 @@ def test_only_plain_greedy_rows_take_the_batched_path() -> None:
     assert not plain_greedy(SamplingParams(choices=("a",)), 0)
 
 
-def test_a_batch_of_greedy_requests_matches_each_alone(tiny_model: Galactica) -> None:
+def test_a_batch_of_greedy_requests_matches_each_alone(tiny_model: GalacticaModel) -> None:
     engine: Engine = tiny_model.engine
     prompts = ["One", "Two prompts", "Three prompts here", "Four"]
     params = [SamplingParams(max_tokens=8, logprobs=k, ignore_eos=True) for k in (None, 0, 2, 1)]
@@ -75,7 +75,7 @@ def reference(model: Any, ids: list[int], steps: int) -> list[tuple[int, float]]
     return out
 
 
-def test_cold_prompts_admitted_together_share_one_prefill(tiny_model: Galactica) -> None:
+def test_cold_prompts_admitted_together_share_one_prefill(tiny_model: GalacticaModel) -> None:
     engine: Engine = tiny_model.engine
     reached, released = threading.Event(), threading.Event()
 
@@ -123,7 +123,7 @@ def test_bfloat16_fast_paths_agree_with_the_plain_model(tiny_checkpoint: Any) ->
     log-probabilities within bfloat16 rounding of the plain model's on the same tokens."""
     from transformers import OPTForCausalLM
 
-    model = Galactica.load(str(tiny_checkpoint), dtype="bfloat16", device="cpu")
+    model = GalacticaModel.load(str(tiny_checkpoint), dtype="bfloat16", device="cpu")
     plain = OPTForCausalLM.from_pretrained(str(tiny_checkpoint), dtype=torch.bfloat16).eval()
     try:
         engine = model.engine

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import torch
 
-from galactica_ext.engine import Engine, EngineClosed, Galactica, SamplingParams
+from galactica_ext.engine import Engine, EngineClosed, GalacticaModel, SamplingParams
 
 EOS, END_REF = 2, 5
 
 
 @pytest.fixture
-def engine(tiny_model: Galactica) -> Engine:
+def engine(tiny_model: GalacticaModel) -> Engine:
     return tiny_model.engine
 
 
@@ -148,7 +148,9 @@ def test_a_short_request_finishes_during_a_long_beam_search(engine: Engine) -> N
     assert all(len(r.token_ids) < 300 for r in results)
 
 
-def test_cancel_all_cancels_running_searches_sequences_and_the_queue(tiny_model: Galactica) -> None:
+def test_cancel_all_cancels_running_searches_sequences_and_the_queue(
+    tiny_model: GalacticaModel,
+) -> None:
     own = Engine(tiny_model.loaded, max_batch=2, prefix_cache_bytes=0)
     try:
         reached = threading.Event()
@@ -172,7 +174,7 @@ def test_cancel_all_cancels_running_searches_sequences_and_the_queue(tiny_model:
         own.close()
 
 
-def test_close_during_a_beam_search_fails_it_at_the_next_step(tiny_model: Galactica) -> None:
+def test_close_during_a_beam_search_fails_it_at_the_next_step(tiny_model: GalacticaModel) -> None:
     own = Engine(tiny_model.loaded, prefix_cache_bytes=0)
     steps: list[int] = []
     reached, released = threading.Event(), threading.Event()

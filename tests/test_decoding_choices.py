@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from galactica_ext.engine import Engine, Galactica, SamplingParams
+from galactica_ext.engine import Engine, GalacticaModel, SamplingParams
 
 END_REF = 5
 PROMPTS = [
@@ -30,7 +30,7 @@ LIBRARY = (
 
 
 @pytest.fixture
-def engine(tiny_model: Galactica) -> Engine:
+def engine(tiny_model: GalacticaModel) -> Engine:
     return tiny_model.engine
 
 
@@ -165,7 +165,7 @@ def test_ten_thousand_choices(engine: Engine) -> None:
     assert sampled[0].text in library
 
 
-def test_a_grounded_cite_task_suggests_library_entries(tiny_model: Galactica) -> None:
+def test_a_grounded_cite_task_suggests_library_entries(tiny_model: GalacticaModel) -> None:
     import dataclasses
 
     from galactica_ext import tasks

@@ -15,7 +15,7 @@ from galactica_ext.engine import (
     EngineClosed,
     Failed,
     Finished,
-    Galactica,
+    GalacticaModel,
     SamplingError,
     SamplingParams,
 )
@@ -23,7 +23,7 @@ from galactica_ext.engine.sampling import choose
 
 
 @pytest.fixture
-def engine(tiny_model: Galactica) -> Engine:
+def engine(tiny_model: GalacticaModel) -> Engine:
     return tiny_model.engine
 
 
@@ -136,7 +136,7 @@ def test_a_failed_choice_ends_its_request_with_one_failed_event(engine: Engine) 
     assert not any(isinstance(e, Finished) for e in events)
 
 
-def test_close_fails_running_and_waiting_requests_promptly(tiny_model: Galactica) -> None:
+def test_close_fails_running_and_waiting_requests_promptly(tiny_model: GalacticaModel) -> None:
     own = Engine(tiny_model.loaded, max_batch=1, prefix_cache_bytes=0)
     hold = Hold(after=2)
     running = own.submit(
@@ -156,7 +156,7 @@ def test_close_fails_running_and_waiting_requests_promptly(tiny_model: Galactica
     assert len(running.results) == 1 and running.results[0] is None
 
 
-def test_close_ends_an_async_stream_with_engine_closed(tiny_model: Galactica) -> None:
+def test_close_ends_an_async_stream_with_engine_closed(tiny_model: GalacticaModel) -> None:
     import asyncio
 
     own = Engine(tiny_model.loaded, prefix_cache_bytes=0)

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import torch
 
-from galactica_ext.engine import Delta, Engine, Finished, Galactica, SamplingParams
+from galactica_ext.engine import Delta, Engine, Finished, GalacticaModel, SamplingParams
 
 EOS = 2
 
 
 @pytest.fixture
-def engine(tiny_model: Galactica) -> Engine:
+def engine(tiny_model: GalacticaModel) -> Engine:
     return tiny_model.engine
 
 

@@ -25,7 +25,7 @@ from galactica_ext.engine import (
     Delta,
     Engine,
     Finished,
-    Galactica,
+    GalacticaModel,
     LoadOptions,
     PromptTooLong,
     QueueFull,
@@ -42,7 +42,7 @@ EOS = 2
 
 
 @pytest.fixture
-def engine(tiny_model: Galactica) -> Engine:
+def engine(tiny_model: GalacticaModel) -> Engine:
     return tiny_model.engine
 
 
@@ -122,7 +122,7 @@ def events_of(completion: Any) -> tuple[list[Delta], list[Any]]:
 # ---- loading ------------------------------------------------------------------------------
 
 
-def test_loaded_model(tiny_model: Galactica, tiny_checkpoint: Path) -> None:
+def test_loaded_model(tiny_model: GalacticaModel, tiny_checkpoint: Path) -> None:
     info = tiny_model.loaded.describe()
     assert info["model"] == str(tiny_checkpoint.resolve())
     assert (info["device"], info["dtype"]) == ("cpu", "float32")
@@ -156,7 +156,7 @@ def test_bfloat16_load_with_progress(tiny_checkpoint: Path) -> None:
 
 def test_unknown_size_alias_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError) as err:
-        Galactica.load("galactica-3b", device="cpu")
+        GalacticaModel.load("galactica-3b", device="cpu")
     for name in valid_names():
         assert name in str(err.value)
 
@@ -164,12 +164,12 @@ def test_unknown_size_alias_lists_the_valid_ones() -> None:
 def test_missing_local_path_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-model"
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
-        Galactica.load(str(missing), device="cpu")
+        GalacticaModel.load(str(missing), device="cpu")
 
 
 def test_a_directory_without_a_model_is_named(tmp_path: Path) -> None:
     with pytest.raises((OSError, ValueError), match=re.escape(str(tmp_path))):
-        Galactica.load(str(tmp_path), device="cpu")
+        GalacticaModel.load(str(tmp_path), device="cpu")
 
 
 @pytest.mark.parametrize(
@@ -369,7 +369,7 @@ def test_async_iteration(engine: Engine) -> None:
     assert result.token_ids == engine.generate("Async", params)[0].token_ids
 
 
-def test_task_streams_to_on_text(tiny_model: Galactica) -> None:
+def test_task_streams_to_on_text(tiny_model: GalacticaModel) -> None:
     script = ids_of(tiny_model.engine, " of thermodynamics states\n\n## More")
     pieces: list[str] = []
     result = tiny_model.run(
@@ -528,7 +528,7 @@ def test_requests_joining_one_by_one(engine: Engine) -> None:
         assert_same_greedy(result, want)
 
 
-def test_prefix_reuse_matches_a_cold_run(engine: Engine, tiny_model: Galactica) -> None:
+def test_prefix_reuse_matches_a_cold_run(engine: Engine, tiny_model: GalacticaModel) -> None:
     base = "Citation graphs connect papers: a paper cites the works it builds on, and"
     first = engine.generate(base, SamplingParams(max_tokens=6, ignore_eos=True))[0]
     grown = base + first.text + " so on"
@@ -547,7 +547,7 @@ def test_prefix_reuse_matches_a_cold_run(engine: Engine, tiny_model: Galactica) 
     assert_same_greedy(warm, reference(engine.model, engine.encode(grown), 10))
 
 
-def test_queue_limit_and_close(tiny_model: Galactica) -> None:
+def test_queue_limit_and_close(tiny_model: GalacticaModel) -> None:
     small = Engine(tiny_model.loaded, max_queue=1, prefix_cache_bytes=0)
     gate = Gate(after=1)
     try:
@@ -574,7 +574,7 @@ def test_queue_limit_and_close(tiny_model: Galactica) -> None:
 LONG = "word " * 2500
 
 
-def test_a_task_cuts_a_long_prompt_from_the_left(tiny_model: Galactica) -> None:
+def test_a_task_cuts_a_long_prompt_from_the_left(tiny_model: GalacticaModel) -> None:
     engine = tiny_model.engine
     script = ids_of(engine, " of it all")
     request = tasks.complete(LONG + "The end", max_tokens=len(script))
@@ -608,7 +608,7 @@ def test_a_prompt_that_fills_the_context_exactly(engine: Engine) -> None:
 # ---- every task, end to end -----------------------------------------------------------------
 
 
-def test_cite_suggestions_end_at_end_ref(tiny_model: Galactica) -> None:
+def test_cite_suggestions_end_at_end_ref(tiny_model: GalacticaModel) -> None:
     request = tasks.cite("The Transformer architecture", n=3, max_tokens=16)
     result = tiny_model.run(request, logit_bias={END_REF: 100}, min_tokens=3)
     assert 1 <= len(result["suggestions"]) <= 3
@@ -626,7 +626,7 @@ def test_cite_suggestions_end_at_end_ref(tiny_model: Galactica) -> None:
         assert choice.finish_reason == "stop"
 
 
-def test_cite_parses_title_and_author(tiny_model: Galactica) -> None:
+def test_cite_parses_title_and_author(tiny_model: GalacticaModel) -> None:
     engine = tiny_model.engine
     script = ids_of(engine, " Attention Is All You Need, Vaswani[END_REF]")
     seen: list[list[int]] = []
@@ -672,7 +672,7 @@ def test_cite_parses_title_and_author(tiny_model: Galactica) -> None:
     ],
 )
 def test_each_task_stops_and_parses(
-    tiny_model: Galactica, task: str, text: str, continuation: str, key: str, expected: str
+    tiny_model: GalacticaModel, task: str, text: str, continuation: str, key: str, expected: str
 ) -> None:
     engine = tiny_model.engine
     request = tasks.build(task, text)
@@ -686,7 +686,7 @@ def test_each_task_stops_and_parses(
     assert engine.tokenizer.decode(seen[0]) == request.prompt
 
 
-def test_every_task_runs_unforced(tiny_model: Galactica) -> None:
+def test_every_task_runs_unforced(tiny_model: GalacticaModel) -> None:
     text = "Aspirin is [START_SMILES]CC(=O)OC1=CC=CC=C1C(=O)O[END_SMILES], a drug"
     assert "suggestions" in tiny_model.cite(text, n=2, max_tokens=8)
     assert "suggestions" in tiny_model.cite(text, n=2, max_tokens=8, diverse=True)
@@ -702,7 +702,7 @@ def test_every_task_runs_unforced(tiny_model: Galactica) -> None:
 
 
 @pytest.mark.parametrize("method", ["cite", "equation", "summarise", "complete", "ask", "work"])
-def test_tasks_refuse_empty_text_and_absurd_limits(tiny_model: Galactica, method: str) -> None:
+def test_tasks_refuse_empty_text_and_absurd_limits(tiny_model: GalacticaModel, method: str) -> None:
     run = getattr(tiny_model, method)
     with pytest.raises(ValueError, match="empty"):
         run("   ")
@@ -747,14 +747,14 @@ def test_engine_refuses_bad_prompts_and_choices(engine: Engine) -> None:
     with pytest.raises(ValueError, match="beams"):
         engine.submit("Hello", SamplingParams(max_tokens=4), n=3, num_beams=2)
     with pytest.raises(ValueError, match="max_tokens"):
-        Galactica.generate(engine_owner(engine), "Hello", max_tokens=0)
+        GalacticaModel.generate(engine_owner(engine), "Hello", max_tokens=0)
     assert engine.load == {"running": 0, "waiting": 0}
     assert engine.generate("Still serving", SamplingParams(max_tokens=2))[0].token_ids
 
 
 def engine_owner(engine: Engine) -> Any:
-    """A Galactica view of an engine (its ``generate`` needs only ``.engine``)."""
-    owner = object.__new__(Galactica)
+    """A GalacticaModel view of an engine (its ``generate`` needs only ``.engine``)."""
+    owner = object.__new__(GalacticaModel)
     owner.engine = engine
     owner.loaded = engine.loaded
     return owner

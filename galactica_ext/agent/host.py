@@ -78,7 +78,7 @@ class ModelHost:
 
     def __init__(self, **engine_options: Any) -> None:
         self.engine_options = engine_options
-        self.galactica: Any = None  # engine.Galactica serving now
+        self.serving_model: Any = None  # the engine.GalacticaModel serving now
         self.serving: str | None = None  # its spec
         self.status = "empty"
         self.model: str | None = None  # the model loaded, or loading
@@ -89,18 +89,18 @@ class ModelHost:
 
     @property
     def engine(self) -> Any:
-        galactica = self.galactica
-        return galactica.engine if galactica is not None else None
+        current = self.serving_model
+        return current.engine if current is not None else None
 
     def health(self) -> Health:
         """The ``/health`` document."""
         facts: dict[str, Any] = {}
         queue = {"running": 0, "waiting": 0}
         prefix = {"hits": 0, "reused_tokens": 0}
-        galactica = self.galactica
-        if galactica is not None:
-            facts = galactica.loaded.describe()
-            engine = galactica.engine
+        current = self.serving_model
+        if current is not None:
+            facts = current.loaded.describe()
+            engine = current.engine
             queue = engine.load
             prefix = {
                 "hits": engine.prefix_cache.hits,
@@ -152,8 +152,8 @@ class ModelHost:
             self.status, self.model, self.error, self.progress = "empty", None, None, None
         _close(old)
 
-    def _swap(self, galactica: Any, spec: str | None) -> Any:
-        old, self.galactica, self.serving = self.galactica, galactica, spec
+    def _swap(self, new: Any, spec: str | None) -> Any:
+        old, self.serving_model, self.serving = self.serving_model, new, spec
         return old
 
     def _report(self, phase: str, fraction: float) -> None:
@@ -161,9 +161,9 @@ class ModelHost:
 
     def _load(self, resolved: str, options: dict[str, Any]) -> None:
         try:
-            from ..engine import Galactica
+            from ..engine import GalacticaModel
 
-            galactica = Galactica.load(
+            new = GalacticaModel.load(
                 resolved, progress=self._report, **options, **self.engine_options
             )
         except BaseException as err:  # reported in /health, never raised into the void
@@ -171,14 +171,14 @@ class ModelHost:
             message = HUB_UNREACHABLE if hub_unreachable(err) else f"{type(err).__name__}: {err}"
             with self._lock:
                 self.status, self.error = "failed", message
-                if self.galactica is not None:  # the previous model goes on serving
+                if self.serving_model is not None:  # the previous model goes on serving
                     self.error = f"{message} (still serving {self.serving})"
             return
         with self._lock:
-            old = self._swap(galactica, resolved)
+            old = self._swap(new, resolved)
             self.progress = {"phase": "ready", "fraction": 1.0}
             self.status = "ready"
-        log.info("model %s ready: %s", resolved, galactica.loaded.describe())
+        log.info("model %s ready: %s", resolved, new.loaded.describe())
         _close(old)
 
     def close(self) -> None:
@@ -187,11 +187,11 @@ class ModelHost:
         _close(old)
 
 
-def _close(galactica: Any) -> None:
-    """Stop an engine (its running requests are cancelled) and free its memory."""
-    if galactica is None:
+def _close(model: Any) -> None:
+    """Stop a model's engine (its running requests are cancelled) and free its memory."""
+    if model is None:
         return
-    galactica.close()
+    model.close()
     import gc
 
     gc.collect()

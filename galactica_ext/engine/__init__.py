@@ -1,8 +1,8 @@
 """The engine: load GALACTICA with transformers and generate (imports torch)."""
 
 from .events import ChoiceResult, Completion, Delta, EngineClosed, Failed, Finished
-from .galactica import Galactica, sampling_params
 from .loading import LoadedModel, LoadOptions, load_model, pick_device, pick_dtype
+from .model import GalacticaModel, sampling_params
 from .sampling import SamplingError, SamplingParams
 from .scheduler import Engine, PromptTooLong, QueueFull
 from .tokenizer import encode, load_tokenizer
@@ -15,7 +15,7 @@ __all__ = [
     "EngineClosed",
     "Failed",
     "Finished",
-    "Galactica",
+    "GalacticaModel",
     "LoadOptions",
     "LoadedModel",
     "PromptTooLong",

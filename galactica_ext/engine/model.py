@@ -1,4 +1,4 @@
-"""GALACTICA's tasks on a loaded model, in-process: the engine's public face (galai-like)."""
+"""A loaded GALACTICA model with its tasks, in-process: the engine's public face (galai-like)."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def sampling_params(request: GenerationRequest) -> SamplingParams:
     )
 
 
-class Galactica:
-    """A GALACTICA model with its tasks: ``cite``, ``equation``, ``summarise``, ``complete``,
-    ``ask``, ``work``, and free ``generate``."""
+class GalacticaModel:
+    """A loaded GALACTICA model and its engine, with the tasks: ``cite``, ``equation``,
+    ``summarise``, ``complete``, ``ask``, ``work``, and free ``generate``."""
 
     def __init__(self, loaded: LoadedModel, **engine_options: Any) -> None:
         self.loaded = loaded
@@ -50,7 +50,7 @@ class Galactica:
         quantize: str | None = None,
         progress: ProgressCallback | None = None,
         **engine_options: Any,
-    ) -> Galactica:
+    ) -> GalacticaModel:
         """Load a model (size alias, hub id or directory) and start its engine."""
         options = LoadOptions(dtype=dtype, device=device, quantize=quantize)  # type: ignore[arg-type]
         return cls(load_model(spec, options, progress), **engine_options)
