@@ -141,6 +141,16 @@ def test_int8_model_tracks_the_bfloat16_one(tiny_checkpoint: Path, kernel: str) 
         fast = model.generate(ids[:, :10], **kwargs)
         slow = bf16.model.generate(ids[:, :10], **kwargs)
     assert torch.equal(fast, slow)
+    # quantized layer by layer while loading == the whole bfloat16 model quantized afterwards
+    from galactica_ext.engine.cpu import fuse_qkv, use_decode_attention
+    from galactica_ext.engine.int8 import quantize_linears
+
+    after = _plain(tiny_checkpoint, torch.bfloat16)
+    fuse_qkv(after)
+    quantize_linears(after, kernel)
+    use_decode_attention(after)
+    with torch.inference_mode():
+        assert torch.equal(after(input_ids=ids).logits[0].float(), got)
 
 
 def test_int8_refuses_clearly_without_a_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,3 +282,24 @@ def test_threads_setting_is_checked(
     monkeypatch.setenv(THREADS_ENV, "lots")
     with pytest.raises(ValueError, match="threads 'lots'"):
         apply_threads(model, None)
+
+
+def test_direct_load_hands_over_each_complete_layer(tiny_checkpoint: Path) -> None:
+    from transformers import AutoConfig
+
+    from galactica_ext.engine.direct import load_direct
+
+    seen = []
+
+    def per_layer(layer: torch.nn.Module) -> None:
+        assert all(p.device.type == "cpu" for p in layer.parameters())  # every weight read
+        seen.append(layer)
+
+    config = AutoConfig.from_pretrained(str(tiny_checkpoint))
+    model = load_direct(str(tiny_checkpoint), config, torch.float32, per_layer=per_layer)
+    assert model is not None
+    layers = list(model.model.decoder.layers)
+    assert len(seen) == len(layers) and {id(x) for x in seen} == {id(x) for x in layers}
+    plain = _plain(tiny_checkpoint, torch.float32)
+    for name, tensor in plain.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name

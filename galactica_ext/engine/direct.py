@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import GenerationConfig, OPTForCausalLM, PretrainedConfig
 
 log = logging.getLogger(__name__)
@@ -88,16 +89,25 @@ def read_tensors(path: Path, dtype: torch.dtype) -> Iterator[tuple[str, torch.Te
             yield name, out
 
 
+def _layer_index(key: str) -> int | None:
+    head = key.removeprefix("model.decoder.layers.")
+    number = head.split(".", 1)[0]
+    return int(number) if head != key and number.isdigit() else None
+
+
 def load_direct(
     source: str,
     config: PretrainedConfig,
     dtype: torch.dtype,
     progress: Callable[[float], None] | None = None,
+    per_layer: Callable[[nn.Module], object] | None = None,
 ) -> OPTForCausalLM | None:
     """The model of ``source`` on the CPU in ``dtype``, its weights read straight into that
     dtype; None (with the reason logged) where this loader does not apply: no safetensors
     files, other dtypes, or tensor names that are not exactly the model's (the caller then
-    uses ``from_pretrained``)."""
+    uses ``from_pretrained``). ``per_layer(layer)`` runs on each decoder layer as soon as its
+    weights are read (e.g. int8 quantization: the layer's bfloat16 weights are then freed
+    before the next layer is read, so they never all exist at once)."""
     files = safetensors_files(Path(source))
     if not files:
         return None
@@ -108,7 +118,11 @@ def load_direct(
     if not config.tie_word_embeddings:
         tied = set()
     wanted = expected - tied
+    layers = model.model.decoder.layers
+    pending = {i: {k for k in wanted if k.startswith(f"model.decoder.layers.{i}.")} for i in
+               range(len(layers))}  # fmt: skip
     state: dict[str, torch.Tensor] = {}
+    done: set[str] = set()
     try:
         for i, path in enumerate(files):
             for name, tensor in read_tensors(path, dtype):
@@ -119,18 +133,36 @@ def load_direct(
                     log.info("direct load: %s holds %s, not a weight of the model", path, name)
                     return None
                 state[key] = tensor
+                index = _layer_index(key)
+                if per_layer is None or index is None or index not in pending:
+                    continue
+                pending[index].discard(key)
+                if not pending[index]:  # the layer is complete: load it, hand it over
+                    del pending[index]
+                    prefix = f"model.decoder.layers.{index}."
+                    part = {k: state.pop(k) for k in [k for k in state if k.startswith(prefix)]}
+                    layers[index].load_state_dict(
+                        {k.removeprefix(prefix): v for k, v in part.items()}, assign=True
+                    )
+                    done.update(part)
+                    del part, tensor
+                    per_layer(layers[index])
             if progress:
                 progress((i + 1) / len(files))
     except (OSError, ValueError, KeyError) as err:
         log.info("direct load not possible (%s); using from_pretrained", err)
         return None
-    if set(state) != wanted:
-        log.info("direct load: missing %s; using from_pretrained", sorted(wanted - set(state)))
+    if set(state) | done != wanted:
+        missing = sorted(wanted - set(state) - done)
+        log.info("direct load: missing %s; using from_pretrained", missing)
         return None
     model.load_state_dict(state, strict=False, assign=True)
     del state
     model.tie_weights()
-    if any(p.device.type == "meta" for p in model.parameters()):
+    handed = tuple(f"model.decoder.layers.{i}." for i in range(len(layers)) if i not in pending)
+    if any(  # per_layer may leave placeholders on the meta device (engine/int8.py)
+        p.device.type == "meta" and not n.startswith(handed) for n, p in model.named_parameters()
+    ):
         log.info("direct load left weights unset; using from_pretrained")
         return None
     model.config._name_or_path = source

@@ -162,5 +162,5 @@ def quantize_linears(model: nn.Module, kernel: str = "auto") -> int:
             tied = users.get(id(child.weight), 0) > 1
             setattr(parent, name, Int8Linear(child, chosen, tied))
             del child
-    log.info("int8 weights (%s kernel) for %d linear layers", chosen, count)
+    log.debug("int8 weights (%s kernel) for %d linear layers", chosen, count)
     return count

@@ -188,8 +188,18 @@ def load_model(
     elif device.type == "cuda":
         kwargs["device_map"] = {"": device}
     model, direct = None, False
+    per_layer = None
+    if cpu_int8:  # quantize each layer as it is read: its bfloat16 weights never all exist
+
+        def per_layer(layer: torch.nn.Module) -> None:
+            if options.pack_weights and options.fuse:
+                fuse_qkv(layer)
+            quantize_linears(layer, options.int8_kernel)
+
     if device.type == "cpu" and options.low_cpu_mem_usage and (cpu_int8 or not options.quantize):
-        model = load_direct(source, config, dtype, lambda f: report("load", 0.8 * f))
+        model = load_direct(
+            source, config, dtype, lambda f: report("load", 0.8 * f), per_layer=per_layer
+        )
         direct = model is not None
     if model is None:
         model = OPTForCausalLM.from_pretrained(source, **kwargs).eval()
