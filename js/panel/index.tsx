@@ -1,8 +1,8 @@
 /**
  * The GALACTICA sidebar: the model's status and picker, and a task area over the active
  * cell, and the science prompt library. Its parts live beside this module: status.tsx,
- * picker.tsx, taskArea.tsx (with results.tsx and the useTask hook), prompts.tsx (with
- * promptResult.tsx).
+ * picker.tsx, taskArea.tsx (with results.tsx, citations.tsx and the useTask hook),
+ * prompts.tsx (with promptResult.tsx), and runView.tsx, what every run shows.
  */
 import { ILatexTypesetter } from '@jupyterlab/rendermime';
 import {

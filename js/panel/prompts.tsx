@@ -2,7 +2,6 @@
  * The sidebar's prompt library: pick a GALACTICA template, fill its fields, see and edit the
  * filled prompt, run it streamed, and insert or copy the result.
  */
-import { Clipboard } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
@@ -16,6 +15,7 @@ import {
   promptOutcome,
   PromptOutcomeView
 } from './promptResult';
+import { ResultActions, RunProgress } from './runView';
 import { errorMessage, useTask } from './useTask';
 
 /**
@@ -239,15 +239,7 @@ export function PromptLibrary(props: {
       )}
       {state.phase !== 'idle' && template && (
         <div className="jp-galactica-result" data-template={template.name}>
-          {running && (
-            <pre className="jp-galactica-stream">{state.streamed || '...'}</pre>
-          )}
-          {state.phase === 'stopped' && (
-            <div className="jp-galactica-error">{trans.__('Stopped.')}</div>
-          )}
-          {state.error && (
-            <div className="jp-galactica-error">{state.error}</div>
-          )}
+          <RunProgress state={state} trans={trans} />
           {outcome && (
             <PromptOutcomeView
               outcome={outcome}
@@ -258,28 +250,13 @@ export function PromptLibrary(props: {
           )}
           {note && <div className="jp-galactica-error">{note}</div>}
           {outcome && (
-            <div className="jp-galactica-buttons">
-              <button
-                className="jp-mod-styled jp-mod-accept jp-galactica-insert"
-                onClick={insert}
-              >
-                {trans.__('Insert')}
-              </button>
-              <button
-                className="jp-mod-styled jp-galactica-copy"
-                onClick={() => Clipboard.copyToSystem(outcomeMarkdown(outcome))}
-              >
-                {trans.__('Copy')}
-              </button>
-            </div>
-          )}
-          {outcome && (
-            <div className="jp-galactica-note jp-galactica-caveat">
-              {catalog?.notice ??
-                trans.__(
-                  'GALACTICA can make things up (citations, numbers, molecules): check what it writes.'
-                )}
-            </div>
+            <ResultActions
+              onInsert={insert}
+              canInsert={true}
+              copyText={() => outcomeMarkdown(outcome)}
+              notice={catalog?.notice}
+              trans={trans}
+            />
           )}
         </div>
       )}

@@ -2,7 +2,6 @@
  * The sidebar's task area: runs a task on the selection or the active cell, streams it,
  * shows the result and offers Insert and Copy.
  */
-import { Clipboard } from '@jupyterlab/apputils';
 import { ILatexTypesetter } from '@jupyterlab/rendermime';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
@@ -30,12 +29,8 @@ import {
   SidebarTask,
   taskLabel
 } from './results';
+import { ResultActions, RunProgress } from './runView';
 import { ITaskRunState, useTask } from './useTask';
-
-/**
- * How long Copy says "Copied" (ms).
- */
-const COPIED_MS = 1500;
 
 /**
  * The text a sidebar task works on: for Ask the question (else the selection); for Cite the
@@ -81,19 +76,6 @@ export function taskRequest(
 }
 
 /**
- * The caveat shown with every result.
- */
-export function Caveat(props: { trans: TranslationBundle }): JSX.Element {
-  return (
-    <div className="jp-galactica-note jp-galactica-caveat">
-      {props.trans.__(
-        'GALACTICA can make things up (citations, numbers, molecules): check what it writes.'
-      )}
-    </div>
-  );
-}
-
-/**
  * A run's result block: its header with Stop, the streamed text, the error, the result
  * and its buttons.
  */
@@ -105,8 +87,6 @@ export function TaskResultBlock(props: {
   onChoose: (index: number) => void;
   onStop: () => void;
   onInsert: () => void;
-  onCopy: () => void;
-  copied: boolean;
   note: string | null;
   typesetter: ILatexTypesetter | null;
   trans: TranslationBundle;
@@ -127,13 +107,7 @@ export function TaskResultBlock(props: {
           </button>
         )}
       </div>
-      {running && (
-        <pre className="jp-galactica-stream">{state.streamed || '...'}</pre>
-      )}
-      {state.phase === 'stopped' && (
-        <div className="jp-galactica-error">{trans.__('Stopped.')}</div>
-      )}
-      {state.error && <div className="jp-galactica-error">{state.error}</div>}
+      <RunProgress state={state} trans={trans} />
       {props.note && <div className="jp-galactica-error">{props.note}</div>}
       {result && (
         <ResultView
@@ -152,23 +126,13 @@ export function TaskResultBlock(props: {
         </div>
       )}
       {result && (
-        <div className="jp-galactica-buttons">
-          <button
-            className="jp-mod-styled jp-mod-accept jp-galactica-insert"
-            onClick={props.onInsert}
-            disabled={!canInsert(result, props.chosen)}
-          >
-            {trans.__('Insert')}
-          </button>
-          <button
-            className="jp-mod-styled jp-galactica-copy"
-            onClick={props.onCopy}
-          >
-            {props.copied ? trans.__('Copied') : trans.__('Copy')}
-          </button>
-        </div>
+        <ResultActions
+          onInsert={props.onInsert}
+          canInsert={canInsert(result, props.chosen)}
+          copyText={() => copyText(result, props.chosen)}
+          trans={trans}
+        />
       )}
-      {result && <Caveat trans={trans} />}
     </div>
   );
 }
@@ -189,15 +153,6 @@ export function TaskArea(props: {
   const [question, setQuestion] = React.useState('');
   const [chosen, setChosen] = React.useState(0);
   const [note, setNote] = React.useState<string | null>(null);
-  const [copied, setCopied] = React.useState(false);
-
-  React.useEffect(() => {
-    if (!copied) {
-      return;
-    }
-    const timer = setTimeout(() => setCopied(false), COPIED_MS);
-    return () => clearTimeout(timer);
-  }, [copied]);
 
   const run = (next: SidebarTask) => {
     const here = getEditorContext(props.currentWidget());
@@ -211,7 +166,6 @@ export function TaskArea(props: {
     setContext(here);
     setChosen(0);
     setNote(null);
-    setCopied(false);
     if (!text.trim()) {
       fail(
         next === 'ask'
@@ -242,13 +196,6 @@ export function TaskArea(props: {
     }
     setNote(null);
     insertResult(galactica, target, state.result, chosen);
-  };
-
-  const copy = () => {
-    if (state.result) {
-      Clipboard.copyToSystem(copyText(state.result, chosen));
-      setCopied(true);
-    }
   };
 
   const running = state.phase === 'running';
@@ -302,8 +249,6 @@ export function TaskArea(props: {
           onChoose={setChosen}
           onStop={stop}
           onInsert={insert}
-          onCopy={copy}
-          copied={copied}
           note={note}
           typesetter={props.typesetter}
           trans={trans}
