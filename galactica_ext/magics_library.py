@@ -166,7 +166,10 @@ class LibraryMagics(Magics):
             return load(self.paths), ", ".join(self.paths)
         notebook = self.shell.user_ns.get("__session__")  # the notebook's path (ipykernel)
         if isinstance(notebook, str) and notebook.endswith((".ipynb", ".md")):
-            found = find_library(notebook)
+            path = Path(notebook)
+            if not path.is_file():  # a path relative to the server's root: the kernel runs
+                path = Path.cwd() / path.name  # in the notebook's folder
+            found = find_library(path)
             if len(found.library):
                 return found.library, ", ".join(found.library.sources)
         return None, ""

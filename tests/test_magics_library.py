@@ -173,3 +173,19 @@ def test_citations_markdown_marks_the_unverified() -> None:
     assert repr(citations).splitlines()[1] == (
         "2. [X (y), Z]{.unverified}  UNVERIFIED: not in your library, check it exists"
     )
+
+
+def test_the_notebooks_own_library_is_found(
+    shell: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ipykernel names the notebook in __session__; the Jupyter Book config beside it names
+    # the library
+    shutil.copy(DATA / "refs.yaml", tmp_path / "refs.yaml")
+    (tmp_path / "_config.yml").write_text("bibtex_bibfiles: [refs.yaml]\n")
+    (tmp_path / "nb.ipynb").write_text('{"cells": [], "metadata": {}}')
+    monkeypatch.chdir(tmp_path)
+    shell.user_ns["__session__"] = "some/folder/nb.ipynb"  # relative to the server's root
+    result, out = run(shell, "%%cite --free -n 1 -o refs\nDeep networks")
+    assert result.success, shown(out)
+    assert isinstance(shell.user_ns["refs"], LibraryCitations)
+    assert f"free suggestions checked against {tmp_path / 'refs.yaml'})" in shown(out)
