@@ -1,3 +1,4 @@
+import { ServerConnection } from '@jupyterlab/services';
 import { nullTranslator } from '@jupyterlab/translation';
 import * as React from 'react';
 
@@ -50,9 +51,12 @@ const FOUND: LibraryCiteResult = {
   ]
 };
 
-/** An error as ServerConnection.ResponseError carries it. */
+/** The error requestAPI throws for an HTTP error answer. */
 function httpError(status: number, message: string): Error {
-  return Object.assign(new Error(message), { response: { status } });
+  return new ServerConnection.ResponseError(
+    new Response(JSON.stringify({ message }), { status }),
+    message
+  );
 }
 
 describe('runCite', () => {

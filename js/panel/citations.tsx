@@ -4,6 +4,7 @@
  * link, and how the sidebar's Cite asks for them.
  */
 import { DocumentWidget } from '@jupyterlab/docregistry';
+import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
@@ -36,8 +37,10 @@ export function documentPath(widget: Widget | null): string | null {
  * back to GALACTICA's free citations).
  */
 function isNotFound(error: unknown): boolean {
-  const response = (error as { response?: { status?: number } })?.response;
-  return response?.status === 404;
+  return (
+    error instanceof ServerConnection.ResponseError &&
+    error.response.status === 404
+  );
 }
 
 /**
