@@ -208,38 +208,42 @@ def complete(
 def ask(question: str, *, max_tokens: int = 128, new_doc: bool = False) -> GenerationRequest:
     """Answer a question: ``Question: ...\\n\\nAnswer:``, stopping at the paragraph's end
     (once the answer has begun: GALACTICA often writes a blank line first)."""
-    check_text(question, "question")
-    check_max_tokens(max_tokens)
-    check_flags(new_doc=new_doc)
     # galai: the same form; galai stops at max_new_tokens only, we at the answer's end (its
     # notebook shows the model going on with more "Answer:" paragraphs).
-    prompt = f"Question: {escape_text(question.strip())}\n\nAnswer:"
-    return GenerationRequest(
-        task="ask",
-        prompt=new_document(prompt, new_doc),
-        max_tokens=max_tokens,
-        stop=["\n\n"],
-        min_tokens=lead_in(max_tokens),
-        suffix="Answer:",
-    )
+    return _question("ask", question, "Answer:", max_tokens, new_doc, ["\n\n"], lead=True)
 
 
 def work(question: str, *, max_tokens: int = 256, new_doc: bool = False) -> GenerationRequest:
     """Step-by-step reasoning: ``Question: ...\\n\\n<work>``. The reasoning ends at
     ``</work>`` and GALACTICA writes the answer after it (galai's notebook:
     ``"</work>\\n\\nAns: ..."``), so generation goes on to the answer's paragraph."""
+    # galai: the notebook's form; galai has no stop, we stop when the model starts the next
+    # question (the parser keeps only the answer's paragraph after </work>).
+    return _question("work", question, WORK_START, max_tokens, new_doc, list(_WORK_STOPS))
+
+
+def _question(
+    task: str,
+    question: str,
+    opening: str,
+    max_tokens: int,
+    new_doc: bool,
+    stop: list[str],
+    lead: bool = False,
+) -> GenerationRequest:
+    """``Question: ...\\n\\n`` then ``opening`` (the form of ``ask`` and ``work``); with
+    ``lead``, a stop does not end the first tokens (see :func:`lead_in`)."""
     check_text(question, "question")
     check_max_tokens(max_tokens)
     check_flags(new_doc=new_doc)
-    # galai: the notebook's form; galai has no stop, we stop when the model starts the next
-    # question (the parser keeps only the answer's paragraph after </work>).
-    prompt = f"Question: {escape_text(question.strip())}\n\n{WORK_START}"
+    prompt = f"Question: {escape_text(question.strip())}\n\n{opening}"
     return GenerationRequest(
-        task="work",
+        task=task,
         prompt=new_document(prompt, new_doc),
         max_tokens=max_tokens,
-        stop=list(_WORK_STOPS),
-        suffix=WORK_START,
+        stop=stop,
+        min_tokens=lead_in(max_tokens) if lead else 0,
+        suffix=opening,
     )
 
 

@@ -18,7 +18,7 @@ import torch
 from transformers import DynamicCache
 
 from .kvcache import from_cache, growing_cache, reorder
-from .sampling import Choice, SamplingError, add_bias, allow_only, ban_ends, check_logits
+from .sampling import SamplingError, add_bias, allow_only, ban_ends, check_logits, scored
 
 if TYPE_CHECKING:
     from .requests import Request, SeqState
@@ -84,11 +84,7 @@ class ContrastiveSearch:
         reorder(self.cache, [pick] * k, last)  # every row takes the chosen token
         self.context = torch.cat([self.context, hidden[pick : pick + 1]])
         self.logits = out.logits[pick, -1]
-        top = []
-        if params.logprobs:
-            values, ids = torch.topk(logprobs, params.logprobs)
-            top = list(zip(ids.tolist(), values.tolist(), strict=True))
-        engine.record(seq, Choice(token, float(logprobs[token]), top))
+        engine.record(seq, scored(token, logprobs, params.logprobs))
         return engine.finish_if_done(seq)
 
     def finish_cancelled(self) -> None:

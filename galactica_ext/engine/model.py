@@ -7,9 +7,10 @@ from typing import Any
 
 from .. import tasks
 from ..tasks import GenerationRequest
+from .events import Delta
 from .loading import LoadedModel, LoadOptions, ProgressCallback, load_model
 from .sampling import SamplingParams
-from .scheduler import Delta, Engine
+from .scheduler import Engine
 
 
 def sampling_params(request: GenerationRequest) -> SamplingParams:

@@ -199,11 +199,17 @@ def choose(
         token = _sample(logits, params, generator)
     if logprobs is None:
         return Choice(token)
-    top = []
-    if params.logprobs:
-        values, indices = torch.topk(logprobs, params.logprobs)
-        top = list(zip(indices.tolist(), values.tolist(), strict=True))
-    return Choice(token, float(logprobs[token]), top)
+    return scored(token, logprobs, params.logprobs)
+
+
+def scored(token: int, logprobs: torch.Tensor, top: int | None) -> Choice:
+    """``token`` with its log-probability and the ``top`` most probable tokens' (``logprobs``:
+    one row, ``[vocab]``)."""
+    best: list[tuple[int, float]] = []
+    if top:
+        values, ids = torch.topk(logprobs, top)
+        best = list(zip(ids.tolist(), values.tolist(), strict=True))
+    return Choice(token, float(logprobs[token]), best)
 
 
 def _sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:

@@ -24,7 +24,7 @@ from ..protocol.limits import MAX_N
 from ..specs import CONTEXT_LENGTH
 from ..tasks import escape_sequences
 from .constraints import ChoiceTrie, TrieCache, TrieNode
-from .events import ChoiceResult, Completion, Delta, EngineClosed, Event, Failed, Finished
+from .events import ChoiceResult, Completion, Delta, EngineClosed
 from .kvcache import BatchKV, LayerKV, PrefixCache, PrefixHit
 from .loading import LoadedModel
 from .prefill import packed, prefill, prefill_many
@@ -33,18 +33,7 @@ from .sampling import Choice, SamplingParams, choose, choose_greedy, plain_greed
 from .searches import Searches
 from .textstream import TextStream
 
-__all__ = [
-    "ChoiceResult",
-    "Completion",
-    "Delta",
-    "Engine",
-    "EngineClosed",
-    "Event",
-    "Failed",
-    "Finished",
-    "PromptTooLong",
-    "QueueFull",
-]
+__all__ = ["Engine", "PromptTooLong", "QueueFull"]
 
 log = logging.getLogger(__name__)
 

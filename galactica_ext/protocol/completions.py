@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import RequestError, check_model, check_utf8, fail, request_error, short
+from .errors import check_model, check_utf8, fail, parse_body, short
 from .limits import (
     CONTEXT_LENGTH,
     INT64_MAX,
@@ -336,12 +336,7 @@ def _prompt_list(value: Any) -> list[Any]:
 
 def parse_completion(body: Any) -> CompletionRequest:
     """Validate a ``/v1/completions`` body; raise :class:`RequestError` naming the bad field."""
-    if not isinstance(body, dict):
-        raise RequestError("the request body must be a JSON object")
-    try:
-        return CompletionRequest.model_validate(body)
-    except ValidationError as err:
-        raise request_error(err, CompletionRequest) from None
+    return parse_body(CompletionRequest, body)
 
 
 # ------------------------------------------------------------------------ the replies

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from .limits import MAX_MODEL_BYTES
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class RequestError(ValueError):
@@ -55,6 +57,16 @@ def fail(param: str, message: str) -> PydanticCustomError:
 def short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_body(model: type[M], body: Any) -> M:
+    """``body`` validated as ``model``; :class:`RequestError` naming the bad field."""
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        raise request_error(err, model) from None
 
 
 def request_error(err: ValidationError, model: type[BaseModel]) -> RequestError:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import RequestError, check_model, request_error
+from .errors import check_model, parse_body
 from .limits import DEVICE_PATTERN, DTYPES, MAX_MODEL_BYTES
 
 # ----------------------------------------------------------------------- health, load
@@ -78,12 +78,8 @@ class LoadRequest(BaseModel):
 
 
 def parse_load(body: Any) -> LoadRequest:
-    if not isinstance(body, dict):
-        raise RequestError("the request body must be a JSON object")
-    try:
-        return LoadRequest.model_validate(body)
-    except ValidationError as err:
-        raise request_error(err, LoadRequest) from None
+    """Validate a ``/v1/load`` body; raise :class:`RequestError` naming the bad field."""
+    return parse_body(LoadRequest, body)
 
 
 # ----------------------------------------------------------------------- task results
