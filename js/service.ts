@@ -156,21 +156,33 @@ export class GalacticaService implements IGalactica {
     request: ITaskRequest,
     callbacks: IStreamCallbacks = {}
   ): Promise<ITaskResults[K]> {
-    if (this.status.unloadedByUser && !this.status.ready) {
-      // the user unloaded the model on purpose: a task must not start it again
-      return Promise.reject(
-        new TaskError(
-          'no GALACTICA model is loaded (you unloaded it): load one from the GALACTICA sidebar'
-        )
-      );
+    const refused = this._unloaded();
+    if (refused) {
+      return Promise.reject(refused);
     }
     return runTask(task, request, callbacks, this._serverSettings);
+  }
+
+  /**
+   * The error a generation gets while the user has unloaded the model on purpose (a
+   * request must not start it again), else null.
+   */
+  private _unloaded(): TaskError | null {
+    return this.status.unloadedByUser && !this.status.ready
+      ? new TaskError(
+          'no GALACTICA model is loaded (you unloaded it): load one from the GALACTICA sidebar'
+        )
+      : null;
   }
 
   cite(
     request: ILibraryCiteRequest,
     signal?: AbortSignal
   ): Promise<ILibraryCiteResult> {
+    const refused = this._unloaded();
+    if (refused) {
+      return Promise.reject(refused);
+    }
     return citeFromLibrary(request, signal, this._serverSettings);
   }
 
@@ -187,6 +199,10 @@ export class GalacticaService implements IGalactica {
     request: IPromptRunRequest,
     callbacks: IStreamCallbacks = {}
   ): Promise<IPromptResult> {
+    const refused = this._unloaded();
+    if (refused) {
+      return Promise.reject(refused);
+    }
     return runPrompt(name, request, callbacks, this._serverSettings);
   }
 

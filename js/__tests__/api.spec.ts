@@ -1,4 +1,7 @@
+import { ServerConnection } from '@jupyterlab/services';
+
 import { parseEventStream } from '../api';
+import { GalacticaService } from '../service';
 
 describe('parseEventStream', () => {
   it('splits complete events and keeps the rest', () => {
@@ -18,5 +21,28 @@ describe('parseEventStream', () => {
     );
     expect(events).toEqual([{ event: 'message', data: 'one\ntwo' }]);
     expect(rest).toBe('');
+  });
+});
+
+describe('GalacticaService', () => {
+  it('starts no generation after the user unloaded the model', async () => {
+    const service = new GalacticaService(
+      ServerConnection.makeSettings({ baseUrl: 'http://127.0.0.1:9/' })
+    );
+    service.status.dispose();
+    service.status.unloadedByUser = true;
+    try {
+      await expect(
+        service.runPrompt('wiki', { prompt: '# A' })
+      ).rejects.toThrow('you unloaded it');
+      await expect(
+        service.cite({ text: 'x', path: 'nb.ipynb' })
+      ).rejects.toThrow('you unloaded it');
+      await expect(service.run('equation', { text: 'x' })).rejects.toThrow(
+        'you unloaded it'
+      );
+    } finally {
+      service.status.unloadedByUser = false;
+    }
   });
 });
