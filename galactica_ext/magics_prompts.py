@@ -1,14 +1,12 @@
-"""``%%galactica --task NAME``: the prompt library (and the editor tasks) from a cell, for
-:class:`galactica_ext.magics.GalacticaMagics`."""
+"""``%%galactica --task NAME``: the prompt library (and the editor tasks) from a cell, and the
+decoding options of ``%%galactica``, for :class:`galactica_ext.magics.GalacticaMagics`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from IPython.core.error import UsageError
-
 from . import prompts, tasks
-from .prompts.display import TemplateResult
+from .magics_args import build_request, usage_error
 
 
 def sampling_options(args: Any) -> dict[str, Any]:
@@ -36,35 +34,21 @@ def _unquote(text: str) -> str:
 
 def run_template(magics: Any, args: Any, text: str) -> None:
     """Fill template ``args.task`` from the cell (its first field; others from ``--field
-    KEY=VALUE``), run it, show the result (a molecule with its structure) and keep the result
-    dict in ``-o VAR``."""
-    from .magics import Citations, _Equation, _Live, _Text
-
+    KEY=VALUE``), run it on ``magics`` (a :class:`~galactica_ext.magics.GalacticaMagics`),
+    show the result (a molecule with its structure) and keep the result dict in ``-o VAR``."""
     func = magics.galactica
-    usage = func.parser.format_usage()
     fields = {}
     for item in args.field:
         key, sep, value = _unquote(item).partition("=")
         if not sep or not key:
-            raise UsageError(f"--field {item!r}: write KEY=VALUE\n{usage}")
+            raise usage_error(func, f"--field {item!r}: write KEY=VALUE")
         fields[key] = _unquote(value)  # the line was interpolated already
     if args.task not in prompts.TEMPLATES and args.task not in tasks.TASKS:
-        raise UsageError(
+        raise usage_error(
+            func,
             f"unknown task {args.task!r}: `%galactica prompts` lists the templates; "
-            f"the tasks are {', '.join(tasks.TASKS)}\n{usage}"
+            f"the tasks are {', '.join(tasks.TASKS)}",
         )
-    request = magics._build(func, args.task, text, **sampling_options(args), **fields)
-    live = _Live(magics.shell)
-    result = magics._run(request, live)
-    shown: Any
-    if request.task in prompts.TEMPLATES:
-        shown = TemplateResult(request.task, result)
-        live.done(shown, plain=shown.plain)
-    elif request.task == "cite":
-        live.done(Citations(result["suggestions"], result.get("model"), result["truncated"]))
-    elif request.task == "equation":
-        latex = result["latex"]
-        live.done(_Equation(latex) if latex else _Text("(no equation)"), plain=latex)
-    else:
-        live.done(_Text(result["text"], markdown=True), plain=result["text"])
-    magics._store(func, args.output, result)
+    request = build_request(func, args.task, text, **sampling_options(args), **fields)
+    result, _ = magics.run(request)
+    magics.store(func, args.output, result)

@@ -20,7 +20,7 @@ import ipywidgets as widgets
 from . import prompts
 from .client import ClientError, CompletionsClient, run_task
 from .discovery import AgentClient
-from .magics import HALLUCINATION_NOTE, Citations, status_text
+from .magics_display import HALLUCINATION_NOTE, Citations, progress_line, status_text
 from .notices import MAKES_THINGS_UP
 from .prompts.display import TemplateResult
 
@@ -192,7 +192,7 @@ class Assistant(widgets.VBox):
                 raise ValueError("type or paste some text first")
             client = self.client(start=True)
             if client.health().get("status") != "ready":
-                client.wait_ready(on_progress=lambda h: self._show_stream(_loading(h)))
+                client.wait_ready(on_progress=lambda h: self._show_stream(progress_line(h)))
             self._show_stream("Looking for references…" if task == "cite" else "")
             result = run_task(
                 client, task, text, on_text, extra=self._extra, **self._options.get(task, {})
@@ -271,9 +271,3 @@ class Assistant(widgets.VBox):
             return False
         shell.set_next_input(self.insert_text, replace=False)
         return True
-
-
-def _loading(health: dict[str, Any]) -> str:
-    from .magics import _progress_line
-
-    return _progress_line(health)
