@@ -6,6 +6,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { citeHere, equationFromSelection, summariseCell } from './actions';
+import { addLibraryCommands, citeHereAction } from './citations/commands';
 import { getEditorContext } from './editor';
 import { trans } from './i18n';
 import { galacticaIcon } from './icons';
@@ -87,8 +88,9 @@ export function addCommands(
     trans().__(
       'Suggest references for the text before the cursor, insert the chosen one and update the References cell (GALACTICA)'
     ),
-    citeHere
+    citeHereAction(currentWidget, citeHere)
   );
+  addLibraryCommands(app, galactica, currentWidget, palette);
 
   commands.addCommand(CommandIDs.load, {
     label: trans().__('Load the GALACTICA Model'),
