@@ -97,6 +97,7 @@ test('Cite ranks the library next to the notebook and inserts [@key]', async ({
     );
     await expect(option.locator('a')).toHaveCount(0); // nothing to search for
   }
+  await options.last().scrollIntoViewIfNeeded();
   await page.screenshot({ path: `${SCREENSHOTS}/sidebar-library-citations.png` });
 
   const chosen = options.nth(count - 1);

@@ -110,6 +110,7 @@ test.describe('GALACTICA sidebar: model and layout', () => {
       await expect(where).toContainText('CC BY-NC 4.0');
       await expect(where).toContainText('non-commercial');
       await expect(where.locator('a')).toHaveAttribute('href', MODEL_CARD);
+      expect(await sidewaysOverflow(where)).toEqual([0]); // whole, not cut with an ellipsis
     }
   });
 

@@ -80,6 +80,7 @@ test.describe('GALACTICA prompt library', () => {
       }
     ]);
     const text = (await library.locator('.jp-galactica-text').textContent()) ?? '';
+    await library.locator('.jp-galactica-result').scrollIntoViewIfNeeded();
     await page.screenshot({ path: `${SCREENSHOTS}/sidebar-prompt-library.png` });
 
     await page.notebook.enterCellEditingMode(0);
@@ -118,6 +119,7 @@ test.describe('GALACTICA prompt library', () => {
       await expect(library.locator('.jp-galactica-molecule-svg')).toHaveCount(0);
       await expect(check).toHaveText(served.check.error);
     }
+    await library.locator('.jp-galactica-result').scrollIntoViewIfNeeded();
     await page.screenshot({ path: `${SCREENSHOTS}/sidebar-prompt-molecule.png` });
   });
 });
