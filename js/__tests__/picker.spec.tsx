@@ -8,6 +8,7 @@ import {
   servedChoice
 } from '../panel/picker';
 import { ILoadFailure, MODEL_CARD_URL, StatusView } from '../panel/status';
+import { IModelStatus } from '../tokens';
 import { click, IMounted, mount, setValue } from './dom';
 import { READY, ScriptedGalactica } from './galactica';
 
@@ -171,6 +172,44 @@ describe('ModelPicker', () => {
     expect($('.jp-galactica-dtype')).toBeNull();
     await click($('.jp-galactica-load'));
     expect(galactica.loads).toEqual([{ remote: 'gpu' }]);
+  });
+
+  it('shows a model that fails to load after the server accepted it', async () => {
+    let held: ILoadFailure | null = null;
+    const Watched = (props: { status: IModelStatus }) => {
+      const [shown, setShown] = React.useState<ILoadFailure | null>(null);
+      held = shown;
+      return (
+        <ModelPicker
+          galactica={galactica}
+          status={props.status}
+          failure={shown}
+          onFailure={setShown}
+          trans={trans}
+        />
+      );
+    };
+    await view.rerender(<Watched status={READY} />);
+    await setValue(
+      $<HTMLSelectElement>('.jp-galactica-model-select'),
+      'custom'
+    );
+    await setValue(
+      $<HTMLInputElement>('.jp-galactica-model-custom'),
+      '/data/empty'
+    );
+    galactica.nextLoad = { ...READY, state: 'loading' };
+    await click($('.jp-galactica-load'));
+    await view.rerender(<Watched status={{ ...READY, state: 'loading' }} />);
+    expect($('.jp-galactica-load-error')).toBeNull();
+    const error = `${REFUSAL} (config.json is missing)`;
+    await view.rerender(
+      <Watched status={{ ...READY, state: 'failed', error }} />
+    );
+    expect($('.jp-galactica-load-error')!.textContent).toBe(
+      `Cannot load /data/empty: ${error}`
+    );
+    expect(held).toEqual({ requested: '/data/empty', message: error });
   });
 
   it('shows why an unload failed', async () => {

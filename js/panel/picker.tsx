@@ -118,13 +118,36 @@ export function ModelPicker(props: {
   const [busy, setBusy] = React.useState(false);
   const [unloadError, setUnloadError] = React.useState<string | null>(null);
 
+  // a load the server accepted: if the model then fails to load, say so here too (the
+  // status the click saw is not an answer to it)
+  const [pending, setPending] = React.useState<{
+    requested: string;
+    before: IModelStatus | null;
+  } | null>(null);
+  React.useEffect(() => {
+    if (!pending || !status || status === pending.before) {
+      return;
+    }
+    if (status.state === 'failed') {
+      onFailure({
+        requested: pending.requested,
+        message: status.error || trans.__('the model failed to load')
+      });
+      setPending(null);
+    } else if (status.state === 'ready' || status.state === 'stopped') {
+      setPending(null);
+    }
+  }, [pending, status]);
+
   const load = async () => {
     const { request, requested } = loadRequest(choice, custom, dtype, status);
+    const before = status;
     setBusy(true);
     setUnloadError(null);
     try {
       await galactica.load(request);
       onFailure(null);
+      setPending({ requested, before });
     } catch (error) {
       onFailure({ requested, message: errorMessage(error) });
     } finally {

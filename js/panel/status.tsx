@@ -166,7 +166,7 @@ export function StatusView(props: {
           )
         </dd>
       </dl>
-      {status.error && (
+      {status.error && status.error !== failure?.message && (
         <div className="jp-galactica-error" role="alert">
           {status.error}
         </div>
