@@ -193,7 +193,8 @@ async function choose(result: ILibraryCiteResult): Promise<Choice> {
     caption: trans().__(
       "GALACTICA's own suggestions, checked against your library (the others are marked unverified)"
     ),
-    displayType: 'default'
+    displayType: 'default',
+    accept: false
   });
   const buttons = [Dialog.cancelButton()];
   if (result.grounded) {
