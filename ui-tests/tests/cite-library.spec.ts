@@ -152,6 +152,17 @@ test('Cite here ranks the library, inserts [@key], formats References, exports a
     `## References\n\n<a id="ref-${key}"></a>${ENTRIES[key].formatted}`
   );
 
+  // one undo step takes back the citation and the References cell; redo brings them back
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('z');
+  await expect
+    .poll(async () => (await cells(page)).map(c => c.source))
+    .toEqual([text]);
+  await page.keyboard.press('Shift+Z');
+  await expect
+    .poll(async () => (await cells(page)).map(c => c.source))
+    .toEqual([`${text} [@${key}]`, references.source]);
+
   // export: the cited entry, next to the notebook
   const bib = `${prefix}cite-library.bib`;
   await page.notebook.save();
@@ -179,4 +190,105 @@ test('Cite here ranks the library, inserts [@key], formats References, exports a
   await expect
     .poll(() => readFile(page, bib), { timeout: 30000 })
     .toContain(`{${key},`);
+});
+
+/** Set one of the extension's settings (through the settings registry the plugins use). */
+async function setSetting(
+  page: IJupyterLabPageFixture,
+  name: string,
+  value: unknown
+): Promise<void> {
+  await page.evaluate(
+    async ({ name, value }) => {
+      const registry = await (window as any).galata.getPlugin(
+        '@jupyterlab/apputils-extension:settings'
+      );
+      if (value === undefined) {
+        await registry.remove('galactica-ext:plugin', name);
+      } else {
+        await registry.set('galactica-ext:plugin', name, value);
+      }
+    },
+    { name, value }
+  );
+}
+
+test('MyST: {cite:p}`key` and no References cell; a free suggestion is an unverified span', async ({
+  page
+}) => {
+  const text = 'Residual connections make very deep networks trainable';
+  await page.notebook.createNew('cite-myst.ipynb');
+  const path: string = await page.evaluate(
+    () => (window as any).jupyterapp.shell.currentWidget.context.path
+  );
+  const folder = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+  await page.contents.uploadContent(
+    BIB,
+    'text',
+    `${folder ? `${folder}/` : ''}refs.bib`
+  );
+  await page.notebook.setCell(0, 'markdown', text);
+  await setSetting(page, 'libraryCitationFormat', 'myst');
+  await setSetting(page, 'libraryReferences', false);
+  try {
+    await page.sidebar.openTab('galactica-ext-sidebar');
+    await expect(
+      page.locator('#galactica-ext-sidebar .jp-galactica-status')
+    ).toHaveAttribute('data-state', 'ready', { timeout: 150000 });
+
+    await page.notebook.enterCellEditingMode(0);
+    await page.keyboard.press('Control+End');
+    await execute(page, 'galactica:cite-here');
+    const dialog = page.locator('.jp-Dialog');
+    const options = dialog.locator('.jp-galactica-library-choices li');
+    await expect(options.first()).toBeVisible({ timeout: MODEL_TIMEOUT });
+    const key = (await options
+      .first()
+      .locator('.jp-galactica-citation-key')
+      .textContent())!;
+    expect(Object.keys(ENTRIES)).toContain(key);
+    await dialog.locator('.jp-mod-accept').click();
+    const cited = `${text} {cite:p}\`${key}\``;
+    await expect
+      .poll(async () => (await cells(page)).map(c => c.source))
+      .toEqual([cited]); // MyST renders the bibliography itself: no References cell
+
+    // GALACTICA's own suggestions: none is in the library, each is marked unverified
+    await page.notebook.enterCellEditingMode(0);
+    await page.keyboard.press('Control+End');
+    await execute(page, 'galactica:cite-here');
+    await expect(options.first()).toBeVisible({ timeout: MODEL_TIMEOUT });
+    await dialog.getByRole('button', { name: 'Free Suggestions' }).click();
+    await expect(dialog.locator('.jp-galactica-library-origin')).toContainText(
+      "GALACTICA's own suggestions",
+      { timeout: MODEL_TIMEOUT }
+    );
+    const free = dialog.locator('.jp-galactica-library-choices li');
+    const count = await free.count();
+    expect(count).toBeGreaterThanOrEqual(1);
+    for (let i = 0; i < count; i++) {
+      await expect(free.nth(i).locator('.jp-galactica-badge')).toHaveText(
+        'unverified'
+      );
+      await expect(free.nth(i).locator('a')).toHaveText('search for it');
+      await expect(
+        free.nth(i).locator('.jp-galactica-citation-key')
+      ).toHaveCount(0);
+    }
+    await page.screenshot({ path: `${SCREENSHOTS}/cite-here-unverified.png` });
+    await dialog.locator('.jp-mod-accept').click();
+    await expect
+      .poll(async () => (await cells(page))[0].source)
+      .toMatch(/\{\.unverified\}$/);
+    const source = (await cells(page))[0].source;
+    expect(source.startsWith(`${cited} [`)).toBe(true);
+    // the span is one span whose text holds no citation key
+    expect(
+      source.slice(cited.length + 2, -'{.unverified}'.length - 1)
+    ).not.toMatch(/[[\]]|(?<![\w@\\])@\w/);
+    expect(await cells(page)).toHaveLength(1);
+  } finally {
+    await setSetting(page, 'libraryCitationFormat', undefined);
+    await setSetting(page, 'libraryReferences', undefined);
+  }
 });
