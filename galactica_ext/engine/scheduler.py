@@ -179,11 +179,6 @@ class Engine:
         return self.submit(prompt, params, **kwargs).wait()
 
     @property
-    def search_steps(self) -> int:
-        """Steps taken by searches (beam, group beam, contrastive)."""
-        return self._searches.steps
-
-    @property
     def load(self) -> dict[str, int]:
         """How busy the engine is (for /health and 503 decisions); a search counts as one."""
         running = [s.request.completion for s in list(self._active)]

@@ -24,7 +24,6 @@ class Searches:
 
     def __init__(self) -> None:
         self.running: list[Search] = []
-        self.steps = 0
         self._credit = 0.0  # seconds of worker time the searches may still take
         self._turn = 0
         self._cost: dict[int, float] = {}  # what each search's last step took (s)
@@ -76,7 +75,6 @@ class Searches:
                 done = True
             else:
                 done = search.step()
-                self.steps += 1
         except Exception as err:
             log.warning("a search failed: %s", err)
             search.completion.fail(err)
