@@ -16,8 +16,8 @@ from jupyter_server.extension.application import ExtensionApp
 from .backend import ModelService
 from .config import Galactica
 from .handlers import EXTENSION_NAME, routes
-from .library_handlers import GalacticaLibrary, setup_library_handlers
-from .prompt_handlers import setup_prompt_handlers
+from .library_handlers import GalacticaLibrary, library_routes
+from .prompt_handlers import prompt_routes
 
 
 class GalacticaServerExtension(ExtensionApp):
@@ -37,14 +37,13 @@ class GalacticaServerExtension(ExtensionApp):
         self.service = ModelService(self.galactica, log=self.log)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(routes())
-        assert self.serverapp is not None
-        web_app = self.serverapp.web_app
-        setup_library_handlers(web_app, self.service, parent=self)  # the citation library
-        setup_prompt_handlers(web_app, self.service)  # the science prompt library
-        self.log.info(
-            "galactica_ext: handlers registered under %sgalactica/", web_app.settings["base_url"]
+        """Every route, in one list: the model and tasks, the science prompt library, the
+        citation library (``ExtensionApp`` puts ``{base_url}`` in front)."""
+        self.handlers.extend(
+            [*routes(), *prompt_routes(), *library_routes(self.service, parent=self)]
         )
+        base_url = self.serverapp.base_url if self.serverapp is not None else "/"
+        self.log.info("galactica_ext: handlers registered under %sgalactica/", base_url)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Once the event loop runs: start what the configuration says."""

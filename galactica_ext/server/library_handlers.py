@@ -25,7 +25,7 @@ from typing import Any
 
 import tornado
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.utils import ensure_async, url_path_join
+from jupyter_server.utils import ensure_async
 from traitlets import Int, List, Unicode
 from traitlets.config import Configurable
 
@@ -52,7 +52,7 @@ from ..library.discovery import Found
 from .backend import ModelService, ModelUnavailable
 from .handlers import GalacticaHandler
 
-__all__ = ["GalacticaLibrary", "setup_library_handlers"]
+__all__ = ["GalacticaLibrary", "library_routes"]
 
 STORE_KEY = "galactica_library_store"
 #: the most keys one format or export request may name
@@ -351,17 +351,15 @@ class CiteHandler(LibraryHandler):
         return await self.service.run(request, ignore)
 
 
-def setup_library_handlers(web_app: Any, service: ModelService, parent: Any = None) -> None:
-    """Add the library's routes (``parent``: the server app, for ``c.GalacticaLibrary``)."""
-    config = GalacticaLibrary(parent=parent)
-    base = url_path_join(web_app.settings["base_url"], "galactica")
-    kwargs = {"service": service, "config": config}
-    web_app.add_handlers(
-        ".*$",
-        [
-            (url_path_join(base, "library"), LibraryGetHandler, kwargs),
-            (url_path_join(base, "library", "format"), LibraryFormatHandler, kwargs),
-            (url_path_join(base, "library", "export"), LibraryExportHandler, kwargs),
-            (url_path_join(base, "cite"), CiteHandler, kwargs),
-        ],
-    )
+def library_routes(
+    service: ModelService, parent: Any = None
+) -> list[tuple[str, type[GalacticaHandler], dict[str, Any]]]:
+    """The library's routes, for the app's handler list (it puts ``{base_url}`` in front;
+    ``parent``: the app, for ``c.GalacticaLibrary``)."""
+    kwargs = {"service": service, "config": GalacticaLibrary(parent=parent)}
+    return [
+        ("/galactica/library", LibraryGetHandler, kwargs),
+        ("/galactica/library/format", LibraryFormatHandler, kwargs),
+        ("/galactica/library/export", LibraryExportHandler, kwargs),
+        ("/galactica/cite", CiteHandler, kwargs),
+    ]

@@ -22,15 +22,13 @@ from typing import Any
 
 import tornado
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.utils import url_path_join
 
 from .. import prompts
 from ..notices import MAKES_THINGS_UP
 from ..prompts import chem
-from .backend import ModelService
 from .handlers import GalacticaHandler, TaskHandler
 
-__all__ = ["setup_prompt_handlers"]
+__all__ = ["prompt_routes", "run_request"]
 
 #: options a browser may set on a template run, and their types
 RUN_OPTIONS: dict[str, tuple[type, ...]] = {
@@ -158,16 +156,11 @@ class MoleculeHandler(GalacticaHandler):
         self.finish(json.dumps({"smiles": smiles, "check": check, "svg": svg}))
 
 
-def setup_prompt_handlers(web_app: Any, service: ModelService) -> None:
-    """Add the prompt library's routes to the tornado application."""
-    base = url_path_join(web_app.settings["base_url"], "galactica")
-    kwargs = {"service": service}
-    web_app.add_handlers(
-        ".*$",
-        [
-            (url_path_join(base, "prompts"), PromptListHandler, kwargs),
-            (url_path_join(base, "prompts", r"([a-z_]+)", "fill"), PromptFillHandler, kwargs),
-            (url_path_join(base, "prompts", r"([a-z_]+)"), PromptRunHandler, kwargs),
-            (url_path_join(base, "molecule"), MoleculeHandler, kwargs),
-        ],
-    )
+def prompt_routes() -> list[tuple[str, type[GalacticaHandler]]]:
+    """The prompt library's routes (the app puts ``{base_url}`` in front)."""
+    return [
+        ("/galactica/prompts", PromptListHandler),
+        (r"/galactica/prompts/([a-z_]+)/fill", PromptFillHandler),
+        (r"/galactica/prompts/([a-z_]+)", PromptRunHandler),
+        ("/galactica/molecule", MoleculeHandler),
+    ]

@@ -72,3 +72,36 @@ def test_jupyter_lists_the_extension_enabled_and_valid() -> None:
     lines = [line.strip() for line in text.splitlines()]
     assert any(line.startswith("galactica_ext") and "enabled" in line for line in lines), text
     assert any(line.startswith("galactica_ext") and line.endswith("OK") for line in lines), text
+
+
+async def test_every_route_is_registered_through_the_apps_handler_list(
+    jp_serverapp: Any, jp_fetch: Any
+) -> None:
+    (app,) = jp_serverapp.extension_manager.extension_apps["galactica_ext"]
+    assert [handler[0] for handler in app.handlers] == [
+        "/galactica/status",
+        "/galactica/model",
+        r"/galactica/tasks/([a-z]+)",
+        "/galactica/prompts",
+        r"/galactica/prompts/([a-z_]+)/fill",
+        r"/galactica/prompts/([a-z_]+)",
+        "/galactica/molecule",
+        "/galactica/library",
+        "/galactica/library/format",
+        "/galactica/library/export",
+        "/galactica/cite",
+    ]
+    # each answers under {base_url} (a 404 would be tornado's, without our JSON message)
+    gets = {"status": 200, "prompts": 200, "molecule": 400, "library": 400}
+    for path, code in gets.items():
+        response = await jp_fetch("galactica", path, raise_error=False)
+        assert response.code == code, (path, response.body)
+        assert "message" in json.loads(response.body) or code == 200
+    posts = ["model", "tasks/nosuch", "prompts/nosuch/fill", "prompts/nosuch"]
+    posts += ["library/format", "library/export", "cite"]
+    for path in posts:
+        response = await jp_fetch(
+            "galactica", *path.split("/"), method="POST", body="[]", raise_error=False
+        )
+        assert response.code == 400, (path, response.body)
+        assert json.loads(response.body)["message"], path
