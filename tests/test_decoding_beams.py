@@ -226,3 +226,22 @@ def test_a_cheap_search_does_not_starve_a_costly_one(engine: Engine) -> None:
     assert not long.done.is_set()
     long.cancel()
     long.wait()
+
+
+@pytest.mark.parametrize("ignore_eos", [False, True])
+def test_the_batch_and_beams_end_sequences_by_one_rule(engine: Engine, ignore_eos: bool) -> None:
+    """One rule for both paths (``Request.ends``): ``min_tokens`` holds back the end of
+    document only while it would end the sequence; with ``ignore_eos`` it is an ordinary
+    token, taken at once (as vLLM), and the sequence runs to ``max_tokens``."""
+    params = SamplingParams(
+        max_tokens=4, min_tokens=2, logit_bias={EOS: 100.0}, ignore_eos=ignore_eos
+    )
+    batch = engine.generate("Stop here", params)[0]
+    beams = engine.generate("Stop here", params, num_beams=2)[0]
+    for result in (batch, beams):
+        if ignore_eos:
+            assert result.token_ids == [EOS] * 4 and result.finish_reason == "length"
+        else:  # two tokens that are not the end, then the end
+            assert EOS not in result.token_ids[:2] and result.token_ids[2:] == [EOS]
+            assert result.finish_reason == "stop"
+    assert (batch.prompt_tokens, batch.truncated) == (beams.prompt_tokens, beams.truncated)

@@ -361,7 +361,7 @@ class GroupBeamSearch(_Beams):
             self.done[group] = self.done[group] or len(self.hyps[group]) >= size
         self.generated = gen
         self.scores, self.beams = scores, beams
-        limit = gen >= self.params.max_tokens or len(self.prompt) + gen >= self.engine.context
+        limit = self.request.full(gen, self.engine.context)
         if all(self.done) or limit:
             self._finalise()
             return True
