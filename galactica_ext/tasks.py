@@ -90,9 +90,10 @@ def cite(
     """Reference suggestions for the end of ``text`` (galai's ``generate_reference``).
 
     Appends ``[START_REF]`` unless a reference is already open, stops at ``[END_REF]``, and
-    returns ``n`` suggestions by beam search; with ``diverse``, by diverse (group) beam search,
-    one beam in each of ``n`` groups with a Hamming diversity penalty, as galai does; by
-    sampling when ``top_p`` is given (at temperature 1, as galai).
+    returns ``n`` suggestions by beam search; with ``diverse`` and ``n > 1``, by group beam
+    search, one beam in each of ``n`` groups with a Hamming diversity penalty, as galai does
+    (``n == 1`` has no groups: plain beam search); by sampling when ``top_p`` is given (at
+    temperature 1, as galai; ``diverse`` then changes nothing).
     """
     check_text(text)
     check_max_tokens(max_tokens)

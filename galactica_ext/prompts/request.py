@@ -36,9 +36,9 @@ LEAD_IN_TOKENS = 3
 class GenerationRequest:
     """What to generate: the prompt and how to decode it.
 
-    ``temperature == 0`` means greedy (or beam search when ``num_beams > 1``; diverse beam
-    search in ``num_beam_groups`` groups when ``diversity_penalty > 0``; contrastive search when
-    ``penalty_alpha > 0`` and ``top_k > 1``). ``choices`` limits the output to one of the given
+    ``temperature == 0`` means greedy (or beam search when ``num_beams > 1``; group beam
+    search when ``num_beam_groups > 1``, which needs ``diversity_penalty > 0``; contrastive
+    search when ``penalty_alpha > 0`` and ``top_k > 1``). ``choices`` limits the output to one of the given
     strings. ``truncate_prompt_tokens`` keeps only the prompt's last tokens so that prompt and
     new tokens fit GALACTICA's context (vLLM's parameter of the same name).
     """
