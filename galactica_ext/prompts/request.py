@@ -38,9 +38,9 @@ class GenerationRequest:
 
     ``temperature == 0`` means greedy (or beam search when ``num_beams > 1``; group beam
     search when ``num_beam_groups > 1``, which needs ``diversity_penalty > 0``; contrastive
-    search when ``penalty_alpha > 0`` and ``top_k > 1``). ``choices`` limits the output to one of the given
-    strings. ``truncate_prompt_tokens`` keeps only the prompt's last tokens so that prompt and
-    new tokens fit GALACTICA's context (vLLM's parameter of the same name).
+    search when ``penalty_alpha > 0`` and ``top_k > 1``). ``choices`` limits the output to
+    one of the given strings. ``truncate_prompt_tokens`` keeps only the prompt's last tokens so
+    that prompt and new tokens fit GALACTICA's context (vLLM's parameter of the same name).
     """
 
     task: str
