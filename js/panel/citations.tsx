@@ -1,16 +1,14 @@
 /**
  * Citations in the sidebar: entries of the document's library (key, title, first author,
  * year; a "library" badge) and free suggestions marked "unverified" with a "search for it"
- * link, and how the sidebar's Cite asks for them.
+ * link, and how the sidebar's Cite asks for them (a chosen entry is written as Cite here writes
+ * it: js/citations/citeHere.ts).
  */
-import { DocumentWidget } from '@jupyterlab/docregistry';
 import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
 import { IStreamCallbacks } from '../api';
-import { IEditorContext, insertText } from '../editor';
 import { verifyUrl } from '../references';
 import { IGalactica } from '../service';
 import {
@@ -24,13 +22,6 @@ import {
  * Citations from the document's library: the cite result tagged as such.
  */
 export type LibraryCiteResult = { task: 'cite-library' } & ILibraryCiteResult;
-
-/**
- * The path (relative to the Jupyter root) of the document a widget shows, if it is one.
- */
-export function documentPath(widget: Widget | null): string | null {
-  return widget instanceof DocumentWidget ? widget.context.path : null;
-}
 
 /**
  * Whether an error says the server has no such route or document (then the sidebar falls
@@ -78,24 +69,6 @@ export async function runCite(
     }
   }
   return { task: 'cite', ...(await galactica.run('cite', request, callbacks)) };
-}
-
-/**
- * Write a library suggestion at the cursor: `[@key]`, or the unverified span, as the
- * server formats it.
- */
-export function insertLibraryCitation(
-  context: IEditorContext,
-  suggestion: ILibrarySuggestion
-): void {
-  const before = context.text.slice(0, context.start);
-  const space = before.length > 0 && !/[\s([]$/.test(before) ? ' ' : '';
-  insertText(
-    context.editor,
-    context.start,
-    context.end,
-    space + suggestion.insert
-  );
 }
 
 /**

@@ -17,12 +17,8 @@ import { IStreamCallbacks } from '../api';
 import { IEditorContext } from '../editor';
 import { IGalactica } from '../service';
 import { ITaskRequest, TaskResult } from '../tokens';
-import {
-  CitationChoices,
-  insertLibraryCitation,
-  LibraryCiteResult,
-  runCite
-} from './citations';
+import { insertLibraryChoice } from '../citations/citeHere';
+import { CitationChoices, LibraryCiteResult, runCite } from './citations';
 
 /**
  * The tasks the sidebar's buttons run.
@@ -84,15 +80,17 @@ export function copyText(result: SidebarResult, chosen: number): string {
 }
 
 /**
- * Insert a result where the task's text came from: a citation at the cursor, an equation
- * after the selection, a TL;DR cell or an answer below.
+ * Insert a result where the task's text came from: a citation at the cursor (a library
+ * entry of the document at `path` as Cite here writes it), an equation after the selection,
+ * a TL;DR cell or an answer below.
  */
 export function insertResult(
   galactica: IGalactica,
   context: IEditorContext,
   result: SidebarResult,
-  chosen: number
-): void {
+  chosen: number,
+  path: string | null = null
+): void | Promise<unknown> {
   switch (result.task) {
     case 'cite': {
       const suggestion = result.suggestions[chosen];
@@ -102,9 +100,10 @@ export function insertResult(
       return;
     }
     case 'cite-library': {
+      // written in the notebook's citation format, the References cell kept, as Cite here does
       const suggestion = result.suggestions[chosen];
-      if (suggestion) {
-        insertLibraryCitation(context, suggestion);
+      if (suggestion && path) {
+        return insertLibraryChoice(galactica, context, path, suggestion);
       }
       return;
     }

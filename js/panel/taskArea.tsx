@@ -18,7 +18,7 @@ import {
 import { IGalactica } from '../service';
 import { IGalacticaSettings } from '../settings';
 import { ITaskRequest } from '../tokens';
-import { documentPath } from './citations';
+import { documentPath } from '../citations/citeHere';
 import {
   canInsert,
   copyText,
@@ -30,7 +30,7 @@ import {
   taskLabel
 } from './results';
 import { ResultActions, RunProgress } from './runView';
-import { ITaskRunState, useTask } from './useTask';
+import { errorMessage, ITaskRunState, useTask } from './useTask';
 
 /**
  * The text a sidebar task works on: for Ask the question (else the selection); for Cite the
@@ -150,6 +150,7 @@ export function TaskArea(props: {
   const { state, start, stop, fail } = useTask<SidebarResult>();
   const [task, setTask] = React.useState<SidebarTask | null>(null);
   const [context, setContext] = React.useState<IEditorContext | null>(null);
+  const [path, setPath] = React.useState<string | null>(null);
   const [question, setQuestion] = React.useState('');
   const [chosen, setChosen] = React.useState(0);
   const [note, setNote] = React.useState<string | null>(null);
@@ -177,9 +178,10 @@ export function TaskArea(props: {
       return;
     }
     const request = taskRequest(next, text, galactica.settings);
-    const path = documentPath(props.currentWidget());
+    const where = documentPath(props.currentWidget());
+    setPath(where);
     void start(callbacks =>
-      runSidebarTask(galactica, next, request, callbacks, path)
+      runSidebarTask(galactica, next, request, callbacks, where)
     );
   };
 
@@ -195,7 +197,9 @@ export function TaskArea(props: {
       return;
     }
     setNote(null);
-    insertResult(galactica, target, state.result, chosen);
+    void Promise.resolve(
+      insertResult(galactica, target, state.result, chosen, path)
+    ).catch(reason => setNote(errorMessage(reason)));
   };
 
   const running = state.phase === 'running';
