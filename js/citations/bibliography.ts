@@ -251,3 +251,25 @@ export function bibName(path: string): string {
   const dot = base.lastIndexOf('.');
   return `${dot > 0 ? base.slice(0, dot) : base}.bib`;
 }
+
+/**
+ * How many entries the library of the notebook at `path` holds (0 when it has none); null
+ * when the server cannot say (no library endpoint, the document is not saved, a path it
+ * refuses, no connection: the caller's free flow then reports what it meets).
+ */
+export async function librarySize(
+  path: string,
+  settings?: ServerConnection.ISettings
+): Promise<number | null> {
+  try {
+    const found = await requestAPI<{ size?: number; entries?: unknown[] }>(
+      `library?path=${encodeURIComponent(path)}`,
+      {},
+      settings
+    );
+    return found.size ?? found.entries?.length ?? 0;
+  } catch (error) {
+    console.warn('galactica-ext: cannot read the library of', path, error);
+    return null;
+  }
+}

@@ -22,6 +22,7 @@ import { ILibraryCiteResult, ILibrarySuggestion } from '../tokens';
 import {
   formatReferences,
   ICell,
+  librarySize,
   METADATA_KEY,
   notebookCitedKeys,
   planBibliography
@@ -481,6 +482,10 @@ export async function citeHereFromLibrary(
       autoClose: 3000
     });
     return false;
+  }
+  // no library (or no way to read one): GALACTICA's free citations, as before
+  if (!(await librarySize(path))) {
+    return fallback(galactica, context);
   }
   if (!checkModel(galactica)) {
     return false;
