@@ -216,6 +216,9 @@ class CompletionsHandler(BaseHandler):
     def on_connection_close(self) -> None:
         super().on_connection_close()
         self.closed = True
+        running = getattr(self, "completions", [])
+        cut_off = sum(not completion.done.is_set() for completion in running)
+        self.host.disconnected += cut_off
         self._cancel_all()
 
     async def post(self) -> None:

@@ -83,6 +83,8 @@ class ModelHost:
         self.status = "empty"
         self.model: str | None = None  # the model loaded, or loading
         self.error: str | None = None
+        #: requests cancelled mid-generation because their client went away
+        self.disconnected = 0
         self.progress: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -117,6 +119,7 @@ class ModelHost:
             memory_bytes=facts.get("memory_bytes"),
             queue=queue,  # type: ignore[arg-type]
             prefix_cache=prefix,  # type: ignore[arg-type]
+            disconnected=self.disconnected,
             pid=os.getpid(),
             version=__version__,
         )

@@ -45,6 +45,8 @@ class Health(BaseModel):
     memory_bytes: int | None = None
     queue: QueueLoad = Field(default_factory=QueueLoad)
     prefix_cache: PrefixCacheStats = Field(default_factory=PrefixCacheStats)
+    #: requests cancelled before they finished because their client disconnected
+    disconnected: int = 0
     pid: int | None = None
     version: str | None = None
 
