@@ -38,8 +38,6 @@ from .magics_args import (
     usage_error,
 )
 from .magics_display import (
-    HALLUCINATION_NOTE,
-    INTERRUPTED,
     Citations,
     Interrupted,
     Live,
@@ -52,16 +50,7 @@ from .magics_prompts import run_template, sampling_options
 from .notices import MAKES_THINGS_UP, MODEL_LICENCE
 from .tasks import GenerationRequest
 
-__all__ = [
-    "HALLUCINATION_NOTE",
-    "INTERRUPTED",
-    "Citations",
-    "GalacticaMagics",
-    "Interrupted",
-    "interpolate",
-    "register",
-    "status_text",
-]
+__all__ = ["Citations", "GalacticaMagics", "Interrupted", "interpolate", "register"]
 
 
 @magics_class

@@ -28,7 +28,8 @@ from galactica_ext.client import (
     StreamCut,
     run_task,
 )
-from galactica_ext.magics import INTERRUPTED, Citations, GalacticaMagics, Interrupted, interpolate
+from galactica_ext.magics import Citations, GalacticaMagics, Interrupted, interpolate
+from galactica_ext.magics_display import INTERRUPTED
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -91,10 +91,8 @@ class ModelHandler(GalacticaHandler):
     @authorized
     async def post(self) -> None:
         body = self.json_body()
-        unknown = set(body) - LOAD_FIELDS
-        if unknown:
-            return self.fail(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         try:
+            check_fields(body, LOAD_FIELDS)
             status = await self.service.load(body)
         except (ValueError, FileNotFoundError) as err:
             return self.fail(400, str(err))
@@ -113,18 +111,20 @@ class ModelHandler(GalacticaHandler):
         self.finish(json.dumps(status))
 
 
-def build_request(task: str, body: dict[str, Any], config: Any) -> tasks.GenerationRequest:
-    """The task's generation request from a browser's body; ValueError for bad input."""
-    if task not in tasks.TASKS:
-        raise ValueError(f"unknown task {task!r}: use one of {', '.join(tasks.TASKS)}")
-    text = body.get("text")
-    if not isinstance(text, str):
-        raise ValueError("text must be a string")
-    unknown = set(body) - {"text", *TASK_OPTIONS}
+def check_fields(body: dict[str, Any], accepted: Any, hint: str = "") -> None:
+    """ValueError naming the fields of ``body`` outside ``accepted`` (then ``hint``)."""
+    unknown = set(body) - set(accepted)
     if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}{hint}")
+
+
+def read_options(
+    body: dict[str, Any], accepted: dict[str, tuple[type, ...]], config: Any
+) -> dict[str, Any]:
+    """The options of ``accepted`` (name -> types) that ``body`` gives, each of its type (a
+    bool is no number) and ``max_tokens`` within the server's limit; ValueError otherwise."""
     options: dict[str, Any] = {}
-    for key, types in TASK_OPTIONS.items():
+    for key, types in accepted.items():
         value = body.get(key)
         if value is None:
             continue
@@ -138,6 +138,18 @@ def build_request(task: str, body: dict[str, Any], config: Any) -> tasks.Generat
             f"max_tokens={options['max_tokens']} is over this server's limit of "
             f"{config.max_tokens_limit}"
         )
+    return options
+
+
+def build_request(task: str, body: dict[str, Any], config: Any) -> tasks.GenerationRequest:
+    """The task's generation request from a browser's body; ValueError for bad input."""
+    if task not in tasks.TASKS:
+        raise ValueError(f"unknown task {task!r}: use one of {', '.join(tasks.TASKS)}")
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise ValueError("text must be a string")
+    check_fields(body, {"text", *TASK_OPTIONS})
+    options = read_options(body, TASK_OPTIONS, config)
     # each task takes the options that make sense for it; the others are dropped
     accepted = inspect.signature(getattr(tasks, task)).parameters
     if task == "cite" and "temperature" in options:

@@ -26,17 +26,12 @@ from jupyter_server.auth.decorator import authorized
 from .. import prompts
 from ..notices import MAKES_THINGS_UP
 from ..prompts import chem
-from .handlers import GalacticaHandler, TaskHandler
+from .handlers import TASK_OPTIONS, GalacticaHandler, TaskHandler, check_fields, read_options
 
 __all__ = ["prompt_routes", "run_request"]
 
-#: options a browser may set on a template run, and their types
-RUN_OPTIONS: dict[str, tuple[type, ...]] = {
-    "max_tokens": (int,),
-    "temperature": (int, float),
-    "top_p": (int, float),
-    "seed": (int,),
-}
+#: options a browser may set on a template run (a task's but ``n``), and their types
+RUN_OPTIONS: dict[str, tuple[type, ...]] = {k: v for k, v in TASK_OPTIONS.items() if k != "n"}
 #: the longest SMILES drawn (longer ones are not molecules a sidebar can show)
 MAX_SMILES = 2000
 
@@ -45,29 +40,12 @@ def run_request(name: str, body: dict[str, Any], config: Any) -> prompts.Generat
     """The generation request of template ``name`` from a browser's body; ValueError (or
     TypeError) saying what was wrong for bad input."""
     prompts.get(name)  # ValueError listing the templates
-    unknown = set(body) - {"prompt", "values", *RUN_OPTIONS}
-    if unknown:
-        raise ValueError(
-            f"unknown field(s): {', '.join(sorted(unknown))}; a template run takes prompt "
-            f"(or values) and {', '.join(RUN_OPTIONS)}"
-        )
+    hint = f"; a template run takes prompt (or values) and {', '.join(RUN_OPTIONS)}"
+    check_fields(body, {"prompt", "values", *RUN_OPTIONS}, hint)
     prompt, values = body.get("prompt"), body.get("values")
     if (prompt is None) == (values is None):
         raise ValueError("give the edited prompt (a string) or the field values, one of them")
-    options: dict[str, Any] = {}
-    for key, types in RUN_OPTIONS.items():
-        value = body.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, types):
-            kind = "a number" if float in types else "an integer"
-            raise ValueError(f"{key} must be {kind}")
-        options[key] = value
-    if options.get("max_tokens", 0) > config.max_tokens_limit:
-        raise ValueError(
-            f"max_tokens={options['max_tokens']} is over this server's limit of "
-            f"{config.max_tokens_limit}"
-        )
+    options = read_options(body, RUN_OPTIONS, config)
     if prompt is not None:
         if not isinstance(prompt, str):
             raise ValueError("prompt must be a string: the filled template, edited")
@@ -121,9 +99,7 @@ class PromptFillHandler(GalacticaHandler):
     def post(self, name: str) -> None:
         body = self.json_body()
         try:
-            unknown = set(body) - {"values"}
-            if unknown:
-                raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}; send values")
+            check_fields(body, {"values"}, "; send values")
             filled = prompts.fill(name, **_values(body.get("values", {})))
         except (ValueError, TypeError) as err:
             return self.fail(400, str(err))
