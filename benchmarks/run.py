@@ -329,9 +329,20 @@ def main(argv: list[str] | None = None) -> int:
     text = report.markdown()
     print(text)
     if args.out:
-        args.out.write_text(text)
+        args.out.write_text(text + kept_sections(args.out))
         say(f"wrote {args.out}")
     return 0
+
+
+#: what follows this line in the report file is written by other scripts and kept on rewrite
+KEEP_MARKER = "<!-- sections below are recorded by other benchmark scripts; run.py keeps them -->"
+
+
+def kept_sections(path: Path) -> str:
+    """The part of an existing report that other benchmarks recorded (from the marker on)."""
+    old = path.read_text() if path.exists() else ""
+    at = old.find(KEEP_MARKER)
+    return "\n" + old[at:] if at != -1 else ""
 
 
 def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_models) -> None:
