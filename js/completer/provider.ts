@@ -25,6 +25,8 @@ import { IGalactica } from '../service';
 import { IInlineSettings } from '../settings';
 import { ITaskRequest, ITaskResults, TaskName } from '../tokens';
 import { checkModel } from '../progress';
+import { requestAPI } from '../api';
+import { GhostHints, ISuggestionHint } from './hints';
 import { AsyncQueue } from './stream';
 import {
   AT_TRIGGER,
@@ -42,6 +44,52 @@ import {
 export const PROVIDER_ID = 'galactica-ext:inline';
 
 const EMPTY: IInlineCompletionList = { items: [] };
+
+/**
+ * How long a notebook found without a library is not asked again (ms).
+ */
+const NO_LIBRARY_TTL = 30000;
+
+/**
+ * One suggestion of `POST /galactica/cite`.
+ */
+interface ICiteSuggestion {
+  key: string | null;
+  title: string;
+  author: string | null;
+  year?: string | number | null;
+  text: string;
+  verified?: boolean;
+}
+
+/**
+ * The answer of `POST /galactica/cite`.
+ */
+interface ICiteAnswer {
+  suggestions: ICiteSuggestion[];
+  grounded: boolean;
+  library: { size: number } | null;
+}
+
+/**
+ * The hint of a free suggestion: not from the user's library.
+ */
+const UNVERIFIED: ISuggestionHint = {
+  text: 'unverified: suggested by GALACTICA, not from your library; check that it exists',
+  verified: false
+};
+
+/**
+ * A library entry in one line: title, first author, year.
+ */
+export function describeEntry(entry: {
+  title: string;
+  author: string | null;
+  year?: string | number | null;
+}): string {
+  const who = [entry.author, entry.year].filter(Boolean).join(', ');
+  return who ? `${entry.title} (${who})` : entry.title;
+}
 
 /**
  * Whether inline completion is on for this kind of editor.
@@ -188,6 +236,21 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
         ? trigger.closer
         : '';
     const adjusted = { ...trigger, prompt };
+    if (
+      trigger.kind === 'reference' &&
+      trigger.opener === AT_TRIGGER &&
+      context.widget instanceof NotebookPanel
+    ) {
+      const grounded = await this._grounded(
+        tailContext(full, settings.contextChars),
+        context.widget.context.path,
+        closer,
+        controller
+      );
+      if (grounded) {
+        return grounded;
+      }
+    }
     if (trigger.kind === 'reference') {
       return this._references(
         adjusted,
@@ -243,8 +306,13 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
       this._streams.set(token, queue);
       return { token, queue };
     });
+    const hints = new Map<string, ISuggestionHint>();
     const finish = (slot: number, insertText: string, error?: string) => {
       const { token, queue } = slots[slot];
+      if (insertText && !queue.closed) {
+        hints.set(insertText, UNVERIFIED);
+        this._hints.describe(hints);
+      }
       if (!queue.closed) {
         queue.push({
           insertText,
@@ -342,6 +410,67 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
         token
       }))
     };
+  }
+
+  /**
+   * Library keys for an open `[@`: GALACTICA ranks the entries of the notebook's library
+   * (`POST /galactica/cite`, grounded), the keys that start with what was typed; each
+   * entry's title is shown under the ghost text. `null` when the notebook has no library
+   * (then the suggestions are free, and marked unverified).
+   */
+  private async _grounded(
+    text: string,
+    path: string,
+    closer: string,
+    controller: AbortController
+  ): Promise<IInlineCompletionList | null> {
+    const known = this._noLibrary.get(path);
+    if (known !== undefined && Date.now() - known < NO_LIBRARY_TTL) {
+      return null;
+    }
+    const typed = text.slice(text.lastIndexOf(AT_TRIGGER) + AT_TRIGGER.length);
+    let answer: ICiteAnswer;
+    try {
+      answer = await requestAPI<ICiteAnswer>('cite', {
+        method: 'POST',
+        body: JSON.stringify({
+          text,
+          path,
+          grounded: true,
+          n: Math.max(1, this._galactica.settings.citationCount)
+        }),
+        signal: controller.signal
+      });
+    } catch (error) {
+      if ((error as Error)?.name === 'AbortError') {
+        this._release(controller);
+        return EMPTY;
+      }
+      return null; // no grounded cite here (an older server): free suggestions
+    }
+    if (!answer.library || answer.library.size === 0 || !answer.grounded) {
+      this._noLibrary.set(path, Date.now());
+      return null;
+    }
+    const hints = new Map<string, ISuggestionHint>();
+    const items: IInlineCompletionItem[] = [];
+    for (const suggestion of answer.suggestions) {
+      const key = suggestion.key ?? '';
+      if (!key.startsWith(typed) || !suggestion.verified) {
+        continue;
+      }
+      const insertText = key.slice(typed.length) + closer;
+      if (insertText && !hints.has(insertText)) {
+        hints.set(insertText, {
+          text: describeEntry(suggestion),
+          verified: true
+        });
+        items.push({ insertText });
+      }
+    }
+    this._hints.describe(hints);
+    this._release(controller);
+    return { items };
   }
 
   /**
@@ -446,6 +575,8 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
   }
 
   private _controller: AbortController | null = null;
+  private _hints = new GhostHints();
+  private _noLibrary = new Map<string, number>();
   private _generation = 0;
   private _streams = new Map<string, AsyncQueue<IInlineCompletionItem>>();
 }

@@ -573,4 +573,54 @@ test.describe('GALACTICA', () => {
       }
     }
   });
+
+  test('after [@ with a library next to the notebook, the ghost text is a key, its title shown', async ({
+    page
+  }) => {
+    await markdownNotebook(page, 'grounded.ipynb', '');
+    const path: string = await page.evaluate(
+      () => (window as any).jupyterapp.shell.currentWidget.context.path
+    );
+    const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/') + 1) : '';
+    const bib = [
+      '@article{vaswani2017attention, title={Attention Is All You Need},',
+      '  author={Vaswani, Ashish and Shazeer, Noam}, year={2017}}',
+      '@article{devlin2019bert, title={BERT: Pre-training of Deep Bidirectional Transformers},',
+      '  author={Devlin, Jacob}, year={2019}}',
+      '@article{hochreiter1997long, title={Long Short-Term Memory},',
+      '  author={Hochreiter, Sepp and Schmidhuber, J{\\"u}rgen}, year={1997}}'
+    ].join('\n');
+    const put = await page.request.put(`api/contents/${dir}refs.bib`, {
+      data: { type: 'file', format: 'text', content: bib }
+    });
+    expect(put.ok()).toBe(true);
+    const titles: Record<string, string> = {
+      vaswani2017attention: 'Attention Is All You Need',
+      devlin2019bert: 'BERT: Pre-training of Deep Bidirectional Transformers',
+      hochreiter1997long: 'Long Short-Term Memory'
+    };
+    await openSidebar(page);
+    await page.notebook.enterCellEditingMode(0);
+    await page.keyboard.type('Recurrent networks remember [@', { delay: 20 });
+    const shown = squeeze(await finishedGhostText(page));
+    const key = Object.keys(titles).find(k => `${k}]` === shown);
+    expect(key).toBeDefined(); // one of the library's keys, closed
+    const hint = page.locator('.jp-galactica-ghostHint');
+    await expect(hint).toContainText(titles[key!]);
+    await expect(hint).toHaveAttribute('data-verified', 'true');
+    await page.screenshot({ path: `${SCREENSHOTS}/ghost-library-key.png` });
+
+    // typing part of a key filters: only keys starting with it
+    await page.keyboard.type('hoch', { delay: 20 });
+    await expect
+      .poll(async () => squeeze(await finishedGhostText(page)), {
+        timeout: MODEL_TIMEOUT
+      })
+      .toBe('reiter1997long]');
+    await expect(hint).toContainText('Long Short-Term Memory');
+    await page.keyboard.press('Tab');
+    await expect
+      .poll(async () => (await cellSources(page))[0])
+      .toBe('Recurrent networks remember [@hochreiter1997long]');
+  });
 });
