@@ -4,9 +4,10 @@ Nothing heavy runs in the server process: no torch import and no model load. The
 in a separate agent process (supervised here) or a remote OpenAI-compatible server; this
 package reports its status and relays requests to it. The modules, as the data flows:
 
-- :mod:`.app`: :class:`GalacticaServerExtension`, the ``ExtensionApp`` (start, stop);
+- :mod:`.app`: :class:`GalacticaServerExtension`, the ``ExtensionApp`` (start, stop, and
+  every route in one list);
 - :mod:`.config`: ``c.Galactica.*`` (:class:`Galactica`) and the configured remotes;
-- :mod:`.handlers` (and the library's and prompt library's): the routes;
+- :mod:`.handlers`, :mod:`.prompt_handlers`, :mod:`.library_handlers`: the routes;
 - :mod:`.backend`: :class:`ModelService`, the state and the backend in use;
 - :mod:`.state`: the state type and the backend interface; :mod:`.local` (the agent,
   supervised by :mod:`.supervisor`) and :mod:`.remote` implement it.

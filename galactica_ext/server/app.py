@@ -1,4 +1,5 @@
-"""The server extension as a jupyter_server ``ExtensionApp``.
+"""The server extension as a jupyter_server ``ExtensionApp``: its configuration, the model
+service, every route in one handler list, and the service's start and stop.
 
 Names, kept apart: :class:`GalacticaServerExtension` is this app (extension name
 ``galactica_ext``); :class:`~.config.Galactica` is the ``c.Galactica.*`` configuration section

@@ -1,4 +1,5 @@
-"""Authenticated handlers under ``{base_url}/galactica/``.
+"""The model's and the tasks' routes under ``{base_url}/galactica/``, and what every route
+shares (:class:`GalacticaHandler`, reading a browser's fields and options):
 
 - ``GET  status``: the model's state, load progress and placement;
 - ``POST model``: load or switch the model (or switch to a remote server), 202;
