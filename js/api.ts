@@ -34,6 +34,42 @@ export function apiUrl(
 }
 
 /**
+ * Whether something thrown is an aborted request's error (fetch's DOMException, from any
+ * realm).
+ */
+export function isAbortError(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    'name' in error &&
+    error.name === 'AbortError'
+  );
+}
+
+/**
+ * Send a request to the server extension: an aborted request rejects with its AbortError
+ * (a stop, not a failure), a request that cannot be sent with a NetworkError.
+ */
+async function send(
+  endPoint: string,
+  init: RequestInit,
+  settings: ServerConnection.ISettings
+): Promise<Response> {
+  try {
+    return await ServerConnection.makeRequest(
+      apiUrl(endPoint, settings),
+      init,
+      settings
+    );
+  } catch (error) {
+    if (isAbortError(error)) {
+      throw error;
+    }
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+}
+
+/**
  * Call the server extension and return its JSON answer.
  *
  * @param endPoint API end point, relative to `galactica/`
@@ -46,17 +82,7 @@ export async function requestAPI<T>(
   init: RequestInit = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(
-      apiUrl(endPoint, settings),
-      init,
-      settings
-    );
-  } catch (error) {
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-
+  const response = await send(endPoint, init, settings);
   let data: any = await response.text();
   if (data.length > 0) {
     try {
@@ -287,24 +313,16 @@ export async function streamTask<T>(
   callbacks: IStreamCallbacks = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(
-      apiUrl(endPoint, settings),
-      {
-        method: 'POST',
-        body: JSON.stringify(body),
-        headers: { Accept: 'text/event-stream' },
-        signal: callbacks.signal
-      },
-      settings
-    );
-  } catch (error) {
-    if ((error as Error)?.name === 'AbortError') {
-      throw error;
-    }
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
+  const response = await send(
+    endPoint,
+    {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { Accept: 'text/event-stream' },
+      signal: callbacks.signal
+    },
+    settings
+  );
   if (!response.ok || !response.body) {
     let message = response.statusText;
     try {

@@ -1,6 +1,6 @@
 import { ServerConnection } from '@jupyterlab/services';
 
-import { parseEventStream } from '../api';
+import { isAbortError, parseEventStream } from '../api';
 import { GalacticaService } from '../service';
 
 describe('parseEventStream', () => {
@@ -44,5 +44,15 @@ describe('GalacticaService', () => {
     } finally {
       service.status.unloadedByUser = false;
     }
+  });
+});
+
+describe('isAbortError', () => {
+  it("knows an aborted fetch's error by its name, from any realm", () => {
+    expect(isAbortError(new DOMException('stopped', 'AbortError'))).toBe(true);
+    expect(isAbortError({ name: 'AbortError', message: 'stopped' })).toBe(true);
+    expect(isAbortError(new TypeError('Failed to fetch'))).toBe(false);
+    expect(isAbortError(null)).toBe(false);
+    expect(isAbortError('AbortError')).toBe(false);
   });
 });

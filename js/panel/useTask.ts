@@ -4,7 +4,7 @@
  */
 import * as React from 'react';
 
-import { IStreamCallbacks } from '../api';
+import { isAbortError, IStreamCallbacks } from '../api';
 
 /**
  * Where a run is.
@@ -81,13 +81,6 @@ export function errorMessage(error: unknown): string {
 }
 
 /**
- * Whether something thrown means the run was aborted.
- */
-function isAbort(error: unknown): boolean {
-  return error instanceof Error && error.name === 'AbortError';
-}
-
-/**
  * Run tasks one at a time; the component's unmount stops a running one.
  */
 export function useTask<R>(): ITaskHandle<R> {
@@ -129,7 +122,7 @@ export function useTask<R>(): ITaskHandle<R> {
       mine(s => ({ ...s, phase: 'done', result }));
     } catch (error) {
       mine(s =>
-        isAbort(error)
+        isAbortError(error)
           ? { ...s, phase: 'stopped' }
           : { ...s, phase: 'failed', error: errorMessage(error) }
       );

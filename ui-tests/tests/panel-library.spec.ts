@@ -3,10 +3,14 @@
  * the real agent on the tiny checkpoint: GALACTICA ranks the library's entries, each shown
  * with its key, title, first author, year and a "library" badge, and Insert writes `[@key]`.
  */
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 
-const SCREENSHOTS = 'test-results/screenshots';
-const MODEL_TIMEOUT = 90000;
+import {
+  cellSources,
+  MODEL_TIMEOUT,
+  openSidebar,
+  SCREENSHOTS
+} from './sidebar';
 
 test.describe.configure({ timeout: 180000 });
 
@@ -20,7 +24,8 @@ const ENTRIES = [
   },
   {
     key: 'devlin2019bert',
-    title: 'BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding',
+    title:
+      'BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding',
     author: 'Devlin',
     year: '2019'
   },
@@ -41,13 +46,6 @@ const BIB = [
     '  author = {He, Kaiming and Zhang, Xiangyu},\n  year = {2016}\n}'
 ].join('\n\n');
 
-async function cellSources(page: IJupyterLabPageFixture): Promise<string[]> {
-  return page.evaluate(() => {
-    const panel = (window as any).jupyterapp.shell.currentWidget;
-    return panel.content.model.sharedModel.cells.map((c: any) => c.getSource());
-  });
-}
-
 test('Cite ranks the library next to the notebook and inserts [@key]', async ({
   page
 }) => {
@@ -62,22 +60,18 @@ test('Cite ranks the library next to the notebook and inserts [@key]', async ({
   await page.notebook.enterCellEditingMode(0);
   await page.keyboard.press('Control+End');
 
-  await page.sidebar.openTab('galactica-ext-sidebar');
-  const sidebar = page.locator('#galactica-ext-sidebar');
-  await expect(sidebar.locator('.jp-galactica-status')).toHaveAttribute(
-    'data-state',
-    'ready',
-    { timeout: 150000 }
-  );
+  const sidebar = await openSidebar(page);
   await page.notebook.enterCellEditingMode(0);
   await page.keyboard.press('Control+End');
   await sidebar.locator('.jp-galactica-task-cite').click();
   const options = sidebar.locator('.jp-galactica-citations li');
-  await expect(options.first()).toBeVisible({ timeout: MODEL_TIMEOUT });
+  await expect(options.first()).toBeVisible({ timeout: 1.5 * MODEL_TIMEOUT });
   await expect(sidebar.locator('.jp-galactica-library-origin')).toContainText(
     'entries of your library'
   );
-  await expect(sidebar.locator('.jp-galactica-library-origin')).toContainText('refs.bib');
+  await expect(sidebar.locator('.jp-galactica-library-origin')).toContainText(
+    'refs.bib'
+  );
 
   // grounded: every suggestion is an entry of the library, shown as such
   const count = await options.count();
@@ -85,10 +79,14 @@ test('Cite ranks the library next to the notebook and inserts [@key]', async ({
   for (let i = 0; i < count; i++) {
     const option = options.nth(i);
     await expect(option.locator('.jp-galactica-badge')).toHaveText('library');
-    const key = await option.locator('.jp-galactica-citation-key').textContent();
+    const key = await option
+      .locator('.jp-galactica-citation-key')
+      .textContent();
     const entry = ENTRIES.find(e => e.key === key);
     expect(entry).toBeDefined();
-    await expect(option.locator('.jp-galactica-citation-title')).toHaveText(entry!.title);
+    await expect(option.locator('.jp-galactica-citation-title')).toHaveText(
+      entry!.title
+    );
     await expect(option.locator('.jp-galactica-citation-author')).toHaveText(
       `, ${entry!.author}`
     );
@@ -98,7 +96,9 @@ test('Cite ranks the library next to the notebook and inserts [@key]', async ({
     await expect(option.locator('a')).toHaveCount(0); // nothing to search for
   }
   await options.last().scrollIntoViewIfNeeded();
-  await page.screenshot({ path: `${SCREENSHOTS}/sidebar-library-citations.png` });
+  await page.screenshot({
+    path: `${SCREENSHOTS}/sidebar-library-citations.png`
+  });
 
   const chosen = options.nth(count - 1);
   await chosen.click();

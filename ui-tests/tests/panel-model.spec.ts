@@ -4,25 +4,14 @@
  * message, the licence where the model is chosen, buttons that look like what they are,
  * and results that wrap instead of overflowing sideways (checked by element geometry).
  */
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 import type { Locator } from '@playwright/test';
 
-const SCREENSHOTS = 'test-results/screenshots';
-const MODEL_TIMEOUT = 60000;
+import { MODEL_TIMEOUT, openSidebar, SCREENSHOTS } from './sidebar';
+
 const MODEL_CARD = 'https://huggingface.co/facebook/galactica-125m';
 
 test.describe.configure({ timeout: 180000 });
-
-async function openSidebar(page: IJupyterLabPageFixture): Promise<Locator> {
-  await page.sidebar.openTab('galactica-ext-sidebar');
-  const sidebar = page.locator('#galactica-ext-sidebar');
-  await expect(sidebar.locator('.jp-galactica-status')).toHaveAttribute(
-    'data-state',
-    'ready',
-    { timeout: 150000 }
-  );
-  return sidebar;
-}
 
 /** An element's overflow: how far its content reaches past its box, sideways. */
 async function sidewaysOverflow(locator: Locator): Promise<number[]> {

@@ -7,29 +7,19 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { Locator } from '@playwright/test';
 
-const SCREENSHOTS = 'test-results/screenshots';
-const MODEL_TIMEOUT = 60000;
+import {
+  cellSources,
+  MODEL_TIMEOUT,
+  openSidebar,
+  SCREENSHOTS
+} from './sidebar';
 
 test.describe.configure({ timeout: 180000 });
 
 async function openLibrary(page: IJupyterLabPageFixture): Promise<Locator> {
-  await page.sidebar.openTab('galactica-ext-sidebar');
-  const sidebar = page.locator('#galactica-ext-sidebar');
-  await expect(sidebar.locator('.jp-galactica-status')).toHaveAttribute(
-    'data-state',
-    'ready',
-    { timeout: 150000 }
-  );
-  const library = sidebar.locator('.jp-galactica-prompts');
+  const library = (await openSidebar(page)).locator('.jp-galactica-prompts');
   await expect(library.locator('.jp-galactica-prompt-select')).toBeVisible();
   return library;
-}
-
-async function cellSources(page: IJupyterLabPageFixture): Promise<string[]> {
-  return page.evaluate(() => {
-    const panel = (window as any).jupyterapp.shell.currentWidget;
-    return panel.content.model.sharedModel.cells.map((c: any) => c.getSource());
-  });
 }
 
 /** Run the library's filled prompt and wait until the run is over. */
@@ -68,8 +58,14 @@ test.describe('GALACTICA prompt library', () => {
     // the edited prompt is what runs: the request body says so
     const sent: { url: string; body: unknown }[] = [];
     page.on('request', request => {
-      if (request.method() === 'POST' && request.url().includes('/galactica/prompts')) {
-        sent.push({ url: new URL(request.url()).pathname, body: request.postDataJSON() });
+      if (
+        request.method() === 'POST' &&
+        request.url().includes('/galactica/prompts')
+      ) {
+        sent.push({
+          url: new URL(request.url()).pathname,
+          body: request.postDataJSON()
+        });
       }
     });
     await run(library);
@@ -79,9 +75,12 @@ test.describe('GALACTICA prompt library', () => {
         body: { prompt: '# Multi-Head Attention\n\nMulti-head attention' }
       }
     ]);
-    const text = (await library.locator('.jp-galactica-text').textContent()) ?? '';
+    const text =
+      (await library.locator('.jp-galactica-text').textContent()) ?? '';
     await library.locator('.jp-galactica-result').scrollIntoViewIfNeeded();
-    await page.screenshot({ path: `${SCREENSHOTS}/sidebar-prompt-library.png` });
+    await page.screenshot({
+      path: `${SCREENSHOTS}/sidebar-prompt-library.png`
+    });
 
     await page.notebook.enterCellEditingMode(0);
     await library.locator('.jp-galactica-insert').click();
@@ -96,7 +95,9 @@ test.describe('GALACTICA prompt library', () => {
   }) => {
     await page.notebook.createNew('molecule.ipynb');
     const library = await openLibrary(page);
-    await library.locator('.jp-galactica-prompt-select').selectOption('molecule');
+    await library
+      .locator('.jp-galactica-prompt-select')
+      .selectOption('molecule');
     await expect(library.locator('[data-field="prefix"]')).toBeVisible();
     await library.locator('[data-field="prefix"]').fill('CC(=O)');
     await library.locator('.jp-galactica-prompt-fill').click();
@@ -104,22 +105,29 @@ test.describe('GALACTICA prompt library', () => {
       '[START_I_SMILES]CC(=O)'
     );
     await run(library);
-    const smiles = (await library.locator('.jp-galactica-smiles').textContent()) ?? '';
+    const smiles =
+      (await library.locator('.jp-galactica-smiles').textContent()) ?? '';
     expect(smiles.startsWith('CC(=O)')).toBe(true); // it continues the user's start
 
     // the server's own RDKit check decides what the sidebar must show
     const served = await (
-      await page.request.get(`galactica/molecule?smiles=${encodeURIComponent(smiles)}`)
+      await page.request.get(
+        `galactica/molecule?smiles=${encodeURIComponent(smiles)}`
+      )
     ).json();
     const check = library.locator('.jp-galactica-smiles-check');
     if (served.check.valid) {
       await expect(library.locator('.jp-galactica-molecule-svg')).toBeVisible();
       await expect(check).toContainText(served.check.formula);
     } else {
-      await expect(library.locator('.jp-galactica-molecule-svg')).toHaveCount(0);
+      await expect(library.locator('.jp-galactica-molecule-svg')).toHaveCount(
+        0
+      );
       await expect(check).toHaveText(served.check.error);
     }
     await library.locator('.jp-galactica-result').scrollIntoViewIfNeeded();
-    await page.screenshot({ path: `${SCREENSHOTS}/sidebar-prompt-molecule.png` });
+    await page.screenshot({
+      path: `${SCREENSHOTS}/sidebar-prompt-molecule.png`
+    });
   });
 });
