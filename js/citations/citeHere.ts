@@ -154,17 +154,22 @@ export class LibraryChoices
     badge.textContent = s.verified
       ? trans().__('library')
       : trans().__('unverified');
-    label.append(radio, badge, ' ');
+    // one inline block beside the radio, so the parts wrap as a sentence
+    const text = document.createElement('span');
+    text.className = 'jp-galactica-citation-text';
+    text.style.flex = '1 1 0'; // beside the radio, never wrapped below it
+    text.append(badge, ' ');
     if (s.key) {
-      label.append(span('key', s.key), ' ');
+      text.append(span('key', s.key), ' ');
     }
-    label.append(span('title', s.title || s.text));
+    text.append(span('title', s.title || s.text));
     if (s.author) {
-      label.append(span('author', `, ${s.author}`));
+      text.append(span('author', `, ${s.author}`));
     }
     if (s.year) {
-      label.append(span('year', ` (${s.year})`));
+      text.append(span('year', ` (${s.year})`));
     }
+    label.append(radio, text);
     item.append(label);
     if (!s.verified && s.search) {
       const link = document.createElement('a');
