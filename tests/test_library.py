@@ -337,6 +337,10 @@ def test_keys_in_text_reads_every_citation_syntax() -> None:
     ]  # fmt: skip
 
 
+def test_keys_in_text_skips_an_escaped_at() -> None:
+    assert keys_in_text("[Paper, \\@smith2020]{.unverified} and [@jones2021]") == ["jones2021"]
+
+
 def test_cited_keys_are_library_keys_first_use_first() -> None:
     library = load([DATA / "broken.bib", DATA / "refs.json"])
     nb = {

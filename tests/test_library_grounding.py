@@ -21,6 +21,7 @@ from galactica_ext.library import (
     choice_text,
     format_references,
     grounded_cite,
+    keys_in_text,
     load,
     unverified_span,
 )
@@ -88,6 +89,13 @@ def test_check_suggestions_marks_the_rest_unverified(mne: Library) -> None:
 def test_unverified_span() -> None:
     assert unverified_span("Deep learning", "LeCun") == "[Deep learning, LeCun]{.unverified}"
     assert unverified_span("Untitled [draft]") == "[Untitled (draft)]{.unverified}"
+
+
+def test_unverified_span_has_no_citation_key() -> None:
+    # as js/citations/insert.ts: `@` escaped, brackets inside made parentheses
+    span = unverified_span("On [@smith2020] and @jones", "O'Neil @ MIT")
+    assert span == "[On (\\@smith2020) and \\@jones, O'Neil \\@ MIT]{.unverified}"
+    assert keys_in_text(span) == []
 
 
 # --- the grounded request --------------------------------------------------------------

@@ -4,7 +4,8 @@ Recognised forms (what Pandoc, MyST and nbconvert's LaTeX export read):
 ``[@key]``, ``[see @a, p. 3; @b]``, in-text ``@key``, ``@{key}``; MyST roles
 ``{cite}`a,b```, ``{cite:p}`key``` and ``{cite:t}`key```; ``<cite data-cite="key">`` and
 LaTeX ``\\cite{a,b}`` (``\\citep``, ``\\citet``). Only keys of the library count, so e-mail
-addresses and handles are never taken for citations.
+addresses and handles are never taken for citations; an escaped ``\\@key`` (as in the
+unverified span) is not a key either.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .model import Library
 
 __all__ = ["cited_keys", "keys_in_text", "split_open_citation"]
 
-_PANDOC = re.compile(r"(?<![\w@])-?@(?:\{([^}\s]+)\}|(\w(?:[\w:.#$%&+?<>~/-]*\w)?))")
+_PANDOC = re.compile(r"(?<![\w@\\])-?@(?:\{([^}\s]+)\}|(\w(?:[\w:.#$%&+?<>~/-]*\w)?))")
 _MYST = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
 _HTML = re.compile(r"""<cite\s[^>]*data-cite=["']([^"']+)["']""")
 _LATEX = re.compile(r"\\cite[a-z]*\*?(?:\[[^\]]*\])*\{([^}]+)\}")

@@ -92,9 +92,12 @@ class Matcher:
 
 
 def unverified_span(title: str, author: str | None = None) -> str:
-    """The Pandoc span a suggestion not found in a library is inserted as."""
+    """The Pandoc span a suggestion not found in a library is inserted as: brackets inside
+    become parentheses and ``@`` is escaped (``\\@``), so nothing in it reads as a citation key
+    (as js/citations/insert.ts's ``unverifiedSpan``)."""
     text = f"{title}, {author}" if author else title
-    text = " ".join(text.replace("[", "(").replace("]", ")").split())
+    text = text.replace("[", "(").replace("]", ")").replace("@", "\\@")
+    text = " ".join(text.split())
     return f"[{text}]{{.unverified}}"
 
 
