@@ -252,6 +252,24 @@ def test_jupyter_book_config_and_folder(tmp_path: Path) -> None:
     assert (found.origin, len(found.library), found.library.problems) == ("none", 0, [])
 
 
+def test_folder_discovery_skips_our_export_beside_a_users_bib(tmp_path: Path) -> None:
+    notebook(tmp_path / "nb.ipynb")
+    write(tmp_path / "refs.bib", ONE + TWO)
+    exported = entries_to_bibtex(list(load([tmp_path / "refs.bib"])), notebook="nb.ipynb")
+    assert exported.startswith("% exported by galactica-ext from nb.ipynb\n")
+    write(tmp_path / "nb.bib", exported)
+    found = find_library("nb.ipynb", root=tmp_path)
+    assert (found.origin, found.paths, found.library.problems) == ("folder", ["refs.bib"], [])
+    assert [e.key for e in found.library] == ["one2020", "two2021"]
+    # the export alone is still the notebook's library
+    (tmp_path / "refs.bib").unlink()
+    found = find_library("nb.ipynb", root=tmp_path)
+    assert (found.origin, found.paths, len(found.library)) == ("folder", ["nb.bib"], 2)
+    # named explicitly, an export is read like any file
+    found = find_library("nb.ipynb", root=tmp_path, user_paths=["nb.bib"])
+    assert (found.origin, len(found.library)) == ("user", 2)
+
+
 def test_myst_markdown_notebook_front_matter(tmp_path: Path) -> None:
     write(tmp_path / "refs.bib", TWO)
     write(tmp_path / "other.bib", ONE)

@@ -160,6 +160,7 @@ async def test_export_writes_beside_the_notebook_never_over_a_file(
         "missing": ["x"],
     }
     written = (project / "paper" / "nb.bib").read_text()
+    assert written.startswith("% exported by galactica-ext from nb.ipynb\n")
     assert "@book{schrodinger1926," in written and 'Schr{\\"o}dinger' in written
     code, message = await refused(jp_fetch, "library", "export", body=body)
     assert code == 409 and "paper/nb.bib exists" in message

@@ -24,7 +24,7 @@ from bibtexparser.model import Entry as BibEntry
 from .latex import RAW_FIELDS, LatexFieldDecoding, decode_latex
 from .model import Entry, Problem
 
-__all__ = ["entries_to_bibtex", "parse_bibtex"]
+__all__ = ["EXPORT_MARK", "entries_to_bibtex", "parse_bibtex"]
 
 # the splitter logs each malformed block; we report them as problems (no stderr noise in
 # a kernel without logging set up; a server's own logging still sees them)
@@ -340,6 +340,12 @@ def entry_to_bibtex(entry: Entry) -> str:
     return f"@{kind}{{{key},\n{body}\n}}\n"
 
 
-def entries_to_bibtex(entries: list[Entry]) -> str:
-    """Several entries as one BibTeX text (what the export writes)."""
-    return "\n".join(entry_to_bibtex(e) for e in entries)
+#: the first line of a .bib our export writes (a BibTeX comment), so discovery knows it
+EXPORT_MARK = "% exported by galactica-ext"
+
+
+def entries_to_bibtex(entries: list[Entry], notebook: str | None = None) -> str:
+    """Several entries as one BibTeX text (what the export writes); with ``notebook``, a first
+    line ``% exported by galactica-ext from <notebook>`` marks it as an export."""
+    text = "\n".join(entry_to_bibtex(e) for e in entries)
+    return f"{EXPORT_MARK} from {notebook}\n\n{text}" if notebook else text

@@ -6,7 +6,10 @@
    jupyterlab-citation-manager stored in its metadata;
 3. a ``myst.yml`` (``project.bibliography``) or Jupyter Book ``_config.yml``
    (``bibtex_bibfiles``) in the notebook's folder or above it, up to the root;
-4. ``*.bib`` files next to the notebook.
+4. ``*.bib`` files next to the notebook, except a ``.bib`` our export wrote (its first line
+   is :data:`~.bibtex.EXPORT_MARK`): it holds copies of the library's own entries, so beside
+   another ``.bib`` it would only repeat their keys. Alone, it is the library; named by the
+   user, the notebook or a project file, it is read like any other.
 
 Relative paths are relative to the file that names them. With a ``root`` (the server), no
 path outside it is read: see :func:`~.store.resolve_inside`.
@@ -21,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from .bibtex import EXPORT_MARK
 from .csl import parse_notebook_items
 from .model import Library, Problem
 from .store import MAX_BYTES, LibraryStore, PathRefused, file_label, resolve_inside
@@ -29,6 +33,7 @@ __all__ = [
     "Found",
     "find_library",
     "front_matter",
+    "is_export",
     "load_paths",
     "notebook_bibliography",
     "read_notebook",
@@ -110,6 +115,23 @@ def _myst(data: dict[str, Any]) -> list[str]:
 
 def _jupyter_book(data: dict[str, Any]) -> list[str]:
     return _as_list(data.get("bibtex_bibfiles"))
+
+
+def is_export(path: Path) -> bool:
+    """Whether ``path`` is a .bib our export wrote (its first line is the export mark)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(EXPORT_MARK.encode()))
+    except OSError:
+        return False
+    return head == EXPORT_MARK.encode()
+
+
+def _sibling_bibs(folder: Path, allow_hidden: bool) -> list[str]:
+    """The ``*.bib`` beside the notebook, our exports left out when another is there."""
+    names = sorted(p.name for p in folder.glob("*.bib") if allow_hidden or p.name[:1] != ".")
+    own = [name for name in names if not is_export(folder / name)]
+    return own or names
 
 
 def load_paths(
@@ -202,7 +224,7 @@ def find_library(
             name, where, named = config
             library = load_paths(named, store, base=where, root=top, allow_hidden=allow_hidden)
             return found(library, name, named)
-    siblings = sorted(p.name for p in folder.glob("*.bib") if allow_hidden or p.name[:1] != ".")
+    siblings = _sibling_bibs(folder, allow_hidden)
     if siblings:
         library = load_paths(siblings, store, base=folder, root=top, allow_hidden=allow_hidden)
         return found(library, "folder", siblings)

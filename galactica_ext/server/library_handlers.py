@@ -5,7 +5,8 @@
 - ``POST library/format``: references for ``keys`` (a list, or ``"cited"``: the keys the
   notebook's markdown cites), formatted by citeproc-py (``format``: text, html, markdown);
 - ``POST library/export``: the ``keys``' entries written as ``.bib`` beside the notebook
-  (409 when the file exists, unless ``overwrite: true``);
+  (409 when the file exists, unless ``overwrite: true``), its first line marking it as an
+  export so that discovery does not read it beside the user's own ``.bib``;
 - ``POST cite``: citations for ``text``: grounded in the notebook's library (GALACTICA picks
   among its entries: ``source: "library"``), or free and checked against it (a match is
   shown as the entry; the rest ``verified: false``).
@@ -251,7 +252,8 @@ class LibraryExportHandler(LibraryHandler):
         manager = self.contents_manager
         if not overwrite and await ensure_async(manager.file_exists(target)):
             return self.fail(409, f"{target} exists: send overwrite: true to replace it")
-        model = {"type": "file", "format": "text", "content": entries_to_bibtex(entries)}
+        content = entries_to_bibtex(entries, notebook=posixpath.basename(path))
+        model = {"type": "file", "format": "text", "content": content}
         saved = await ensure_async(manager.save(model, target))
         self.finish(
             json.dumps(
