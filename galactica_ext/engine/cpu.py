@@ -56,6 +56,16 @@ def can_pack(dtype: torch.dtype, device: torch.device) -> bool:
         return False
 
 
+def kept_or_placeholder(linear: nn.Linear, tied: bool, dtype: torch.dtype) -> nn.Parameter:
+    """What a repacked linear keeps as ``weight``: the original where another module shares it
+    (tied embeddings), else a placeholder on the meta device (the packed copy holds the data;
+    the placeholder keeps shape and dtype for counting bytes)."""
+    if tied:
+        return linear.weight
+    placeholder = torch.empty(linear.weight.shape, dtype=dtype, device="meta")
+    return nn.Parameter(placeholder, requires_grad=False)
+
+
 class PackedLinear(nn.Module):
     """``nn.Linear`` over a oneDNN-prepacked weight (inference only).
 
@@ -73,13 +83,7 @@ class PackedLinear(nn.Module):
         weight = linear.weight.detach()
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)  # tuned for one row
         self.bias = linear.bias
-        self.weight = (
-            linear.weight
-            if tied
-            else nn.Parameter(
-                torch.empty(weight.shape, dtype=weight.dtype, device="meta"), requires_grad=False
-            )
-        )
+        self.weight = kept_or_placeholder(linear, tied, weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(

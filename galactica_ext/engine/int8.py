@@ -30,6 +30,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .cpu import kept_or_placeholder
+
 log = logging.getLogger(__name__)
 
 Kernel = Literal["dynamic", "weight-only"]
@@ -117,13 +119,7 @@ class Int8Linear(nn.Module):
             self.register_buffer("scale", scale.to(torch.bfloat16))
         # kept for counting (the dynamic kernel holds a float32 copy inside its packed weight)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-        self.weight = (
-            linear.weight
-            if tied
-            else nn.Parameter(
-                torch.empty(q.shape, dtype=torch.int8, device="meta"), requires_grad=False
-            )
-        )
+        self.weight = kept_or_placeholder(linear, tied, torch.int8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
