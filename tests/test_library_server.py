@@ -96,6 +96,21 @@ async def test_library_lists_entries_and_problems(jp_fetch: Any, project: Path) 
     assert all(e["key"] != "secret" for e in got["entries"])
 
 
+async def test_library_summary_has_no_entries(jp_fetch: Any, project: Path) -> None:
+    params = {"path": "paper/nb.ipynb", "summary": "1"}
+    got = json.loads((await jp_fetch("galactica", "library", params=params)).body)
+    assert set(got) == {"origin", "sources", "size", "problems"}
+    assert (got["origin"], got["sources"], got["size"]) == (
+        "notebook", ["paper/broken.bib", "paper/mne.bib"], 3 + 233,
+    )  # fmt: skip
+    assert len(got["problems"]) == 4
+    params["summary"] = "0"
+    assert "entries" in json.loads((await jp_fetch("galactica", "library", params=params)).body)
+    params["summary"] = "maybe"
+    code, message = await refused(jp_fetch, "library", params=params)
+    assert (code, message) == (400, "summary must be 1 (counts only) or 0 (every entry)")
+
+
 async def test_user_paths_win(jp_fetch: Any, project: Path) -> None:
     params = {"path": "paper/nb.ipynb", "library": "broken.bib"}
     got = json.loads((await jp_fetch("galactica", "library", params=params)).body)

@@ -1,7 +1,8 @@
 """The citation library's routes under ``{base_url}/galactica/``.
 
-- ``GET  library?path=NB[&library=P...]``: the notebook's library (entries: key, title,
-  author, year, doi, url) and every problem met reading it;
+- ``GET  library?path=NB[&library=P...][&summary=1]``: the notebook's library (entries: key,
+  title, author, year, doi, url) and every problem met reading it; ``summary=1``: no entries,
+  only where it came from, its sources, size and problems;
 - ``POST library/format``: references for ``keys`` (a list, or ``"cited"``: the keys the
   notebook's markdown cites), formatted by citeproc-py (``format``: text, html, markdown);
 - ``POST library/export``: the ``keys``' entries written as ``.bib`` beside the notebook
@@ -163,8 +164,13 @@ class LibraryHandler(GalacticaHandler):
         return list(dict.fromkeys(keys))
 
 
+#: ``summary`` query values: only the counts, or every entry too
+SUMMARY = {"1": True, "true": True, "0": False, "false": False, "": False}
+
+
 class LibraryGetHandler(LibraryHandler):
-    """``GET /galactica/library?path=NB``: entries and problems."""
+    """``GET /galactica/library?path=NB[&summary=1]``: entries and problems; with
+    ``summary=1`` only the origin, sources, size and problems (is there a library?)."""
 
     @tornado.web.authenticated
     @authorized
@@ -172,12 +178,16 @@ class LibraryGetHandler(LibraryHandler):
         try:
             path = self.notebook_path(self.get_query_argument("path", ""))
             user_paths = self.user_paths(self.get_query_arguments("library"))
+            summary = SUMMARY.get(self.get_query_argument("summary", "").strip().lower())
+            if summary is None:
+                raise ValueError("summary must be 1 (counts only) or 0 (every entry)")
             found = await self.library(path, user_paths)
         except ValueError as err:
             return self.fail(400, str(err))
-        self.finish(
-            json.dumps({"entries": [e.to_dict() for e in found.library], **self.described(found)})
-        )
+        described = self.described(found)
+        if not summary:
+            described = {"entries": [e.to_dict() for e in found.library], **described}
+        self.finish(json.dumps(described))
 
 
 class LibraryFormatHandler(LibraryHandler):
