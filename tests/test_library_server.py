@@ -210,7 +210,8 @@ async def test_export_writes_beside_the_notebook_never_over_a_file(
         ("cite", {"text": "x", "n": 99}, "n must be"),
         ("cite", {"text": "x", "grounded": "yes"}, "grounded"),
         ("cite", {"text": "x", "path": "../x.ipynb"}, "outside the Jupyter root"),
-        ("cite", {"text": "x", "bogus": 1}, "unknown field"),
+        ("cite", {"text": "x", "bogus": 1, "a": 2}, "unknown field(s): a, bogus"),
+        ("library/export", {"path": "paper/nb.ipynb", "keys": [], "to": 1}, "field(s): to"),
     ],
 )
 async def test_bad_input_is_a_400(

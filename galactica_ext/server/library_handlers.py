@@ -52,7 +52,7 @@ from ..library import (
 )
 from ..library.discovery import Found
 from .backend import ModelService, ModelUnavailable
-from .handlers import GalacticaHandler
+from .handlers import GalacticaHandler, check_fields
 
 __all__ = ["GalacticaLibrary", "library_routes"]
 
@@ -198,9 +198,7 @@ class LibraryFormatHandler(LibraryHandler):
     async def post(self) -> None:
         body = self.json_body()
         try:
-            unknown = set(body) - {"path", "keys", "style", "format", "library"}
-            if unknown:
-                raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+            check_fields(body, {"path", "keys", "style", "format", "library"})
             path = self.notebook_path(body.get("path"))
             style = body.get("style") or self.library_config.style
             output = body.get("format") or "text"
@@ -232,9 +230,7 @@ class LibraryExportHandler(LibraryHandler):
     async def post(self) -> None:
         body = self.json_body()
         try:
-            unknown = set(body) - {"path", "keys", "filename", "overwrite", "library"}
-            if unknown:
-                raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+            check_fields(body, {"path", "keys", "filename", "overwrite", "library"})
             path = self.notebook_path(body.get("path"))
             name = body.get("filename") or posixpath.splitext(posixpath.basename(path))[0] + ".bib"
             if (
@@ -288,9 +284,7 @@ class CiteHandler(LibraryHandler):
     async def post(self) -> None:
         body = self.json_body()
         try:
-            unknown = set(body) - CITE_FIELDS
-            if unknown:
-                raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+            check_fields(body, CITE_FIELDS)
             text = tasks.check_text(body.get("text"))
             grounded = body.get("grounded", True)
             if not isinstance(grounded, bool):
