@@ -180,6 +180,21 @@ def test_size_cap(tmp_path: Path) -> None:
     assert [e.key for e in library] == ["one2020"] and len(library.problems) == 1
 
 
+def test_bibtex_entry_csl_item_has_only_fields_given(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "refs.bib",
+        "@incollection{ed2019, title={Chapter}, editor={Editor, Eve}, year={2019}, "
+        "doi={https://doi.org/10.1/X}, url={https://x.org}, publisher={Pub}}\n"
+        "@misc{bare, author={Solo, Han}}\n",
+    )
+    assert [e.csl for e in load(path)] == [
+        {"id": "ed2019", "type": "chapter", "title": "Chapter",
+         "editor": [{"family": "Editor", "given": "Eve"}], "issued": {"date-parts": [[2019]]},
+         "DOI": "10.1/X", "URL": "https://x.org", "publisher": "Pub"},
+        {"id": "bare", "type": "article", "author": [{"family": "Solo", "given": "Han"}]},
+    ]  # fmt: skip
+
+
 def test_duplicate_keys_across_files(tmp_path: Path) -> None:
     a = write(tmp_path / "a.bib", ONE)
     b = write(tmp_path / "b.json", json.dumps([{"id": "one2020", "title": "Other"}]))

@@ -222,18 +222,8 @@ def _entry(block: BibEntry, source: str) -> Entry:
     url = fields.get("url")
     kind = block.entry_type.lower()
     csl: dict[str, Any] = {"id": block.key, "type": CSL_TYPES.get(kind, "article")}
-    if title:
-        csl["title"] = title
-    if authors:
-        csl["author"] = authors
-    if editors:
-        csl["editor"] = editors
-    if issued:
-        csl["issued"] = issued
-    if doi:
-        csl["DOI"] = doi
-    if url:
-        csl["URL"] = url
+    read = {"title": title, "author": authors, "editor": editors, "issued": issued}
+    csl.update((k, v) for k, v in {**read, "DOI": doi, "URL": url}.items() if v)
     if kind in ("phdthesis", "mastersthesis"):
         csl["genre"] = "PhD thesis" if kind == "phdthesis" else "Master's thesis"
     for name, variable in CSL_FIELDS.items():
