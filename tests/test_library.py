@@ -398,6 +398,8 @@ def test_cited_keys_are_library_keys_first_use_first() -> None:
         ("plain text", "plain text", None),
         ("closed [@a] done", "closed [@a] done", None),
         ("mail a@b", "mail a@b", None),
+        ("unverified [Paper, \\@smi", "unverified [Paper, \\@smi", None),
+        ("[Paper, \\@x]{.unverified} [@vas", "[Paper, \\@x]{.unverified}", "vas"),
     ],
 )
 def test_split_open_citation(text: str, before: str, prefix: str | None) -> None:

@@ -25,9 +25,9 @@ _LATEX = re.compile(r"\\cite[a-z]*\*?(?:\[[^\]]*\])*\{([^}]+)\}")
 
 
 # a citation being typed at the end of the text: ``[@vas``, ``[see @vas``, ``[@a; @vas``,
-# ``{cite:p}`vas``, ``{cite}`a,vas``, ``<cite data-cite="vas``
+# ``{cite:p}`vas``, ``{cite}`a,vas``, ``<cite data-cite="vas`` (never an escaped ``\@``)
 _OPEN = re.compile(
-    r"(?:\[[^\[\]]*?-?@|\{cite(?::[a-z]+)?\}`(?:[^`]*,)?\s*|<cite\s[^>]*data-cite=[\"'])"
+    r"(?:\[[^\[\]]*?(?<!\\)-?@|\{cite(?::[a-z]+)?\}`(?:[^`]*,)?\s*|<cite\s[^>]*data-cite=[\"'])"
     r"([\w:.#$%&+?<>~/-]*)$"
 )
 
