@@ -216,10 +216,7 @@ class CompletionsHandler(BaseHandler):
     def on_connection_close(self) -> None:
         super().on_connection_close()
         self.closed = True
-        running = getattr(self, "completions", [])
-        cut_off = sum(not completion.done.is_set() for completion in running)
-        self.host.disconnected += cut_off
-        self._cancel_all()
+        self._client_gone()
 
     async def post(self) -> None:
         self.completions = []
@@ -240,7 +237,7 @@ class CompletionsHandler(BaseHandler):
                 code="model_not_found",
             )
         try:
-            await self._submit(engine, request, params)
+            followed = await self._submit_or_follow(engine, request, params)
         except QueueFull as err:
             self._cancel_all()
             self.set_header("Retry-After", "1")
@@ -257,16 +254,33 @@ class CompletionsHandler(BaseHandler):
                 raise  # a bug, not an engine closed under us (unloaded or replaced)
             self.set_header("Retry-After", "2")
             return self.fail(503, str(err), kind="service_unavailable", code="model_not_ready")
+        if followed is not engine:
+            engine, served = followed, self.host.serving or ""
         try:
             if request.stream:
                 await self._stream(request, served, engine)
             else:
                 await self._whole(request, served, engine)
         except StreamClosedError:
-            self._cancel_all()
+            self._client_gone()
         except asyncio.CancelledError:
             self._cancel_all()
             raise
+
+    async def _submit_or_follow(self, engine: Any, request: CompletionRequest, params: Any) -> Any:
+        """Submit to ``engine``; if a model swap closed it meanwhile, once more to the model
+        that replaced it. Returns the engine that took the request."""
+        try:
+            await self._submit(engine, request, params)
+            return engine
+        except RuntimeError:
+            self._cancel_all()
+            current = self.host.engine
+            if current is engine or current is None:
+                raise
+            self.completions = []
+            await self._submit(current, request, params)
+            return current
 
     async def _submit(self, engine: Any, request: CompletionRequest, params: Any) -> None:
         """Queue every prompt; tokenising runs in a thread, never on the event loop."""
@@ -282,6 +296,15 @@ class CompletionsHandler(BaseHandler):
             if self.closed:
                 self._cancel_all()
                 raise StreamClosedError()
+
+    def _client_gone(self) -> None:
+        """The client disconnected (seen by a failed write or by the close itself, whichever
+        comes first): count the requests it cut off mid-generation, once, and cancel them."""
+        running = getattr(self, "completions", [])
+        if not getattr(self, "_gone_counted", False):
+            self._gone_counted = True
+            self.host.disconnected += sum(not c.done.is_set() for c in running)
+        self._cancel_all()
 
     def _cancel_all(self) -> None:
         for completion in getattr(self, "completions", []):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from ..protocol import Health
 from ..specs import is_local, resolve_model_spec
 
 log = logging.getLogger(__name__)
+
+#: how long a replaced model may finish its requests in flight before it is closed
+DRAIN_SECONDS = 120.0
 
 HUB_UNREACHABLE = (
     "the Hugging Face hub is unreachable from this machine; point at a local checkpoint "
@@ -182,12 +186,27 @@ class ModelHost:
             self.progress = {"phase": "ready", "fraction": 1.0}
             self.status = "ready"
         log.info("model %s ready: %s", resolved, new.loaded.describe())
+        _drain(old)
         _close(old)
 
     def close(self) -> None:
         with self._lock:
             old = self._swap(None, None)
         _close(old)
+
+
+def _drain(model: Any, timeout: float = DRAIN_SECONDS) -> None:
+    """Let a replaced model finish what it was asked before it is closed: new requests
+    already go to its successor, so this only waits for the ones in flight (bounded)."""
+    if model is None:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        load = model.engine.load
+        if not load["running"] and not load["waiting"]:
+            return
+        time.sleep(0.05)
+    log.warning("the replaced model still had work after %.0f s; cancelling it", timeout)
 
 
 def _close(model: Any) -> None:
