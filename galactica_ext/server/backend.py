@@ -42,6 +42,13 @@ def resolve_quietly(spec: str | None) -> str:
         return spec or ""
 
 
+#: what a task gets after the user unloaded the model on purpose
+UNLOADED = (
+    "the model was unloaded: load one (the GALACTICA sidebar's Load, or %galactica load) "
+    "to use GALACTICA again"
+)
+
+
 class ModelService:
     """Owns the model backend for the Jupyter server and reports its status."""
 
@@ -58,6 +65,8 @@ class ModelService:
         #: the remote servers the admin configured; the browser picks one by name
         self.remotes = config.remote_servers()
         self.state = ServiceState(model=resolve_quietly(config.model))
+        #: the user unloaded the model on purpose: nothing starts it again until they load one
+        self.unloaded = False
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         default = self.remotes.get(DEFAULT_REMOTE)
@@ -102,6 +111,7 @@ class ModelService:
             "url": backend.url(),
             "remote": remote,
             "remotes": sorted(self.remotes),
+            "unloaded": self.unloaded,
         }
 
     # life cycle -------------------------------------------------------------------------
@@ -140,6 +150,7 @@ class ModelService:
         Raises ValueError (or FileNotFoundError) for bad input, CompletionError when the
         agent refuses (e.g. 409 while another load runs), ModelUnavailable when it is gone.
         """
+        self.unloaded = False
         if body.get("url"):
             raise ValueError(
                 "url: remote servers are set by the server's configuration "
@@ -190,7 +201,9 @@ class ModelService:
 
     async def unload(self) -> dict[str, Any]:
         """Free the model: stop our agent, ask a reused agent to unload, or stop using the
-        remote (back to the local agent, stopped)."""
+        remote (back to the local agent, stopped). Nothing loads a model again until the user
+        asks for one (:meth:`load`)."""
+        self.unloaded = True
         if self.backend.kind == "remote":
             await self._switch(self._local())
             model = resolve_quietly(self.options.get("model"))
@@ -203,7 +216,10 @@ class ModelService:
 
     async def wait_ready(self) -> AsyncIterator[dict[str, Any]]:
         """Start the model if the configuration allows it and wait until it is ready,
-        yielding the status whenever it changes. Raises ModelUnavailable."""
+        yielding the status whenever it changes. Raises ModelUnavailable, at once after the
+        user unloaded the model on purpose (until they load one)."""
+        if self.unloaded and self.state.state != "ready":
+            raise ModelUnavailable(UNLOADED)
         await self.backend.prepare()
         last = None
         while self.state.state != "ready":
