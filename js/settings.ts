@@ -8,10 +8,6 @@ import { CitationFormat } from './references';
  */
 export interface IInlineSettings {
   /**
-   * Whether GALACTICA suggests ghost text at all.
-   */
-  enabled: boolean;
-  /**
    * In markdown cells of notebooks.
    */
   markdownCells: boolean;
@@ -23,10 +19,6 @@ export interface IInlineSettings {
    * In code cells (comments and docstrings only).
    */
   codeCells: boolean;
-  /**
-   * Pause after the last keystroke before a request (ms).
-   */
-  debounceMs: number;
   /**
    * Most new tokens of a suggestion.
    */
@@ -91,11 +83,9 @@ export const DEFAULT_SETTINGS: IGalacticaSettings = {
   citationFormat: 'numbered',
   referencesHeading: 'References',
   inlineCompletion: {
-    enabled: true,
     markdownCells: true,
     markdownFiles: true,
     codeCells: false,
-    debounceMs: 300,
     maxTokens: 32,
     contextChars: 4000,
     timeoutMs: 20000

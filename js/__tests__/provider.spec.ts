@@ -9,7 +9,8 @@ import { IStreamCallbacks } from '../api';
 import {
   enabledFor,
   finishSuggestion,
-  GalacticaInlineProvider
+  GalacticaInlineProvider,
+  PROVIDER_DEFAULTS
 } from '../completer/provider';
 import { detectTrigger } from '../completer/triggers';
 import { EditorKind } from '../editor';
@@ -23,7 +24,7 @@ import { ITaskRequest, TaskName } from '../tokens';
 class FakeGalactica {
   settings: IGalacticaSettings = {
     ...DEFAULT_SETTINGS,
-    inlineCompletion: { ...DEFAULT_SETTINGS.inlineCompletion, debounceMs: 0 }
+    inlineCompletion: { ...DEFAULT_SETTINGS.inlineCompletion }
   };
   settingsChanged = new Signal<any, IGalacticaSettings>(this);
   status = { ready: true } as any;
@@ -109,9 +110,36 @@ describe('enabledFor', () => {
     );
     expect(enabledFor('raw-cell', settings)).toBe(false);
     expect(enabledFor(null, settings)).toBe(false);
-    expect(enabledFor('markdown-cell', { ...settings, enabled: false })).toBe(
-      false
-    );
+  });
+});
+
+describe('provider settings', () => {
+  it('leaves the switch and the debounce to the Inline Completer, with its defaults', () => {
+    const { provider } = setup();
+    expect(provider.schema.default).toEqual({
+      enabled: true,
+      debouncerDelay: 300,
+      timeout: DEFAULT_SETTINGS.inlineCompletion.timeoutMs,
+      autoFillInMiddle: true
+    });
+    expect(provider.providerSettings).toEqual(PROVIDER_DEFAULTS);
+    expect('enabled' in DEFAULT_SETTINGS.inlineCompletion).toBe(false);
+    expect('debounceMs' in DEFAULT_SETTINGS.inlineCompletion).toBe(false);
+  });
+
+  it('configure() stores the settings JupyterLab passes, defaults filled in', () => {
+    const { provider } = setup();
+    provider.configure({ enabled: true, debouncerDelay: 50, timeout: 900 });
+    expect(provider.providerSettings).toEqual({
+      enabled: true,
+      debouncerDelay: 50,
+      timeout: 900,
+      autoFillInMiddle: true
+    });
+    provider.configure({ enabled: false, debouncerDelay: 0 });
+    expect(provider.providerSettings.enabled).toBe(false);
+    expect(provider.providerSettings.debouncerDelay).toBe(0);
+    expect(provider.providerSettings.timeout).toBe(PROVIDER_DEFAULTS.timeout);
   });
 });
 
@@ -276,21 +304,34 @@ describe('GalacticaInlineProvider', () => {
     await drain(provider, second.items[0].token!);
   });
 
-  it('debounces: only the last of quick requests reaches the model', async () => {
+  it('does not debounce itself: every fetch reaches the model, only the last runs on', async () => {
     const { galactica, provider } = setup();
-    galactica.settings.inlineCompletion.debounceMs = 20;
+    const configured = { debouncerDelay: 5000 };
+    provider.configure(configured); // JupyterLab waits this long, not the provider
+    let release: () => void = () => undefined;
+    galactica.hold = new Promise(resolve => (release = resolve));
     galactica.tokens = [[' x', 0]];
-    const pending = [
-      provider.fetch({ text: 'a', offset: 1 }, automatic),
-      provider.fetch({ text: 'ab', offset: 2 }, automatic),
-      provider.fetch({ text: 'abc', offset: 3 }, automatic)
+    const lists = [
+      await provider.fetch({ text: 'a', offset: 1 }, automatic),
+      await provider.fetch({ text: 'ab', offset: 2 }, automatic),
+      await provider.fetch({ text: 'abc', offset: 3 }, automatic)
     ];
-    const lists = await Promise.all(pending);
-    expect(lists[0].items).toEqual([]);
-    expect(lists[1].items).toEqual([]);
-    expect(lists[2].items).toHaveLength(1);
-    expect(galactica.calls.map(c => c.request.text)).toEqual(['abc']);
-    await drain(provider, lists[2].items[0].token!);
+    expect(lists.map(list => list.items.length)).toEqual([1, 1, 1]);
+    expect(galactica.calls.map(c => c.request.text)).toEqual([
+      'a',
+      'ab',
+      'abc'
+    ]);
+    expect(galactica.calls.map(c => c.signal!.aborted)).toEqual([
+      true,
+      true,
+      false
+    ]);
+    release();
+    galactica.hold = null;
+    for (const list of lists) {
+      await drain(provider, list.items[0].token!);
+    }
   });
 
   it('shows an error inline instead of a pop-up', async () => {

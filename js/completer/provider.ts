@@ -17,12 +17,13 @@ import {
 } from '@jupyterlab/completer';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { JSONValue } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { EditorKind, editorKind, textAbove } from '../editor';
 import { galacticaIcon } from '../icons';
 import { IGalactica } from '../service';
-import { IInlineSettings } from '../settings';
+import { DEFAULT_SETTINGS, IInlineSettings } from '../settings';
 import { ITaskRequest, ITaskResults, TaskName } from '../tokens';
 import { checkModel } from '../progress';
 import { requestAPI } from '../api';
@@ -44,6 +45,33 @@ import {
 export const PROVIDER_ID = 'galactica-ext:inline';
 
 const EMPTY: IInlineCompletionList = { items: [] };
+
+/**
+ * The provider's settings in the Inline Completer settings (JupyterLab owns them: it
+ * switches the provider on and off, debounces typing and bounds `fetch` by `timeout`).
+ */
+export interface IProviderSettings {
+  enabled: boolean;
+  /**
+   * Pause after the last keystroke before an automatic request (ms).
+   */
+  debouncerDelay: number;
+  /**
+   * How long JupyterLab waits for `fetch` (ms).
+   */
+  timeout: number;
+  autoFillInMiddle: boolean;
+}
+
+/**
+ * The defaults of {@link IProviderSettings} this provider contributes.
+ */
+export const PROVIDER_DEFAULTS: IProviderSettings = {
+  enabled: true,
+  debouncerDelay: 300,
+  timeout: DEFAULT_SETTINGS.inlineCompletion.timeoutMs,
+  autoFillInMiddle: true
+};
 
 /**
  * How long a notebook found without a library is not asked again (ms).
@@ -98,7 +126,7 @@ export function enabledFor(
   kind: EditorKind | null,
   settings: IInlineSettings
 ): boolean {
-  if (!settings.enabled || kind === null) {
+  if (kind === null) {
     return false;
   }
   switch (kind) {
@@ -137,10 +165,6 @@ export function finishSuggestion(
   return text;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise(resolve => setTimeout(resolve, ms));
-}
-
 /**
  * The GALACTICA inline completion provider.
  */
@@ -162,17 +186,31 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
   readonly name = 'GALACTICA';
   readonly icon = galacticaIcon;
   /**
-   * Defaults of the Inline Completer's per-provider settings: the debounce and the
-   * cell types are GALACTICA's own settings; suggestions may come before auto-closed
-   * brackets (the provider checks what follows the cursor itself).
+   * Defaults of the Inline Completer's per-provider settings, where the user switches
+   * GALACTICA's ghost text on and off and sets its debounce; suggestions may come before
+   * auto-closed brackets (the provider checks what follows the cursor itself). The cell
+   * types, context and generation limits are GALACTICA's own settings.
    */
   readonly schema: ISettingRegistry.IProperty = {
-    default: {
-      debouncerDelay: 0,
-      timeout: 20000,
-      autoFillInMiddle: true
-    }
+    default: { ...PROVIDER_DEFAULTS }
   };
+
+  /**
+   * The provider's current Inline Completer settings.
+   */
+  get providerSettings(): Readonly<IProviderSettings> {
+    return this._providerSettings;
+  }
+
+  /**
+   * Receive the provider's Inline Completer settings (on load and on every change).
+   */
+  configure(settings: { [property: string]: JSONValue }): void {
+    this._providerSettings = {
+      ...PROVIDER_DEFAULTS,
+      ...(settings as Partial<IProviderSettings>)
+    };
+  }
 
   /**
    * Suggest completions for the cursor position.
@@ -214,16 +252,11 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
       }
     }
 
-    // a newer request supersedes this one: abort the previous generation at once
+    // a newer request supersedes this one (JupyterLab has already debounced it): abort
+    // the previous generation at once
     this._controller?.abort();
     this._controller = null;
     const generation = ++this._generation;
-    if (automatic && settings.debounceMs > 0) {
-      await sleep(settings.debounceMs);
-      if (generation !== this._generation) {
-        return EMPTY;
-      }
-    }
     const controller = new AbortController();
     this._controller = controller;
 
@@ -575,6 +608,7 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
   }
 
   private _controller: AbortController | null = null;
+  private _providerSettings: IProviderSettings = { ...PROVIDER_DEFAULTS };
   private _hints = new GhostHints();
   private _noLibrary = new Map<string, number>();
   private _generation = 0;

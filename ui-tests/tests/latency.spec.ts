@@ -24,13 +24,15 @@ async function ready(page: IJupyterLabPageFixture): Promise<string> {
   return served.model as string;
 }
 
+/** The GALACTICA provider's debounce, a setting of JupyterLab's Inline Completer. */
 async function debounceMs(page: IJupyterLabPageFixture): Promise<number> {
   return page.evaluate(async () => {
     const app = (window as any).jupyterapp;
     const settings = await app.serviceManager.settings.fetch(
-      'galactica-ext:plugin'
+      '@jupyterlab/completer-extension:inline-completer'
     );
-    return (settings.composite?.inlineCompletion?.debounceMs as number) ?? 300;
+    const provider = settings.composite?.providers?.['galactica-ext:inline'];
+    return (provider?.debouncerDelay as number) ?? 300;
   });
 }
 
