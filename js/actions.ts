@@ -345,6 +345,34 @@ export function taskText(context: IEditorContext): string {
 }
 
 /**
+ * Whether `text` has something to work on; if not, a short warning says what to do.
+ */
+export function hasText(text: string, whatToDo: string): boolean {
+  if (text.trim()) {
+    return true;
+  }
+  Notification.warning(whatToDo, { autoClose: 3000 });
+  return false;
+}
+
+/**
+ * The text a citation is for (before the cursor, as much as the context setting allows),
+ * or null after a warning when there is none.
+ */
+export function textToCite(
+  galactica: IGalactica,
+  context: IEditorContext
+): string | null {
+  const text = textBeforeCursor(
+    context,
+    galactica.settings.inlineCompletion.contextChars
+  );
+  return hasText(text, trans().__('Write the sentence to cite first.'))
+    ? text
+    : null;
+}
+
+/**
  * Summarise the active cell into a TL;DR cell below it; the notification that says so has
  * an Undo action.
  */
@@ -353,13 +381,7 @@ export async function summariseCell(
   context: IEditorContext
 ): Promise<boolean> {
   const text = taskText(context);
-  if (!text.trim()) {
-    Notification.warning(
-      trans().__('Nothing to summarise: the cell is empty.'),
-      {
-        autoClose: 3000
-      }
-    );
+  if (!hasText(text, trans().__('Nothing to summarise: the cell is empty.'))) {
     return false;
   }
   if (!checkModel(galactica)) {
@@ -422,13 +444,12 @@ export async function equationFromSelection(
     description = context.text.slice(lineStart, lineEnd);
     context = { ...context, start: lineStart, end: lineEnd };
   }
-  if (!description.trim()) {
-    Notification.warning(
-      trans().__('Select the description of an equation first.'),
-      {
-        autoClose: 3000
-      }
-    );
+  if (
+    !hasText(
+      description,
+      trans().__('Select the description of an equation first.')
+    )
+  ) {
     return false;
   }
   if (!checkModel(galactica)) {
@@ -499,14 +520,8 @@ export async function citeHere(
   galactica: IGalactica,
   context: IEditorContext
 ): Promise<boolean> {
-  const text = textBeforeCursor(
-    context,
-    galactica.settings.inlineCompletion.contextChars
-  );
-  if (!text.trim()) {
-    Notification.warning(trans().__('Write the sentence to cite first.'), {
-      autoClose: 3000
-    });
+  const text = textToCite(galactica, context);
+  if (text === null) {
     return false;
   }
   if (!checkModel(galactica)) {

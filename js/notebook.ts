@@ -27,7 +27,7 @@ export function cellInfos(panel: NotebookPanel): ICellInfo[] {
  * Make the next notebook change an undo step of its own (not merged with the user's last
  * change, nor with the next one).
  */
-function separateUndoStep(panel: NotebookPanel): void {
+export function separateUndoStep(panel: NotebookPanel): void {
   (
     panel.content.model?.sharedModel as unknown as {
       undoManager?: { stopCapturing(): void };
@@ -102,24 +102,47 @@ export function citeInNotebook(
     for (const edit of plan.edits) {
       shared.getCell(edit.cell).updateSource(edit.start, edit.end, edit.text);
     }
-    const metadata = { [METADATA_KEY]: plan.metadata } as any;
-    if (plan.index === -1) {
-      shared.insertCell(shared.cells.length, {
-        cell_type: 'markdown',
-        source: plan.source,
-        metadata
-      });
-    } else {
-      const refs = shared.getCell(plan.index);
-      if (refs.getSource() !== plan.source) {
-        refs.setSource(plan.source);
-      }
-      refs.setMetadata({ ...refs.getMetadata(), ...metadata });
-      if (plan.move) {
-        shared.moveCell(plan.index, shared.cells.length - 1);
-      }
-    }
+    writeReferencesCell(panel, plan);
   });
   separateUndoStep(panel);
   return number;
+}
+
+/**
+ * How a References cell is to be written: inserted at the end (`index` -1) or updated
+ * in place (and moved to the end when `move`), with our metadata.
+ */
+export interface IReferencesCellPlan {
+  index: number;
+  source: string;
+  metadata: unknown;
+  move?: boolean;
+}
+
+/**
+ * Write a References cell as `plan` says; call it inside the caller's transaction, so the
+ * citation and its References cell are one undo step.
+ */
+export function writeReferencesCell(
+  panel: NotebookPanel,
+  plan: IReferencesCellPlan
+): void {
+  const shared = panel.content.model!.sharedModel;
+  const metadata = { [METADATA_KEY]: plan.metadata } as any;
+  if (plan.index === -1) {
+    shared.insertCell(shared.cells.length, {
+      cell_type: 'markdown',
+      source: plan.source,
+      metadata
+    });
+    return;
+  }
+  const cell = shared.getCell(plan.index);
+  if (cell.getSource() !== plan.source) {
+    cell.setSource(plan.source);
+  }
+  cell.setMetadata({ ...cell.getMetadata(), ...metadata });
+  if (plan.move) {
+    shared.moveCell(plan.index, shared.cells.length - 1);
+  }
 }

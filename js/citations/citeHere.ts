@@ -12,10 +12,10 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import { anchoredContext, trackContext } from '../actions';
-import { IEditorContext, textBeforeCursor } from '../editor';
+import { anchoredContext, textToCite, trackContext } from '../actions';
+import { IEditorContext } from '../editor';
 import { trans } from '../i18n';
-import { cellInfos } from '../notebook';
+import { cellInfos, separateUndoStep, writeReferencesCell } from '../notebook';
 import { checkModel } from '../progress';
 import { IGalactica } from '../service';
 import { ILibraryCiteResult, ILibrarySuggestion } from '../tokens';
@@ -23,7 +23,6 @@ import {
   formatReferences,
   ICell,
   librarySize,
-  METADATA_KEY,
   notebookCitedKeys,
   planBibliography
 } from './bibliography';
@@ -312,17 +311,6 @@ export function cellsAfterInsert(
 }
 
 /**
- * Make the next notebook change an undo step of its own.
- */
-function separateUndoStep(panel: NotebookPanel): void {
-  (
-    panel.content.model?.sharedModel as unknown as {
-      undoManager?: { stopCapturing(): void };
-    }
-  )?.undoManager?.stopCapturing();
-}
-
-/**
  * Write the References cell (the plan's) in the notebook; inside a transaction when the
  * caller has one.
  */
@@ -330,24 +318,9 @@ function applyPlan(
   panel: NotebookPanel,
   plan: ReturnType<typeof planBibliography>
 ): void {
-  const shared = panel.content.model!.sharedModel;
-  if (plan.unchanged) {
-    return;
+  if (!plan.unchanged) {
+    writeReferencesCell(panel, plan);
   }
-  const metadata = { [METADATA_KEY]: plan.metadata } as any;
-  if (plan.index === -1) {
-    shared.insertCell(shared.cells.length, {
-      cell_type: 'markdown',
-      source: plan.source,
-      metadata
-    });
-    return;
-  }
-  const cell = shared.getCell(plan.index);
-  if (cell.getSource() !== plan.source) {
-    cell.setSource(plan.source);
-  }
-  cell.setMetadata({ ...cell.getMetadata(), ...metadata });
 }
 
 /**
@@ -478,14 +451,8 @@ export async function citeHereFromLibrary(
   if (!path) {
     return fallback(galactica, context);
   }
-  const text = textBeforeCursor(
-    context,
-    galactica.settings.inlineCompletion.contextChars
-  );
-  if (!text.trim()) {
-    Notification.warning(trans().__('Write the sentence to cite first.'), {
-      autoClose: 3000
-    });
+  const text = textToCite(galactica, context);
+  if (text === null) {
     return false;
   }
   // no library (or no way to read one): GALACTICA's free citations, as before
