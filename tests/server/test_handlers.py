@@ -116,8 +116,10 @@ async def test_status_reports_the_remote_model(jp_fetch: Any, agent_server: Serv
         "url",
         "remote",
         "remotes",
+        "unloaded",
     }
     assert status["remote"] == "default" and status["remotes"] == ["default"]
+    assert status["unloaded"] is False
 
 
 async def test_cite_streams_tokens_then_suggestions(jp_fetch: Any) -> None:
