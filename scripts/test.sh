@@ -10,7 +10,7 @@ export GALACTICA_TOKENIZER_DIR="${GALACTICA_TOKENIZER_DIR:-$(cd .. && pwd)/share
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e '.[test]'   # builds the labextension with jlpm (needs Node.js >= 18)
+.venv/bin/pip install -q -e '.[test,chem]'   # builds the labextension with jlpm (needs Node.js >= 18); chem: RDKit
 
 # 2. vLLM's CPU build in a venv of its own, for the scale-out tests (tests/test_vllm.py).
 if [ ! -x .venv-vllm/bin/python ]; then

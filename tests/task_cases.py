@@ -57,8 +57,6 @@ class TaskCases:
         11.4); never more than 16 sequences (issue 9: n=16 used to ask for 32)."""
         request = tasks.cite("Protein folding", n=2, max_tokens=6, diverse=True)
         payload = request_payload(request)
-        if "num_beam_groups" not in payload:
-            pytest.skip("the client does not send num_beam_groups yet (CONTRACTS item 2)")
         assert (payload["n"], payload["num_beam_groups"]) == (2, 2)
         assert payload["diversity_penalty"] == tasks.DIVERSITY_PENALTY
         assert request_payload(tasks.cite("x", n=16, diverse=True))["n"] == 16
