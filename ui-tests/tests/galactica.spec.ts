@@ -172,9 +172,15 @@ test.describe('GALACTICA', () => {
     // the first key the user reaches for, Ctrl+Z in the cell, removes the TL;DR only
     await page.keyboard.press('Control+z');
     await expect.poll(() => cellSources(page)).toEqual([`${text} Mine.`]);
-    // and the next one is the user's own undo again
+    // and the next one is the user's own undo again (how much of their typing it takes
+    // back is CodeMirror's grouping, which depends on typing speed: at least " Mine.")
     await page.keyboard.press('Control+z');
-    await expect.poll(async () => (await cellSources(page))[0]).toBe(text);
+    await expect
+      .poll(async () => {
+        const after = await cellSources(page);
+        return after.length === 1 && text.startsWith(after[0]);
+      })
+      .toBe(true);
   });
 
   test("the notification's Undo removes the TL;DR; `z` in command mode too", async ({
