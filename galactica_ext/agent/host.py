@@ -102,15 +102,19 @@ class ModelHost:
         """The ``/health`` document."""
         facts: dict[str, Any] = {}
         queue = {"running": 0, "waiting": 0}
-        prefix = {"hits": 0, "reused_tokens": 0}
+        prefix: dict[str, int] = {}
         current = self.serving_model
         if current is not None:
             facts = current.loaded.describe()
             engine = current.engine
             queue = engine.load
+            cache = engine.prefix_cache
             prefix = {
-                "hits": engine.prefix_cache.hits,
-                "reused_tokens": engine.prefix_cache.reused_tokens,
+                "hits": cache.hits,
+                "reused_tokens": cache.reused_tokens,
+                "bytes": cache.bytes,
+                "max_bytes": cache.max_bytes,
+                "entries": cache.entries,
             }
         return Health(
             status=self.status,  # type: ignore[arg-type]

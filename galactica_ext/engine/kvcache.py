@@ -241,7 +241,14 @@ class PrefixCache:
 
     @property
     def bytes(self) -> int:
-        return sum(kv_bytes(layers) for layers in self._entries.values())
+        """Bytes of the caches held now (at most ``max_bytes``)."""
+        # a snapshot: /health reads this from another thread while the engine puts entries
+        return sum(kv_bytes(layers) for layers in list(self._entries.values()))
+
+    @property
+    def entries(self) -> int:
+        """How many prompts' caches are held (one that a newer prompt extends is dropped)."""
+        return len(self._entries)
 
     def put(self, ids: list[int], layers: LayerKV) -> None:
         key = tuple(ids[: kv_length(layers)])

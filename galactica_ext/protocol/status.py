@@ -25,8 +25,15 @@ class QueueLoad(BaseModel):
 
 
 class PrefixCacheStats(BaseModel):
+    """The agent's prefix cache: reuse so far, and what it holds against its budget."""
+
     hits: int = 0
     reused_tokens: int = 0
+    #: bytes of key/value caches held now, and the most it may hold (0: prefix reuse is off)
+    bytes: int = 0
+    max_bytes: int = 0
+    #: prompts (documents) whose caches are held
+    entries: int = 0
 
 
 class Health(BaseModel):
