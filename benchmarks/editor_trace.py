@@ -1,8 +1,9 @@
-"""The editor workload: a person typing into a ~1,000-token document.
+"""The editor workload: a person typing into a ~1,000-token document, or moving between two.
 
 At each pause the editor sends the whole document so far as the prompt (stream, 16 tokens)
 and hangs up as soon as the first token arrives (the ghost text is superseded by the next
-keystrokes). Each prompt therefore extends the previous one by a few characters.
+keystrokes). Each prompt therefore extends the previous prompt of its document by a few
+characters; with two documents, the prompts alternate between them.
 """
 
 from __future__ import annotations
@@ -82,18 +83,27 @@ def document(seed: int, chars: int = 9000) -> str:
     return "".join(parts)
 
 
-def trace(tokenizer, seed: int, start_tokens: int = 1000, pauses: int = 20) -> list[str]:
+def trace(
+    tokenizer, seed: int, start_tokens: int = 1000, pauses: int = 20, documents: int = 1
+) -> list[str]:
     """The prompts of one editing session: a document of ``start_tokens`` tokens, then grown by
-    2-7 characters (what one types before a pause) ``pauses - 1`` times."""
-    text = document(seed)
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    assert len(ids) > start_tokens + 100, "the generated document is too short"
-    cut = len(tokenizer.decode(ids[:start_tokens]))
-    rng = random.Random(seed + 1)
-    prompts = [text[:cut]]
-    for _ in range(pauses - 1):
-        cut += rng.randint(2, 7)
-        prompts.append(text[:cut])
+    2-7 characters (what one types before a pause) at each later pause, ``pauses`` prompts in
+    all. With ``documents`` > 1 the user moves between that many documents (of different seeds):
+    pause k edits document k % documents, so the first ``documents`` pauses are cold."""
+    texts, cuts, rngs = [], [], []
+    for d in range(documents):
+        text = document(seed + 1000 * d)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert len(ids) > start_tokens + 100, "the generated document is too short"
+        texts.append(text)
+        cuts.append(len(tokenizer.decode(ids[:start_tokens])))
+        rngs.append(random.Random(seed + 1000 * d + 1))
+    prompts = []
+    for pause in range(pauses):
+        d = pause % documents
+        if pause >= documents:  # a document seen before: typed into since
+            cuts[d] += rngs[d].randint(2, 7)
+        prompts.append(texts[d][: cuts[d]])
     return prompts
 
 
@@ -109,10 +119,12 @@ def run_traces(
     prompts_per_trace: list[list[str]],
     gap: float = 0.3,
     extra: dict | None = None,
+    cold: int = 1,
 ) -> dict[str, TraceResult]:
     """Replay each trace on every server, pause by pause, the servers' order rotating, so the
     machine's background load hits them alike. ``gap``: idle time after each request (the
-    next keystrokes; a server finishes cancelling meanwhile)."""
+    next keystrokes; a server finishes cancelling meanwhile). ``cold``: how many pauses of
+    each trace open a document not seen before (``documents`` of :func:`trace`)."""
     results = {label: TraceResult(label) for label in servers}
     labels = list(servers)
     turn = 0
@@ -130,6 +142,6 @@ def run_traces(
                     **(extra or {}),
                 }
                 r = servers[label].complete(body, close_after_first=True)
-                (results[label].warm if pause else results[label].cold).append(r.ttft)
+                (results[label].warm if pause >= cold else results[label].cold).append(r.ttft)
                 time.sleep(gap)
     return results

