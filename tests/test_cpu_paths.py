@@ -261,6 +261,9 @@ def test_threads_auto_times_the_loaded_model(tiny_checkpoint: Path, keep_threads
     assert loaded.threads in threads.candidates()
     assert torch.get_num_threads() == loaded.threads
     assert loaded.describe()["threads"] == loaded.threads
+    setting = loaded.thread_setting  # the engine adapts from here (test_thread_tuner.py)
+    assert setting is not None and setting.choices == threads.candidates()
+    assert setting.initial["prompt"] in setting.choices
     chosen, steps = threads.calibrate_threads(loaded.model, [1, 2], steps=2, rounds=1)
     assert chosen in (1, 2) and set(steps) == {1, 2} and all(s > 0 for s in steps.values())
 
@@ -278,7 +281,9 @@ def test_threads_setting_is_checked(
     monkeypatch.delenv(THREADS_ENV, raising=False)
     assert apply_threads(model, None) is None
     monkeypatch.setenv(THREADS_ENV, "1")
-    assert apply_threads(model, None) == 1 and torch.get_num_threads() == 1
+    fixed = apply_threads(model, None)
+    assert fixed is not None and fixed.choices == [1] and not fixed.adaptive
+    assert torch.get_num_threads() == 1
     monkeypatch.setenv(THREADS_ENV, "lots")
     with pytest.raises(ValueError, match="threads 'lots'"):
         apply_threads(model, None)

@@ -60,23 +60,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        help="torch's compute threads on the CPU (default: $OMP_NUM_THREADS, else every core "
-        "but one, which is left to the HTTP loop)",
+        help="torch's compute threads on the CPU (default: $OMP_NUM_THREADS or "
+        "$GALACTICA_THREADS if set, else measured at load and adapted while serving)",
     )
 
 
 def set_threads(threads: int | None) -> None:
-    """Leave one core to the HTTP loop (and the rest of the machine), as vLLM's CPU backend does.
+    """A count given (``--threads``, ``$OMP_NUM_THREADS``, ``$GALACTICA_THREADS``) is kept;
+    otherwise each load measures it and the engine adapts it while it serves.
 
-    Every decoding step waits for all of torch's threads; with one thread per core, any other
-    busy process, or the agent's own HTTP loop, stalls every step (on a 2-core machine under
-    load, decoding with 2 threads ran 5-10x slower than with 1).
+    No fixed rule fits: one thread per core but one suits galactica-125m on a busy 2-core
+    machine (with a thread on every core, any other busy process stalls every step), while
+    on an idle one two threads decode 1.5x faster and prefill 2x faster, and a 1.3b step
+    needs more threads to draw the memory bandwidth (engine/thread_tuner.py).
     """
-    if threads is None and os.environ.get("OMP_NUM_THREADS"):
-        return
-    import torch
+    from ..engine.threads import THREADS_ENV
 
-    torch.set_num_threads(threads if threads else max(1, torch.get_num_threads() - 1))
+    if threads is not None:
+        os.environ[THREADS_ENV] = str(threads)
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        os.environ.setdefault(THREADS_ENV, "auto")
 
 
 async def serve(args: argparse.Namespace) -> None:

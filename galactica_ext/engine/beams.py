@@ -87,7 +87,7 @@ class _Beams:
         tokens = torch.tensor([[h.tokens[-1]] for h in self.beams], device=self.engine.device)
         position = len(self.prompt) + self.generated - 1
         positions = torch.full((b, 1), position, device=self.engine.device)
-        out = self.engine.model(
+        out = self.engine.run_model(
             input_ids=tokens,
             position_ids=positions,
             cache=self.cache,

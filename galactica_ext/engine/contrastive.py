@@ -35,7 +35,7 @@ class ContrastiveSearch:
         self.seq: SeqState = engine.new_sequence(request, 0, 0)
         ids = torch.tensor([request.prompt_ids], device=engine.device)
         cache = DynamicCache()
-        out = engine.model(
+        out = engine.run_model(
             input_ids=ids, cache=cache, use_cache=True, output_hidden_states=True, logits_to_keep=1
         )
         self.rows = min(request.params.top_k, out.logits.shape[-1])
@@ -62,7 +62,7 @@ class ContrastiveSearch:
         top_probs, top_ids = torch.topk(probs, k)
         # every candidate one step further: one row each (the rows are the same until now)
         position = torch.full((k, 1), seq.kv_len + 1, device=engine.device)
-        out = engine.model(
+        out = engine.run_model(
             input_ids=top_ids.view(k, 1),
             position_ids=position,
             cache=self.cache,

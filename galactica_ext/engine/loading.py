@@ -16,7 +16,7 @@ from ..specs import is_local, resolve_model_spec
 from .cpu import can_pack, fuse_gelu, fuse_qkv, pack_linears, use_decode_attention
 from .direct import load_direct
 from .int8 import KERNELS, pick_kernel, quantize_linears
-from .threads import apply_threads
+from .threads import ThreadSetting, apply_threads
 from .tokenizer import load_tokenizer
 
 #: ``progress(phase, fraction)``: phase is "download" or "load", fraction in [0, 1].
@@ -72,8 +72,15 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     load_seconds: float
-    #: torch's CPU threads where the loader set them (``LoadOptions.threads``), else None
-    threads: int | None = None
+    #: torch's CPU threads where the loader set them (``LoadOptions.threads``), else None;
+    #: adaptive where "auto" (the engine goes on measuring: engine/thread_tuner.py)
+    thread_setting: ThreadSetting | None = None
+
+    @property
+    def threads(self) -> int | None:
+        """The count decoding steps start with, where the loader set one."""
+        setting = self.thread_setting
+        return setting.initial.get("step") if setting is not None else None
 
     @property
     def weight_bytes(self) -> int:
@@ -229,7 +236,7 @@ def load_model(
         device=next(model.parameters()).device,
         dtype=dtype,
         load_seconds=time.perf_counter() - started,
-        threads=threads,
+        thread_setting=threads,
     )
 
 

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import torch
 
@@ -32,6 +33,7 @@ from .requests import Request, SeqState, check_modes
 from .sampling import Choice, SamplingParams, choose, choose_greedy, plain_greedy
 from .searches import Searches
 from .textstream import TextStream
+from .thread_tuner import ThreadTuner
 
 __all__ = ["Engine", "PromptTooLong", "QueueFull"]
 
@@ -82,6 +84,13 @@ class Engine:
         self._batch = BatchKV()
         self._lock = threading.Condition()
         self._closed = False
+        setting = loaded.thread_setting
+        #: torch's threads for each forward (adapting where the loader was told "auto")
+        self.threads = (
+            ThreadTuner(setting.choices, setting.initial)
+            if setting is not None
+            else ThreadTuner([torch.get_num_threads()])
+        )
         self.steps = 0  # decoding steps of the continuous batch
         self.batched_prefills = 0  # forwards that prefilled several cold prompts at once
         self._worker = threading.Thread(target=self._run, name="galactica-engine", daemon=True)
@@ -387,8 +396,14 @@ class Engine:
         logits, layers = self._prefill(ids[start:], hit.layers if hit else None, start)
         return logits, layers, start
 
+    def run_model(self, **inputs: Any) -> Any:
+        """The model's forward, with torch's threads chosen for its kind of work (a step or a
+        prompt: engine/thread_tuner.py). Every forward of the engine goes through here."""
+        rows, tokens = inputs["input_ids"].shape
+        return self.threads.run(rows, tokens, lambda: self.model(**inputs))
+
     def _prefill_many(self, prompts: list[list[int]]) -> list[tuple[torch.Tensor, LayerKV]]:
-        return prefill_many(self.model, self.device, self.tokenizer.pad_token_id, prompts)
+        return prefill_many(self.run_model, self.device, self.tokenizer.pad_token_id, prompts)
 
     def _generator(self, params: SamplingParams, index: int) -> torch.Generator | None:
         if params.temperature == 0:
@@ -400,7 +415,7 @@ class Engine:
     def _prefill(
         self, ids: list[int], cached: LayerKV | None, start: int
     ) -> tuple[torch.Tensor, LayerKV]:
-        return prefill(self.model, self.device, ids, cached, start)
+        return prefill(self.run_model, self.device, ids, cached, start)
 
     def allowed_tokens(self, seq: SeqState) -> torch.Tensor | None:
         """The tokens a choice-constrained sequence may take next (None: no such constraint)."""
@@ -488,7 +503,7 @@ class Engine:
         mask = None
         if batch.padded:
             mask = torch.cat([batch.mask, batch.mask.new_ones((batch.size, 1))], dim=1)
-        out = self.model(
+        out = self.run_model(
             input_ids=tokens,
             attention_mask=mask,
             position_ids=positions,

@@ -9,6 +9,9 @@ measures: a few decoding steps with each candidate (one thread, every core but o
 core), interleaved, and keeps the fastest; fewer threads win unless more are clearly faster
 (:data:`MARGIN`), since a thread count chosen under a passing load should not hog the machine.
 The measurement costs a few steps per candidate (galactica-1.3b on 2 cores: ~5 s at load).
+Prompts are timed too (a short prefill per candidate): they are bound by compute, not by
+bandwidth, and more threads help them where they would not help a step. What is chosen at load
+is where :class:`.thread_tuner.ThreadTuner` starts; the engine goes on measuring as it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import os
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -27,6 +31,19 @@ log = logging.getLogger(__name__)
 MARGIN = 0.10
 #: ``$GALACTICA_THREADS``: "auto" (calibrate at load) or a number; unset: leave torch's setting
 THREADS_ENV = "GALACTICA_THREADS"
+
+
+@dataclass
+class ThreadSetting:
+    """Where the engine's thread counts come from: ``choices`` to adapt among (one: fixed),
+    and the count each kind of work ("step", "prompt") starts with."""
+
+    choices: list[int]
+    initial: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def adaptive(self) -> bool:
+        return len(self.choices) > 1
 
 
 def usable_cores() -> int:
@@ -68,6 +85,47 @@ def _step_seconds(model: nn.Module, threads: int, steps: int, prompt: int = 16) 
     return statistics.median(times)
 
 
+def _prompt_seconds(model: nn.Module, threads: int, tokens: int = 64) -> float:
+    """Seconds of one ``tokens``-token prefill with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    ids = torch.arange(tokens).unsqueeze(0) + 100
+    with torch.inference_mode():
+        start = time.perf_counter()
+        model(input_ids=ids, use_cache=False, logits_to_keep=1)
+        return time.perf_counter() - start
+
+
+def _fewest_clearly_fastest(seconds: dict[int, float]) -> int:
+    """The fewest threads, unless more are at least :data:`MARGIN` faster."""
+    counts = sorted(seconds)
+    chosen = counts[0]
+    for n in counts[1:]:  # ascending: more threads only when clearly faster
+        if seconds[n] < (1 - MARGIN) * seconds[chosen]:
+            chosen = n
+    return chosen
+
+
+def calibrate_prompts(model: nn.Module, choices: list[int], rounds: int = 2) -> int:
+    """Time a short prefill with each count in ``choices`` (interleaved) and return the one
+    for prompts (torch's setting is left as the last timing set it)."""
+    choices = sorted(set(choices))
+    if len(choices) == 1:
+        return choices[0]
+    _prompt_seconds(model, choices[-1])  # warm-up
+    seen: dict[int, list[float]] = {n: [] for n in choices}
+    for r in range(rounds):
+        for n in choices[r % len(choices) :] + choices[: r % len(choices)]:
+            seen[n].append(_prompt_seconds(model, n))
+    seconds = {n: statistics.median(ts) for n, ts in seen.items()}
+    chosen = _fewest_clearly_fastest(seconds)
+    log.info(
+        "threads for prompts: %d (64-token prompt %s)",
+        chosen,
+        ", ".join(f"{n} threads {1000 * s:.1f} ms" for n, s in seconds.items()),
+    )
+    return chosen
+
+
 def calibrate_threads(
     model: nn.Module, choices: list[int] | None = None, steps: int = 3, rounds: int = 2
 ) -> tuple[int, dict[int, float]]:
@@ -84,10 +142,7 @@ def calibrate_threads(
         for n in choices[r % len(choices) :] + choices[: r % len(choices)]:
             seen[n].append(_step_seconds(model, n, steps))
     step = {n: statistics.median(ts) for n, ts in seen.items()}
-    chosen = choices[0]
-    for n in choices[1:]:  # ascending: more threads only when clearly faster
-        if step[n] < (1 - MARGIN) * step[chosen]:
-            chosen = n
+    chosen = _fewest_clearly_fastest(step)
     torch.set_num_threads(chosen)
     log.info(
         "threads: %d (decoding step %s)",
@@ -97,16 +152,20 @@ def calibrate_threads(
     return chosen, step
 
 
-def apply_threads(model: nn.Module, threads: int | str | None) -> int | None:
-    """``threads`` (or ``$GALACTICA_THREADS``): "auto" calibrates, a number is set, None
-    leaves torch's setting; returns the count set, if any. Raises ValueError for anything else.
+def apply_threads(model: nn.Module, threads: int | str | None) -> ThreadSetting | None:
+    """``threads`` (or ``$GALACTICA_THREADS``): "auto" calibrates steps and prompts and lets
+    the engine adapt from there, a number is set and kept, None leaves torch's setting (and
+    returns None). Raises ValueError for anything else.
     """
     if threads is None:
         threads = os.environ.get(THREADS_ENV) or None
         if threads is None:
             return None
     if threads == "auto":
-        return calibrate_threads(model)[0]
+        choices = candidates()
+        prompts = calibrate_prompts(model, choices)
+        steps = calibrate_threads(model, choices)[0]
+        return ThreadSetting(choices, {"step": steps, "prompt": prompts})
     try:
         count = int(threads)
     except ValueError:
@@ -114,4 +173,4 @@ def apply_threads(model: nn.Module, threads: int | str | None) -> int | None:
     if count < 1:
         raise ValueError(f"threads {threads!r}: use 'auto' or a whole number >= 1")
     torch.set_num_threads(count)
-    return count
+    return ThreadSetting([count], {"step": count, "prompt": count})

@@ -1,0 +1,148 @@
+"""The engine's thread counts, measured as it runs (engine/thread_tuner.py).
+
+The rules are checked on given forward times and a clock the test moves, so nothing here
+depends on how fast this machine is; the last test runs the real engine with the tuner
+trying counts at every forward and checks the tokens do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from galactica_ext.engine import thread_tuner
+from galactica_ext.engine.thread_tuner import ROUNDS, ThreadTuner, work_kind
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def keep_threads() -> Iterator[None]:
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def run_trial(tuner: ThreadTuner, kind: str, key, seconds: dict[int, float]) -> list[int]:
+    """Feed forwards of one shape until the trial ends; the counts the tuner asked for."""
+    asked = []
+    for _ in range(4 * ROUNDS):
+        threads = tuner.pick(kind, key)
+        asked.append(threads)
+        tuner.record(kind, key, threads, seconds[threads])
+        if tuner.kinds[kind].trial is None:
+            break
+    return asked
+
+
+def test_kinds_of_work() -> None:
+    assert work_kind(1, 1) == ("step", (1, 1))
+    assert work_kind(4, 1) == ("step", (4, 1))
+    assert work_kind(1, 5)[0] == "step"  # a warm prompt's few new tokens
+    assert work_kind(1, 1000) == ("prompt", 10)
+    assert work_kind(8, 4)[0] == "prompt"
+
+
+def test_one_choice_never_tries_another() -> None:
+    clock = Clock()
+    tuner = ThreadTuner([3], clock=clock)
+    clock.now = 1e6
+    assert not tuner.adaptive
+    assert tuner.pick("step", (1, 1)) == 3 and tuner.kinds["step"].trial is None
+
+
+def test_more_threads_only_when_clearly_faster_fewer_when_not_slower() -> None:
+    clock = Clock()
+    tuner = ThreadTuner([1, 2], {"step": 1, "prompt": 2}, every=2.0, clock=clock)
+    assert tuner.pick("step", (1, 1)) == 1  # no trial before `every` seconds
+    clock.now = 2.0
+    # 5% faster with 2 threads: not enough, stays at 1; the next trial waits twice as long
+    asked = run_trial(tuner, "step", (1, 1), {1: 0.0100, 2: 0.0095})
+    assert asked == [1, 2] * ROUNDS
+    assert tuner.describe()["step"] == 1 and tuner.kinds["step"].next_trial == 2.0 + 4.0
+    clock.now = 6.0
+    run_trial(tuner, "step", (1, 1), {1: 0.0100, 2: 0.0080})  # 20% faster: taken
+    assert tuner.describe() == {"step": 2, "prompt": 2} and tuner.switches == 1
+    assert tuner.kinds["step"].next_trial == 6.0 + 2.0  # a change: look again soon
+    clock.now = 8.0
+    asked = run_trial(tuner, "step", (1, 1), {1: 0.0080, 2: 0.0080})  # fewer, no slower
+    assert asked == [2, 1] * ROUNDS and tuner.describe()["step"] == 1
+    assert tuner.describe()["prompt"] == 2  # kinds are tuned apart
+
+
+def test_a_far_slower_count_ends_the_trial_at_once_and_trials_back_off() -> None:
+    clock = Clock()
+    tuner = ThreadTuner([1, 2], {"step": 1}, every=1.0, clock=clock)
+    waits = []
+    for _ in range(6):
+        clock.now = tuner.kinds["step"].next_trial
+        start = clock.now
+        asked = run_trial(tuner, "step", (1, 1), {1: 0.06, 2: 1.1})  # a busy machine
+        assert asked == [1, 2]  # one forward of the other count, not ROUNDS
+        waits.append(tuner.kinds["step"].next_trial - start)
+    assert waits == [2.0, 4.0, 8.0, 16.0, 16.0, 16.0]  # up to MAX_BACKOFF x every
+    assert tuner.describe()["step"] == 1
+
+
+def test_a_trial_compares_one_shape_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    tuner = ThreadTuner([1, 2], {"step": 1}, every=1.0, clock=clock)
+    clock.now = 1.0
+    assert tuner.pick("step", (1, 1)) == 1
+    tuner.record("step", (1, 1), 1, 0.010)
+    assert tuner.pick("step", (1, 1)) == 2
+    # the batch grew meanwhile: its forwards use the chosen count and do not count
+    assert tuner.pick("step", (2, 1)) == 1
+    tuner.record("step", (2, 1), 1, 0.500)
+    assert tuner.kinds["step"].trial.seen == {1: [0.010]}
+    monkeypatch.setattr(thread_tuner, "TRIAL_PATIENCE", 3)
+    for _ in range(4):  # the first shape never comes back: the trial is dropped
+        tuner.pick("step", (2, 1))
+    assert tuner.kinds["step"].trial is None and tuner.describe()["step"] == 1
+
+
+def test_long_prompts_never_start_a_trial_short_ones_decide() -> None:
+    clock = Clock()
+    tuner = ThreadTuner([1, 2], {"step": 1, "prompt": 1}, every=1.0, clock=clock)
+    clock.now = 5.0
+    long_key = work_kind(1, 1000)[1]
+    assert tuner.pick("prompt", long_key) == 1 and tuner.kinds["prompt"].trial is None
+    short_key = work_kind(1, 100)[1]
+    run_trial(tuner, "prompt", short_key, {1: 0.10, 2: 0.05})
+    assert tuner.pick("prompt", long_key) == 2  # what the short ones measured
+
+
+def test_the_engine_adapting_threads_decodes_the_same_tokens(tiny_model, keep_threads) -> None:
+    from galactica_ext.engine.sampling import SamplingParams
+    from galactica_ext.engine.scheduler import Engine
+
+    params = SamplingParams(max_tokens=24, ignore_eos=True)
+    prompts = ["The Transformer architecture", "A short prompt " * 20]  # a step, a prompt
+    fixed = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    adapting = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    try:
+        fixed.threads = ThreadTuner([1])
+        # a trial at every forward (every=0): the counts alternate all the time
+        adapting.threads = ThreadTuner([1, 2], {"step": 1, "prompt": 1}, every=0.0)
+        for prompt in prompts:
+            want = fixed.generate(prompt, params)[0].token_ids
+            got = adapting.generate(prompt, params)[0].token_ids
+            assert got == want
+        trials = adapting.threads
+        assert trials.current in (1, 2)
+        assert (
+            trials.kinds["step"].trial is not None
+            or trials.kinds["step"].backoff > 1
+            or (trials.switches > 0)
+        )  # trials ran
+    finally:
+        fixed.close()
+        adapting.close()
