@@ -76,3 +76,80 @@ def test_fast_paths_can_be_turned_off(tiny_checkpoint: Path) -> None:
     )
     assert type(loaded.model.lm_head) is torch.nn.Linear
     assert loaded.model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("quantize", [None, "8bit"])
+def test_decode_step_gives_the_models_logits_bit_for_bit(
+    tiny_checkpoint: Path, dtype: str, quantize: str | None
+) -> None:
+    """engine/decode_step.py against ``model(...)`` on the same caches: a padded batch of two
+    prompts, several steps, identical logits and caches."""
+    from galactica_ext.engine.cpu import can_pack
+    from galactica_ext.engine.decode_step import DecodeStep
+    from galactica_ext.engine.kvcache import BatchKV
+    from galactica_ext.engine.loading import LoadOptions, load_model
+    from galactica_ext.engine.prefill import prefill
+
+    if quantize and dtype == "float32":
+        pytest.skip("CPU int8 starts from bfloat16")
+    if not quantize and not can_pack(getattr(torch, dtype), torch.device("cpu")):
+        pytest.skip(f"oneDNN packing of {dtype} is not available on this CPU")
+    options = LoadOptions(dtype=dtype, device="cpu", quantize=quantize)
+    loaded = load_model(str(tiny_checkpoint), options)
+    model, cpu = loaded.model, torch.device("cpu")
+    step = DecodeStep.build(model)
+    assert step is not None
+    prompts = [
+        loaded.tokenizer(text, add_special_tokens=False).input_ids
+        for text in ("Proteins fold because of", "The")
+    ]
+    ours, theirs = BatchKV(), BatchKV()
+    with torch.inference_mode():
+        for ids in prompts:
+            _, layers = prefill(model, cpu, ids, None, 0)
+            ours.add(layers)
+            theirs.add(layers)
+        tokens = torch.tensor([[5], [9]])
+        positions = torch.tensor([[len(p)] for p in prompts])
+        for _ in range(4):
+            mask = torch.cat([ours.mask, ours.mask.new_ones((2, 1))], dim=1)
+            got = step(tokens, positions, ours.cache, mask)
+            want = model(
+                input_ids=tokens,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=theirs.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1]
+            ours.grew()
+            theirs.grew()
+            assert torch.equal(got, want)
+            tokens, positions = got.argmax(-1, keepdim=True), positions + 1
+        for (k, v), (k2, v2) in zip(ours.layers, theirs.layers, strict=True):
+            assert torch.equal(k, k2) and torch.equal(v, v2)
+        one = BatchKV()  # a single row: no mask at all
+        _, layers = prefill(model, cpu, prompts[0], None, 0)
+        one.add(layers)
+        other = BatchKV()
+        other.add(layers)
+        position = torch.tensor([[len(prompts[0])]])
+        got = step(torch.tensor([[7]]), position, one.cache)
+        want = model(
+            input_ids=torch.tensor([[7]]),
+            position_ids=position,
+            cache=other.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]
+        assert torch.equal(got, want)
+
+
+def test_decode_step_leaves_unfused_models_to_transformers(tiny_checkpoint: Path) -> None:
+    from transformers import OPTForCausalLM
+
+    from galactica_ext.engine.decode_step import DecodeStep
+
+    plain = OPTForCausalLM.from_pretrained(str(tiny_checkpoint), dtype=torch.float32).eval()
+    assert DecodeStep.build(plain) is None

@@ -87,14 +87,7 @@ class _Beams:
         tokens = torch.tensor([[h.tokens[-1]] for h in self.beams], device=self.engine.device)
         position = len(self.prompt) + self.generated - 1
         positions = torch.full((b, 1), position, device=self.engine.device)
-        out = self.engine.run_model(
-            input_ids=tokens,
-            position_ids=positions,
-            cache=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        return out.logits[:, -1]
+        return self.engine.decode(tokens, positions, self.cache)
 
     def _reorder(self, rows: list[int]) -> None:
         if rows != list(range(self.num_beams)):  # the prompt is the same in every row

@@ -25,6 +25,7 @@ from ..protocol.limits import MAX_N
 from ..specs import CONTEXT_LENGTH
 from ..tasks import escape_sequences
 from .constraints import ChoiceTrie, TrieCache, TrieNode
+from .decode_step import DecodeStep
 from .events import ChoiceResult, Completion, Delta, EngineClosed
 from .kvcache import BatchKV, LayerKV, PrefixCache, PrefixHit
 from .loading import LoadedModel
@@ -91,6 +92,8 @@ class Engine:
             if setting is not None
             else ThreadTuner([torch.get_num_threads()])
         )
+        #: decoding steps without transformers' per-call machinery, where that applies
+        self.decode_step = DecodeStep.build(self.model)
         self.steps = 0  # decoding steps of the continuous batch
         self.batched_prefills = 0  # forwards that prefilled several cold prompts at once
         self._worker = threading.Thread(target=self._run, name="galactica-engine", daemon=True)
@@ -402,6 +405,29 @@ class Engine:
         rows, tokens = inputs["input_ids"].shape
         return self.threads.run(rows, tokens, lambda: self.model(**inputs))
 
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Any,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One decoding step (``tokens``/``positions`` ``[rows, 1]``, ``cache`` extended in
+        place, ``mask`` 2-D including the new token or None): the logits ``[rows, vocab]``."""
+        rows = tokens.shape[0]
+        step = self.decode_step
+        if step is not None:
+            return self.threads.run(rows, 1, lambda: step(tokens, positions, cache, mask))
+        out = self.run_model(
+            input_ids=tokens,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1]
+
     def _prefill_many(self, prompts: list[list[int]]) -> list[tuple[torch.Tensor, LayerKV]]:
         return prefill_many(self.run_model, self.device, self.tokenizer.pad_token_id, prompts)
 
@@ -503,17 +529,9 @@ class Engine:
         mask = None
         if batch.padded:
             mask = torch.cat([batch.mask, batch.mask.new_ones((batch.size, 1))], dim=1)
-        out = self.run_model(
-            input_ids=tokens,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=batch.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        logits = self.decode(tokens, positions, batch.cache, mask)
         batch.grew()
         self.steps += 1
-        logits = out.logits[:, -1]
         quick = self._greedy_choices(logits)
         keep = []
         for i, seq in enumerate(self._active):
