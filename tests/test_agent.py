@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from galactica_ext.agent.launcher import die_with_parent_hook, start_agent
+from galactica_ext.agent.launcher import start_agent
 from galactica_ext.agent.runtime import AgentInfo, is_stale, read_runtime, read_runtime_file
 from galactica_ext.checkpoints import build_random_checkpoint
 
@@ -78,6 +78,10 @@ def test_health_and_models(agent: Agent, tiny_checkpoint: Path) -> None:
     health = agent.http.get("/health").json()
     assert health["status"] == "ready" and health["model"] == str(tiny_checkpoint)
     assert health["dtype"] == "float32" and health["device"] == "cpu" and health["memory_bytes"] > 0
+    # the agent measures its threads by default (engine/thread_tuner.py) and says what it chose
+    cores = len(os.sched_getaffinity(0))
+    assert set(health["threads"]) == {"step", "prompt"}
+    assert all(1 <= n <= cores for n in health["threads"].values())
     models = agent.http.get("/v1/models").json()
     assert [m["id"] for m in models["data"]] == [str(tiny_checkpoint)]
 
@@ -274,65 +278,74 @@ def test_malformed_json_and_unknown_model(agent: Agent) -> None:
     assert agent.complete(prompt="still there", max_tokens=1).status_code == 200
 
 
-def test_queue_full_answers_503_with_retry_after(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    runtime = tmp_path / "agent.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "galactica_ext.agent",
-            "--model",
-            str(tiny_checkpoint),
-            "--dtype",
-            "float32",
-            "--max-batch",
-            "1",
-            "--max-queue",
-            "1",
-            "--runtime-file",
-            str(runtime),
-        ],
-        stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent_hook(),
-    )
+def test_queue_full_answers_503_with_retry_after(tiny_checkpoint: Path) -> None:
+    """The real agent app, served in this process so the test can hold its engine: a request
+    whose constraint hook waits keeps the single batch slot busy for as long as the test
+    needs (no race with how fast the model decodes)."""
+    import asyncio
+
+    from tornado.httpserver import HTTPServer
+    from tornado.ioloop import IOLoop
+    from tornado.netutil import bind_sockets
+
+    from galactica_ext.agent.app import make_app
+    from galactica_ext.agent.host import ModelHost
+    from galactica_ext.engine.sampling import SamplingParams
+
+    host = ModelHost(max_batch=1, max_queue=1)
+    host.load(str(tiny_checkpoint), dtype="float32", device="cpu")
+    host.wait(timeout=120)
+    assert host.status == "ready", host.error
+    engine = host.serving_model.engine
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(batch_id: int, ids: object) -> list[int]:
+        reached.set()
+        release.wait(timeout=120)
+        return []
+
+    holder = engine.submit("Hold", SamplingParams(max_tokens=2, prefix_allowed_tokens_fn=hold))
+    sockets = bind_sockets(0, "127.0.0.1")
+    url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+    loops: list[IOLoop] = []
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        HTTPServer(make_app(host, "secret")).add_sockets(sockets)
+        loops.append(IOLoop.current())
+        started.set()
+        loops[0].start()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    assert started.wait(timeout=30) and reached.wait(timeout=60)
+    headers = {"Authorization": "Bearer secret"}
     try:
-        deadline = time.monotonic() + 60
-        while (info := read_runtime_file(runtime)) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        running = Agent(proc, info, runtime)
-        running.wait_ready()
-        # 16 sampled choices of 2,000 tokens keep the single batch slot busy for a while
-        long = {"prompt": "Long", "max_tokens": 2000, "ignore_eos": True, "n": 16, "stream": True}
-        with (
-            httpx.Client(base_url=info.url, headers=info.headers, timeout=60) as a,
-            httpx.Client(base_url=info.url, headers=info.headers, timeout=60) as b,
-        ):
-            with a.stream("POST", "/v1/completions", json=long) as first:
-                next(first.iter_lines())
-                queued = threading.Thread(
-                    target=lambda: b.post("/v1/completions", json={**long, "max_tokens": 1})
-                )
-                queued.start()
-                deadline = time.monotonic() + 20
-                while running.http.get("/health").json()["queue"]["waiting"] < 1:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.01)
-                third = running.complete(prompt="x", max_tokens=1)
-                assert third.status_code == 503
-                assert (
-                    third.headers["Retry-After"] and third.json()["error"]["code"] == "queue_full"
-                )
-            queued.join(timeout=30)
-        running.wait_ready()
-        deadline = time.monotonic() + 20
-        while running.http.get("/health").json()["queue"] != {"running": 0, "waiting": 0}:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert running.complete(prompt="x", max_tokens=1).status_code == 200
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+            queued = threading.Thread(
+                target=lambda: http.post("/v1/completions", json={"prompt": "x", "max_tokens": 1})
+            )
+            queued.start()
+            deadline = time.monotonic() + 30
+            while http.get("/health").json()["queue"]["waiting"] < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            third = http.post("/v1/completions", json={"prompt": "y", "max_tokens": 1})
+            assert third.status_code == 503
+            assert third.headers["Retry-After"] and third.json()["error"]["code"] == "queue_full"
+            release.set()
+            holder.wait()
+            queued.join(timeout=60)
+            assert not queued.is_alive()
+            assert http.get("/health").json()["queue"] == {"running": 0, "waiting": 0}
+            again = http.post("/v1/completions", json={"prompt": "x", "max_tokens": 1})
+            assert again.status_code == 200
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert not runtime.exists()  # removed on a clean exit
+        release.set()
+        loops[0].add_callback(loops[0].stop)
+        server.join(timeout=30)
+        host.close()
 
 
 def test_failed_load_reported_in_health(tmp_path: Path) -> None:

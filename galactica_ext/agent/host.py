@@ -103,11 +103,13 @@ class ModelHost:
         facts: dict[str, Any] = {}
         queue = {"running": 0, "waiting": 0}
         prefix: dict[str, int] = {}
+        threads: dict[str, int] = {}
         current = self.serving_model
         if current is not None:
             facts = current.loaded.describe()
             engine = current.engine
             queue = engine.load
+            threads = engine.threads.describe()
             cache = engine.prefix_cache
             prefix = {
                 "hits": cache.hits,
@@ -127,6 +129,7 @@ class ModelHost:
             memory_bytes=facts.get("memory_bytes"),
             queue=queue,  # type: ignore[arg-type]
             prefix_cache=prefix,  # type: ignore[arg-type]
+            threads=threads,
             disconnected=self.disconnected,
             pid=os.getpid(),
             version=__version__,

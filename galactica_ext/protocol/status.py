@@ -52,6 +52,9 @@ class Health(BaseModel):
     memory_bytes: int | None = None
     queue: QueueLoad = Field(default_factory=QueueLoad)
     prefix_cache: PrefixCacheStats = Field(default_factory=PrefixCacheStats)
+    #: torch's CPU threads for each kind of work ("step", "prompt"), as the engine chose them
+    #: by measuring (engine/thread_tuner.py); empty without a model
+    threads: dict[str, int] = Field(default_factory=dict)
     #: requests cancelled before they finished because their client disconnected
     disconnected: int = 0
     pid: int | None = None
