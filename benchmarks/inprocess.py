@@ -133,64 +133,55 @@ class _Timer:
 def step_breakdown(
     model, batch: int, context: int, threads: int, steps: int = 24
 ) -> dict[str, float]:
-    """Milliseconds per decoding step of ``model`` (as the engine loads it) spent in the weight
-    products, the attention and the KV cache append, timed by wrapping those functions (torch's
-    profiler inflates small operators several-fold); ``batch`` sequences at ``context`` tokens,
-    ``threads`` threads. The rest is layer norms, activations, residuals, logits, and Python."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-    from transformers.modeling_utils import AttentionInterface
-
+    """Milliseconds per decoding step of ``model`` (as the engine loads it and decodes: its
+    DecodeStep over a cache written in place) spent in the weight products, the attention and
+    the KV cache writes, timed by wrapping those functions (torch's profiler inflates small
+    operators several-fold); ``batch`` sequences at ``context`` tokens, ``threads`` threads.
+    The rest is layer norms, activations, residuals, logits, and Python."""
     from galactica_ext.engine.cpu import PackedLinear
+    from galactica_ext.engine.decode_step import DecodeStep
+    from galactica_ext.engine.kvcache import BatchKV, GrowingLayer
+    from galactica_ext.engine.prefill import prefill
 
-    attention = model.config._attn_implementation
+    step = DecodeStep.build(model)
+    if step is None:
+        raise RuntimeError("the engine's decoding step does not apply to this model")
+    linear, update = PackedLinear.forward, GrowingLayer.update
     timers = {
-        "weight products (packed linears)": (PackedLinear, "forward"),
-        "attention": (AttentionInterface._global_mapping, attention),
-        "KV cache append (torch.cat)": (DynamicLayer, "update"),
+        "weight products (packed linears)": _Timer(linear),
+        "attention": _Timer(step.attention),
+        "KV cache writes (in place)": _Timer(update),
     }
-    saved = {}
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for name, (owner, key) in timers.items():
-            get = owner.get if isinstance(owner, dict) else lambda k, o=owner: o.__dict__[k]
-            saved[name] = get(key)
-            timer = _Timer(saved[name])
-            if isinstance(owner, dict):
-                owner[key] = timer
-            else:
-                setattr(owner, key, lambda self, *a, _t=timer, **k: _t(self, *a, **k))
-            timers[name] = (owner, key, timer)
         with torch.inference_mode():
-            ids = (torch.arange(context) % 40000 + 100).repeat(batch, 1)
-            cache = DynamicCache()
-            out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
-            token = out.logits[:, -1].argmax(-1, keepdim=True)
-            for _, _, timer in timers.values():
-                timer.seconds = 0.0
-            start = time.perf_counter()
-            for i in range(steps):
+            ids = (torch.arange(context) % 40000 + 100).tolist()
+            logits, layers = prefill(model, torch.device("cpu"), ids, None, 0)
+            cache = BatchKV()
+            for _ in range(batch):
+                cache.add(layers)
+            token = logits.argmax(-1).repeat(batch, 1).view(batch, 1)
+            PackedLinear.forward = lambda self, x: timers[  # type: ignore[method-assign]
+                "weight products (packed linears)"
+            ](self, x)
+            GrowingLayer.update = lambda self, *a, **k: timers[  # type: ignore[method-assign]
+                "KV cache writes (in place)"
+            ](self, *a, **k)
+            step.attention = timers["attention"]
+            for i in range(steps + 2):
+                if i == 2:  # two warm-up steps, then time
+                    for timer in timers.values():
+                        timer.seconds = 0.0
+                    start = time.perf_counter()
                 positions = torch.full((batch, 1), context + i)
-                out = model(
-                    input_ids=token,
-                    position_ids=positions,
-                    cache=cache,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                token = out.logits[:, -1].argmax(-1, keepdim=True)
-            step = (time.perf_counter() - start) * 1000 / steps
+                token = step(token, positions, cache.cache).argmax(-1, keepdim=True)
+                cache.grew()
+            ms = (time.perf_counter() - start) * 1000 / steps
     finally:
         torch.set_num_threads(before)
-        for name, entry in timers.items():
-            if name in saved:
-                owner, key = entry[0], entry[1]
-                if isinstance(owner, dict):
-                    owner[key] = saved[name]
-                else:
-                    setattr(owner, key, saved[name])
-    result = {name: timer.seconds * 1000 / steps for name, (_, _, timer) in timers.items()}
-    result["everything else (norms, activations, logits, Python)"] = step - sum(result.values())
-    result["step"] = step
+        PackedLinear.forward, GrowingLayer.update = linear, update  # type: ignore[method-assign]
+    result = {name: timer.seconds * 1000 / steps for name, timer in timers.items()}
+    result["everything else (norms, activations, logits, Python)"] = ms - sum(result.values())
+    result["step"] = ms
     return result

