@@ -75,7 +75,10 @@ def test_more_threads_only_when_clearly_faster_fewer_when_not_slower() -> None:
     clock.now = 8.0
     asked = run_trial(tuner, "step", (1, 1), {1: 0.0080, 2: 0.0080})  # fewer, no slower
     assert asked == [2, 1] * ROUNDS and tuner.describe()["step"] == 1
-    assert tuner.describe()["prompt"] == 2  # kinds are tuned apart
+    assert tuner.describe()["prompt"] == 1  # prompts follow what steps find ...
+    clock.now = 100.0
+    run_trial(tuner, "prompt", work_kind(1, 100)[1], {1: 0.10, 2: 0.05})
+    assert tuner.describe() == {"step": 1, "prompt": 2}  # ... until prompts measure
 
 
 def test_a_far_slower_count_ends_the_trial_at_once_and_trials_back_off() -> None:
@@ -109,7 +112,7 @@ def test_a_trial_compares_one_shape_only(monkeypatch: pytest.MonkeyPatch) -> Non
     assert tuner.kinds["step"].trial is None and tuner.describe()["step"] == 1
 
 
-def test_long_prompts_never_start_a_trial_short_ones_decide() -> None:
+def test_long_prompts_never_start_a_trial_short_ones_and_steps_decide() -> None:
     clock = Clock()
     tuner = ThreadTuner([1, 2], {"step": 1, "prompt": 1}, every=1.0, clock=clock)
     clock.now = 5.0
@@ -118,6 +121,12 @@ def test_long_prompts_never_start_a_trial_short_ones_decide() -> None:
     short_key = work_kind(1, 100)[1]
     run_trial(tuner, "prompt", short_key, {1: 0.10, 2: 0.05})
     assert tuner.pick("prompt", long_key) == 2  # what the short ones measured
+    clock.now = 50.0
+    run_trial(tuner, "step", (1, 1), {1: 0.010, 2: 0.005})  # steps: 2 threads, clearly
+    clock.now = tuner.kinds["step"].next_trial
+    run_trial(tuner, "step", (1, 1), {1: 0.010, 2: 0.010})  # then: fewer is no slower
+    assert tuner.describe()["step"] == 1
+    assert tuner.pick("prompt", long_key) == 1  # a busier machine: long prompts follow
 
 
 def test_the_engine_adapting_threads_decodes_the_same_tokens(tiny_model, keep_threads) -> None:

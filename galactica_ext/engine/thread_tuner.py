@@ -12,7 +12,9 @@ and now and then tries another count in a short trial, interleaved with the curr
   memory bandwidth) and **prompts** (:data:`PROMPT_TOKENS` tokens or more: bound by compute);
 - a trial compares forwards of the same shape only (rows and tokens), medians of
   :data:`ROUNDS` each, the current count and the other one alternating; long prompts
-  (:data:`TRIAL_TOKENS`) are never tried with another count, shorter ones decide for them;
+  (:data:`TRIAL_TOKENS`) are never tried with another count: shorter prompts decide for them,
+  and so do steps (when steps change count, prompts take it too: a machine whose steps are
+  faster with more threads has idle cores, and one whose steps are not is busy);
 - more threads are taken only when at least :data:`MARGIN` faster, fewer when not slower
   (fewer threads leave the cores to the HTTP loop, the browser and everything else);
 - a trial ends at once when the other count is far slower (:data:`GIVE_UP`), and trials
@@ -185,6 +187,8 @@ class ThreadTuner:
             )
             state.chosen = trial.other
             self.switches += 1
+            if kind == "step":  # long prompts are never tried: they follow what steps found
+                self.kinds["prompt"].chosen = trial.other
         self._end(state, switched=better)
 
     def _end(self, state: KindState, switched: bool) -> None:
