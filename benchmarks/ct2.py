@@ -47,6 +47,16 @@ def convert(checkpoint: Path, out: Path, tokenizer) -> Path:
     return out
 
 
+def convert_apart(checkpoint: Path, out: Path) -> Path:
+    """:func:`convert` in a process of its own: the converter holds the whole float32 model
+    (5 GB at the 1.3b shape), which this process then never has to give back."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, __file__, str(checkpoint), str(out)], check=True)
+    return out
+
+
 class CT2:
     """A CTranslate2 generator on the CPU with ``threads`` threads, timed like our engine."""
 
@@ -84,3 +94,12 @@ class CT2:
         """Seconds to the first new token of a cold prompt."""
         _, stamps, start = self.tokens(prompt_ids, 1)
         return stamps[0] - start
+
+
+if __name__ == "__main__":  # python ct2.py CHECKPOINT OUT: convert (see convert_apart)
+    import sys
+
+    from transformers import AutoTokenizer
+
+    source, target = Path(sys.argv[1]), Path(sys.argv[2])
+    convert(source, target, AutoTokenizer.from_pretrained(str(source)))

