@@ -388,7 +388,17 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
         editor_trace.trace(tokenizer, seed, pauses=settings.pauses)
         for seed in range(settings.traces)
     ]
+    before = _prefix_stats(servers["agent bfloat16"])
     report.trace = editor_trace.run_traces(traced, prompts)
+    after = _prefix_stats(servers["agent bfloat16"])
+    report.notes.append(
+        "Editor trace, the agent's prefix cache (/health): "
+        f"{after.get('hits', 0) - before.get('hits', 0)} hits over "
+        f"{sum(len(p) for p in prompts) - len(prompts)} warm pauses, "
+        f"{after.get('reused_tokens', 0) - before.get('reused_tokens', 0)} tokens reused; "
+        f"{after.get('entries')} entries, {after.get('bytes', 0) / 2**20:.0f} of "
+        f"{after.get('max_bytes', 0) / 2**20:.0f} MiB at the end."
+    )
     say(
         "editor trace TTFT ms: "
         + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace.items())
@@ -524,6 +534,15 @@ def _agent_threads_chosen(log_path: Path) -> str:
         return "threads: ?"
     found = [line.split("] ", 1)[-1] for line in lines if "] threads: " in line]
     return found[-1] if found else f"threads: {agent_threads()} (its default)"
+
+
+def _prefix_stats(server) -> dict[str, int]:
+    """An agent's prefix cache counters from /health."""
+    try:
+        status, body = server.get("/health")
+        return json.loads(body).get("prefix_cache") or {} if status == 200 else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _threads_now(server) -> dict[str, int]:
