@@ -17,16 +17,14 @@ and now and then tries another count in a short trial, interleaved with the curr
   faster with more threads has idle cores, and one whose steps are not is busy);
 - more threads are taken only when at least :data:`MARGIN` faster, fewer when not slower
   (fewer threads leave the cores to the HTTP loop, the browser and everything else);
-- between trials, a step far slower than the fastest of its shape with the same count
-  (:data:`FALL_BACK`) drops steps and prompts to one thread at once: with a thread on every core,
-  one other busy process makes every barrier wait for a descheduled thread (measured: a
-  20-token forward of galactica-125m took 300-600 ms with 2 threads beside one busy process,
-  15 ms with 1), and that must not last until the next trial;
-- a trial ends at once when the other count is far slower (:data:`GIVE_UP`); trials that
-  change nothing come less and less often (:data:`EVERY_SECONDS` doubling to
-  :data:`MAX_BACKOFF` times), and trials of more threads wait longer still each time more
-  threads stalled (``risk``, halved when they win), so on a machine whose neighbours come and
-  go a stalled forward happens now and then, not every few seconds.
+- between trials, steps far slower than the fastest of their shape with the same count
+  (:data:`FALL_BACK`, twice in a row) drop steps and prompts to one thread at once: with a
+  thread on every core, one other busy process makes every barrier wait for a descheduled
+  thread (measured: a 20-token forward of galactica-125m took 300-600 ms with 2 threads
+  beside one busy process, 15 ms with 1), and that must not last until the next trial;
+- a trial ends at once when the other count is far slower (:data:`GIVE_UP`), and trials
+  that change nothing come less and less often (:data:`EVERY_SECONDS` doubling to
+  :data:`MAX_BACKOFF` times), so a wrong guess costs a few steps now and then.
 """
 
 from __future__ import annotations
@@ -52,14 +50,14 @@ MARGIN = 0.10
 ROUNDS = 3
 #: a trial's other count this many times slower than the current one ends it at once
 GIVE_UP = 2.0
-#: a forward this many times slower than the fastest seen of its shape and count falls back
+#: steps this many times slower than the fastest seen of their shape and count, this many
+#: in a row, fall back
 FALL_BACK = 3.0
+FALL_BACK_STEPS = 2
 #: seconds between trials while the choice keeps changing ...
 EVERY_SECONDS = 2.0
 #: ... and at most this many times as long while it does not
 MAX_BACKOFF = 16
-#: the longest wait between trials, in :data:`EVERY_SECONDS` units
-MAX_WAIT = 64
 #: a prompt this long (rows x tokens) never starts a trial: the other count could cost the
 #: user a long wait (a 1,000-token galactica-125m prompt: 0.4 s more); shorter prompts
 #: decide for all
@@ -94,9 +92,7 @@ class KindState:
     chosen: int
     next_trial: float = 0.0
     backoff: int = 1
-    #: how risky more threads proved: doubles when more threads stalled (a fallback, or a
-    #: trial given up), halves when they won; trials that would try more wait this much longer
-    risk: int = 1
+    slow: int = 0  # far slower steps in a row with the chosen count (see FALL_BACK)
     turn: int = 0  # which other count the next trial tries
     trial: Trial | None = None
 
@@ -179,22 +175,21 @@ class ThreadTuner:
         seen = (kind, key, threads)
         fastest = self.fastest.get(seen)
         self.fastest[seen] = seconds if fastest is None else min(fastest, seconds)
-        if (
-            kind == "step"  # a prompt's time varies within its shape; a step's does not
-            and threads == state.chosen > self.choices[0]
-            and fastest is not None
-            and seconds > FALL_BACK * fastest
-        ):
-            self._fall_back(kind, state, seconds, fastest)  # ends any trial too
-            return
+        if kind == "step" and threads == state.chosen > self.choices[0]:
+            # a step's time hardly varies within its shape (a prompt's does): two far slower
+            # in a row are another process on our cores, not a passing hiccup
+            far = fastest is not None and seconds > FALL_BACK * fastest
+            state.slow = state.slow + 1 if far else 0
+            if state.slow >= FALL_BACK_STEPS:
+                state.slow = 0
+                self._fall_back(kind, state, seconds, fastest)  # ends any trial too
+                return
         trial = state.trial
         if trial is None or trial.key != key or not trial.plan or trial.plan[0] != threads:
             return
         trial.plan.pop(0)
         trial.seen.setdefault(threads, []).append(seconds)
         if threads == trial.other and seconds > GIVE_UP * min(trial.seen[trial.current]):
-            if trial.other > trial.current:
-                state.risk = min(2 * state.risk, MAX_BACKOFF)
             self._end(state, switched=False)  # far slower: no need to see it again
             return
         if not trial.plan:
@@ -211,7 +206,6 @@ class ThreadTuner:
             1000 * fastest,
         )
         state.chosen = fewest
-        state.risk = min(2 * state.risk, MAX_BACKOFF)
         self.switches += 1
         self.fallbacks += 1
         if kind == "step":
@@ -233,8 +227,6 @@ class ThreadTuner:
                 1000 * now,
                 1000 * other,
             )
-            if more:
-                state.risk = max(1, state.risk // 2)
             state.chosen = trial.other
             self.switches += 1
             if kind == "step":  # long prompts are never tried: they follow what steps found
@@ -244,6 +236,4 @@ class ThreadTuner:
     def _end(self, state: KindState, switched: bool) -> None:
         state.trial = None
         state.backoff = 1 if switched else min(2 * state.backoff, MAX_BACKOFF)
-        more_next = state.chosen < self.choices[-1]  # the next trial may try more threads
-        wait = state.backoff * (state.risk if more_next else 1)
-        state.next_trial = self.clock() + self.every * min(wait, MAX_WAIT)
+        state.next_trial = self.clock() + self.every * state.backoff
