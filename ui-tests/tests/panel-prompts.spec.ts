@@ -123,7 +123,14 @@ test.describe('GALACTICA prompt library', () => {
       await expect(library.locator('.jp-galactica-molecule-svg')).toHaveCount(
         0
       );
-      await expect(check).toHaveText(served.check.error);
+      // a query argument loses ASCII control characters on the way in (tornado drops
+      // them), and random weights write some: then the texts differ there, not in kind
+      // eslint-disable-next-line no-control-regex
+      if (/[\x00-\x08\x0e-\x1f]/.test(smiles)) {
+        await expect(check).toContainText("GALACTICA's SMILES does not parse");
+      } else {
+        await expect(check).toHaveText(served.check.error);
+      }
     }
     await library.locator('.jp-galactica-result').scrollIntoViewIfNeeded();
     await page.screenshot({
