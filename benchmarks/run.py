@@ -33,7 +33,6 @@ Every process it starts is stopped at the end, also on errors and Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -267,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             for label in agents:
                 workloads.decode_once(servers[label], warm_prompt, 48 if small else 12)
         for label in agents:
-            report.agent_threads[label] += f"; after the warm-up: {_threads_now(servers[label])}"
+            report.agent_threads[label] += (
+                f"; after the warm-up: {workloads.agent_health(servers[label], 'threads')}"
+            )
         # CTranslate2 in this process with a thread on every core: its fastest on an idle
         # machine (measured here: float32 42 -> 79 tok/s from 1 to 2 threads at 125m)
         ct2_threads = len(os.sched_getaffinity(0))
@@ -388,9 +389,9 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
         editor_trace.trace(tokenizer, seed, pauses=settings.pauses)
         for seed in range(settings.traces)
     ]
-    before = _prefix_stats(servers["agent bfloat16"])
+    before = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
     report.trace = editor_trace.run_traces(traced, prompts)
-    after = _prefix_stats(servers["agent bfloat16"])
+    after = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
     report.notes.append(
         "Editor trace, the agent's prefix cache (/health): "
         f"{after.get('hits', 0) - before.get('hits', 0)} hits over "
@@ -454,7 +455,7 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
     # 7. Where the time of a decoding step goes (the agent's model and thread count).
     t = time.perf_counter()
     threads = (
-        _threads_now(servers["agent bfloat16"]).get("step")
+        workloads.agent_health(servers["agent bfloat16"], "threads").get("step")
         or report.threads_of("agent bfloat16")
         or agent_threads()
     )
@@ -534,24 +535,6 @@ def _agent_threads_chosen(log_path: Path) -> str:
         return "threads: ?"
     found = [line.split("] ", 1)[-1] for line in lines if "] threads: " in line]
     return found[-1] if found else f"threads: {agent_threads()} (its default)"
-
-
-def _prefix_stats(server) -> dict[str, int]:
-    """An agent's prefix cache counters from /health."""
-    try:
-        status, body = server.get("/health")
-        return json.loads(body).get("prefix_cache") or {} if status == 200 else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _threads_now(server) -> dict[str, int]:
-    """The thread counts an agent reports in /health (its engine's choice now)."""
-    try:
-        status, body = server.get("/health")
-        return json.loads(body).get("threads") or {} if status == 200 else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _http_rate(server, prompt: list[int], tokens: int) -> inprocess.Rate:

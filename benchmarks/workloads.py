@@ -76,13 +76,24 @@ class Cancellation:
     running_after: int | None  # sequences still running once B finished (A should be gone)
 
 
+def agent_health(server: Server, part: str | None = None) -> dict:
+    """An agent's /health document (or its ``part``, e.g. "threads"), or {} where it does not
+    answer with one."""
+    try:
+        status, body = server.get("/health")
+        health = json.loads(body) if status == 200 else {}
+    except (OSError, ValueError):
+        return {}
+    return health if part is None else health.get(part) or {}
+
+
 def running_requests(server: Server, agent: bool) -> int | None:
     """Sequences the server is generating now (agent: /health; vLLM: /metrics)."""
+    if agent:
+        queue = agent_health(server, "queue")
+        return int(queue["running"]) if "running" in queue else None
     try:
-        if agent:
-            status, body = server.get("/health")
-            return int(json.loads(body)["queue"]["running"]) if status == 200 else None
-        status, body = server.get("/metrics")
+        _, body = server.get("/metrics")
         match = re.search(rb"^vllm:num_requests_running\{[^}]*\} ([0-9.]+)", body, re.M)
         return int(float(match.group(1))) if match else None
     except (OSError, ValueError, KeyError):

@@ -205,12 +205,17 @@ class ThreadTuner:
             1000 * seconds,
             1000 * fastest,
         )
-        state.chosen = fewest
-        self.switches += 1
+        self._switch(kind, state, fewest)
         self.fallbacks += 1
-        if kind == "step":
-            self.kinds["prompt"].chosen = fewest
         self._end(state, switched=False)  # the next trial (backing off) tries more again
+
+    def _switch(self, kind: str, state: KindState, threads: int) -> None:
+        """Choose ``threads`` for this kind; long prompts follow what steps choose (they are
+        never tried with another count themselves)."""
+        state.chosen = threads
+        self.switches += 1
+        if kind == "step":
+            self.kinds["prompt"].chosen = threads
 
     def _decide(self, kind: str, state: KindState, trial: Trial) -> None:
         now = statistics.median(trial.seen[trial.current])
@@ -227,10 +232,7 @@ class ThreadTuner:
                 1000 * now,
                 1000 * other,
             )
-            state.chosen = trial.other
-            self.switches += 1
-            if kind == "step":  # long prompts are never tried: they follow what steps found
-                self.kinds["prompt"].chosen = trial.other
+            self._switch(kind, state, trial.other)
         self._end(state, switched=better)
 
     def _end(self, state: KindState, switched: bool) -> None:

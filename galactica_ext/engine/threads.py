@@ -20,6 +20,7 @@ import logging
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -105,6 +106,18 @@ def _fewest_clearly_fastest(seconds: dict[int, float]) -> int:
     return chosen
 
 
+def _interleaved_medians(
+    choices: list[int], rounds: int, seconds_with: Callable[[int], float]
+) -> dict[int, float]:
+    """The median of ``seconds_with(n)`` for each count ``n``, the order rotating each round
+    (so a passing load falls on every count alike)."""
+    seen: dict[int, list[float]] = {n: [] for n in choices}
+    for r in range(rounds):
+        for n in choices[r % len(choices) :] + choices[: r % len(choices)]:
+            seen[n].append(seconds_with(n))
+    return {n: statistics.median(ts) for n, ts in seen.items()}
+
+
 def calibrate_prompts(model: nn.Module, choices: list[int], rounds: int = 2) -> int:
     """Time a short prefill with each count in ``choices`` (interleaved) and return the one
     for prompts (torch's setting is left as the last timing set it)."""
@@ -112,11 +125,7 @@ def calibrate_prompts(model: nn.Module, choices: list[int], rounds: int = 2) -> 
     if len(choices) == 1:
         return choices[0]
     _prompt_seconds(model, choices[-1])  # warm-up
-    seen: dict[int, list[float]] = {n: [] for n in choices}
-    for r in range(rounds):
-        for n in choices[r % len(choices) :] + choices[: r % len(choices)]:
-            seen[n].append(_prompt_seconds(model, n))
-    seconds = {n: statistics.median(ts) for n, ts in seen.items()}
+    seconds = _interleaved_medians(choices, rounds, lambda n: _prompt_seconds(model, n))
     chosen = _fewest_clearly_fastest(seconds)
     log.info(
         "threads for prompts: %d (64-token prompt %s)",
@@ -137,11 +146,7 @@ def calibrate_threads(
         torch.set_num_threads(choices[0])
         return choices[0], {}
     _step_seconds(model, choices[-1], 1)  # warm-up: first calls allocate and pick kernels
-    seen: dict[int, list[float]] = {n: [] for n in choices}
-    for r in range(rounds):
-        for n in choices[r % len(choices) :] + choices[: r % len(choices)]:
-            seen[n].append(_step_seconds(model, n, steps))
-    step = {n: statistics.median(ts) for n, ts in seen.items()}
+    step = _interleaved_medians(choices, rounds, lambda n: _step_seconds(model, n, steps))
     chosen = _fewest_clearly_fastest(step)
     torch.set_num_threads(chosen)
     log.info(
