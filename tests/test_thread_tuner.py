@@ -7,13 +7,20 @@ trying counts at every forward and checks the tokens do not change.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 import torch
 
 from galactica_ext.engine import thread_tuner
-from galactica_ext.engine.thread_tuner import ROUNDS, ThreadTuner, work_kind
+from galactica_ext.engine.thread_tuner import (
+    ROUNDS,
+    ThreadTuner,
+    cpu_share,
+    crowded_below,
+    work_kind,
+)
 
 
 class Clock:
@@ -61,7 +68,7 @@ def test_one_choice_never_tries_another() -> None:
 
 def test_more_threads_only_when_clearly_faster_fewer_when_not_slower() -> None:
     clock = Clock()
-    tuner = ThreadTuner([1, 2], {"step": 1, "prompt": 2}, every=2.0, clock=clock)
+    tuner = ThreadTuner([1, 2], {"step": 1, "prompt": 1}, every=2.0, clock=clock)
     assert tuner.pick("step", (1, 1)) == 1  # no trial before `every` seconds
     clock.now = 2.0
     # 5% faster with 2 threads: not enough, stays at 1; the next trial waits twice as long
@@ -70,15 +77,15 @@ def test_more_threads_only_when_clearly_faster_fewer_when_not_slower() -> None:
     assert tuner.describe()["step"] == 1 and tuner.kinds["step"].next_trial == 2.0 + 4.0
     clock.now = 6.0
     run_trial(tuner, "step", (1, 1), {1: 0.0100, 2: 0.0080})  # 20% faster: taken
-    assert tuner.describe() == {"step": 2, "prompt": 2} and tuner.switches == 1
+    assert tuner.describe() == {"step": 2, "prompt": 2} and tuner.switches == 1  # idle cores
     assert tuner.kinds["step"].next_trial == 6.0 + 2.0  # a change: look again soon
     clock.now = 8.0
     asked = run_trial(tuner, "step", (1, 1), {1: 0.0080, 2: 0.0080})  # fewer, no slower
     assert asked == [2, 1] * ROUNDS and tuner.describe()["step"] == 1
-    assert tuner.describe()["prompt"] == 1  # prompts follow what steps find ...
+    assert tuner.describe()["prompt"] == 2  # a step no faster with 2 says nothing of prompts
     clock.now = 100.0
-    run_trial(tuner, "prompt", work_kind(1, 100)[1], {1: 0.10, 2: 0.05})
-    assert tuner.describe() == {"step": 1, "prompt": 2}  # ... until prompts measure
+    run_trial(tuner, "prompt", work_kind(1, 100)[1], {1: 0.05, 2: 0.05})
+    assert tuner.describe() == {"step": 1, "prompt": 1}  # prompts measure for themselves
 
 
 def test_a_far_slower_count_ends_the_trial_at_once_and_trials_back_off() -> None:
@@ -110,7 +117,9 @@ def test_a_far_slower_step_falls_back_to_one_thread_at_once() -> None:
     tuner.record("step", (1, 1), 2, 0.300)
     assert tuner.describe()["step"] == 2 and tuner.fallbacks == 0
     tuner.record("step", (1, 1), 2, 0.300)  # two in a row: another process on our cores
-    assert tuner.describe() == {"step": 1, "prompt": 1} and tuner.fallbacks == 1
+    # prompts keep theirs: a client reading the stream is busy while steps run, not while
+    # it waits for a first token; a crowded prompt falls back by itself (below)
+    assert tuner.describe() == {"step": 1, "prompt": 2} and tuner.fallbacks == 1
     assert tuner.kinds["step"].next_trial == 4.0  # a trial tries 2 threads again later ...
     tuner.record("step", (1, 1), 1, 0.500)
     assert tuner.describe()["step"] == 1 and tuner.fallbacks == 1  # ... nothing below one
@@ -150,7 +159,52 @@ def test_long_prompts_never_start_a_trial_short_ones_and_steps_decide() -> None:
     clock.now = tuner.kinds["step"].next_trial
     run_trial(tuner, "step", (1, 1), {1: 0.010, 2: 0.010})  # then: fewer is no slower
     assert tuner.describe()["step"] == 1
-    assert tuner.pick("prompt", long_key) == 1  # a busier machine: long prompts follow
+    assert tuner.pick("prompt", long_key) == 2  # bandwidth-bound steps say nothing of prompts
+
+
+def test_a_crowded_prompt_falls_back_at_once_and_tries_again_later() -> None:
+    """A prompt's threads that did not get their cores (measured: CPU share 0.61-0.75 with 2
+    threads beside one busy process, 0.96-1.01 idle) drop prompts to the next fewer count;
+    a later prompt tries the count again, backing off while it stays crowded."""
+    clock = Clock()
+    tuner = ThreadTuner([1, 3, 4], {"step": 1, "prompt": 4}, every=1.0, clock=clock)
+    long_key = work_kind(1, 256)[1]
+    assert crowded_below(2) == pytest.approx(0.85) and crowded_below(4) > crowded_below(2)
+    tuner.record("prompt", long_key, 4, 0.10, share=0.95)  # idle enough at 4 threads
+    assert tuner.describe()["prompt"] == 4 and tuner.prompts_may_fall_back()
+    tuner.record("prompt", long_key, 4, 0.30, share=0.80)  # crowded: the next fewer at once
+    assert tuner.describe()["prompt"] == 3 and tuner.fallbacks == 1
+    assert tuner.pick("prompt", long_key) == 3 and tuner.pick("prompt", work_kind(1, 64)[1]) == 3
+    tuner.record("prompt", long_key, 3, 0.40, share=0.5)  # still crowded: 3 -> 1
+    assert tuner.describe()["prompt"] == 1 and not tuner.prompts_may_fall_back()
+    waits = []
+    for _ in range(3):  # tried again later, crowded again each time: backing off
+        start = clock.now
+        assert tuner.pick("prompt", long_key) == 1
+        clock.now = tuner.kinds["prompt"].next_trial
+        assert tuner.pick("prompt", long_key) == 4
+        tuner.record("prompt", long_key, 4, 0.30, share=0.6)
+        waits.append(tuner.kinds["prompt"].next_trial - clock.now)
+        assert start <= clock.now
+    assert waits == [8.0, 16.0, 16.0] and tuner.describe()["prompt"] == 1
+    clock.now = tuner.kinds["prompt"].next_trial
+    assert tuner.pick("prompt", long_key) == 4
+    tuner.record("prompt", long_key, 4, 0.10, share=0.97)  # the other process has stopped
+    assert tuner.describe()["prompt"] == 4 and tuner.kinds["prompt"].crowded_from is None
+    tuner.record("prompt", long_key, 1, 0.40, share=0.3)  # one thread has nothing below it
+    assert tuner.describe()["prompt"] == 4
+    assert tuner.describe()["step"] == 1  # steps are tuned apart
+
+
+def test_a_forward_without_its_cores_counts_as_crowded() -> None:
+    """``run`` measures the share itself: a forward that waits (no CPU, as a thread whose
+    core another process holds) with 2 threads is crowded; steps are not judged by it."""
+    tuner = ThreadTuner([1, 2], {"step": 2, "prompt": 2})
+    tuner.run(1, 1, lambda: time.sleep(0.02))
+    assert tuner.describe() == {"step": 2, "prompt": 2}
+    tuner.run(1, 300, lambda: time.sleep(0.02))
+    assert tuner.describe() == {"step": 2, "prompt": 1} and tuner.fallbacks == 1
+    assert cpu_share(0.5, 0.25, 2) == 1.0
 
 
 def test_the_engine_adapting_threads_decodes_the_same_tokens(tiny_model, keep_threads) -> None:
@@ -179,3 +233,51 @@ def test_the_engine_adapting_threads_decodes_the_same_tokens(tiny_model, keep_th
     finally:
         fixed.close()
         adapting.close()
+
+
+@pytest.mark.parametrize("crowded", [False, True])
+def test_long_prompts_run_in_chunks_while_they_could_fall_back(
+    tiny_model, keep_threads, monkeypatch: pytest.MonkeyPatch, crowded: bool
+) -> None:
+    """A long prompt runs in chunks while it has more than one thread (each chunk can fall
+    back), in one forward with one; the tokens are the same either way (float32). Whether a
+    chunk was crowded is decided by the test (always or never), not by this machine's load."""
+    from galactica_ext.engine import scheduler
+    from galactica_ext.engine.sampling import SamplingParams
+    from galactica_ext.engine.scheduler import Engine
+
+    monkeypatch.setattr(scheduler, "PROMPT_CHUNK", thread_tuner.PROMPT_TOKENS)  # a prompt
+    monkeypatch.setattr(thread_tuner, "crowded_below", lambda threads: 2.0 if crowded else 0.0)
+    lengths: list[int] = []
+    real_prefill = scheduler.prefill
+
+    def counted(model, device, ids, cached, start):
+        lengths.append(len(ids))
+        return real_prefill(model, device, ids, cached, start)
+
+    monkeypatch.setattr(scheduler, "prefill", counted)
+    params = SamplingParams(max_tokens=12, ignore_eos=True)
+    prompt = "The attention mechanism of a Transformer " * 16
+    whole = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    chunked = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    try:
+        whole.threads = ThreadTuner([1])  # one count: nothing to fall back from
+        chunked.threads = ThreadTuner([1, 2], {"step": 1, "prompt": 2}, every=1e9)
+        want = whole.generate(prompt, params)[0].token_ids
+        assert len(lengths) == 1
+        prompt_tokens = lengths.pop()
+        chunk = scheduler.PROMPT_CHUNK
+        assert prompt_tokens >= 3 * chunk
+        got = chunked.generate(prompt, params)[0].token_ids
+        assert got == want
+        assert sum(lengths) == prompt_tokens
+        if crowded:  # the first chunk was crowded: the rest in one forward, with 1 thread
+            assert lengths == [chunk, prompt_tokens - chunk]
+            assert chunked.threads.describe()["prompt"] == 1
+        else:
+            assert len(lengths) >= 3 and lengths[:-1] == [chunk] * (len(lengths) - 1)
+            assert chunk <= lengths[-1] < 2 * chunk
+            assert chunked.threads.describe()["prompt"] == 2
+    finally:
+        whole.close()
+        chunked.close()

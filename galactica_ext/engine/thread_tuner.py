@@ -13,15 +13,22 @@ and now and then tries another count in a short trial, interleaved with the curr
 - a trial compares forwards of the same shape only (rows and tokens), medians of
   :data:`ROUNDS` each, the current count and the other one alternating; long prompts
   (:data:`TRIAL_TOKENS`) are never tried with another count: shorter prompts decide for them,
-  and so do steps (when steps change count, prompts take it too: a machine whose steps are
-  faster with more threads has idle cores, and one whose steps are not is busy);
+  and so do steps (when steps take more threads, prompts take them too: a machine whose
+  steps are faster with more threads has idle cores);
+- a prompt whose threads did not get their cores (:func:`cpu_share` below
+  :func:`crowded_below`: measured on 2 cores, 0.96-1.01 idle, 0.61-0.75 beside one busy
+  process) drops prompts to the next fewer count at once, and a later prompt tries the
+  count again (backing off like a trial); the engine runs long prompts in chunks so that
+  this happens partway through one (engine/scheduler.py);
 - more threads are taken only when at least :data:`MARGIN` faster, fewer when not slower
   (fewer threads leave the cores to the HTTP loop, the browser and everything else);
 - between trials, steps far slower than the fastest of their shape with the same count
   (:data:`FALL_BACK`, twice in a row) drop steps and prompts to one thread at once: with a
   thread on every core, one other busy process makes every barrier wait for a descheduled
   thread (measured: a 20-token forward of galactica-125m took 300-600 ms with 2 threads
-  beside one busy process, 15 ms with 1), and that must not last until the next trial;
+  beside one busy process, 15 ms with 1), and that must not last until the next trial
+  (prompts keep their own count: the client streaming a reply keeps a core busy while
+  steps run, and is idle while it waits for a prompt's first token);
 - a trial ends at once when the other count is far slower (:data:`GIVE_UP`), and trials
   that change nothing come less and less often (:data:`EVERY_SECONDS` doubling to
   :data:`MAX_BACKOFF` times), so a wrong guess costs a few steps now and then.
@@ -65,6 +72,23 @@ TRIAL_TOKENS = 256
 #: trials of the same kind and shape that never happen (its shape changes first) give up
 #: after this many forwards
 TRIAL_PATIENCE = 64
+#: a prompt forward's threads together got less than ``1 - CROWDED / threads`` of their
+#: cores (2 threads: 0.85): another process runs on ours (see :func:`crowded_below`)
+CROWDED = 0.3
+
+
+def crowded_below(threads: int) -> float:
+    """The CPU share (:func:`cpu_share`) under which ``threads`` threads were crowded out: one
+    of them descheduled for part of the forward lowers the share by a part of
+    ``1 / threads``, so the line rises with the count."""
+    return 1 - CROWDED / threads
+
+
+def cpu_share(cpu_seconds: float, wall_seconds: float, threads: int) -> float:
+    """The process's CPU time over what ``threads`` busy threads would have had: about 1 when
+    every thread had a core (OpenMP's waiting threads spin, so they count), less when the
+    operating system gave their cores to another process meanwhile."""
+    return cpu_seconds / max(wall_seconds * threads, 1e-9)
 
 
 def work_kind(rows: int, tokens: int) -> tuple[str, Hashable]:
@@ -93,6 +117,7 @@ class KindState:
     next_trial: float = 0.0
     backoff: int = 1
     slow: int = 0  # far slower steps in a row with the chosen count (see FALL_BACK)
+    crowded_from: int | None = None  # prompts: the count left when crowded out, tried again
     turn: int = 0  # which other count the next trial tries
     trial: Trial | None = None
 
@@ -142,14 +167,28 @@ class ThreadTuner:
             self.current = threads
         if not self.adaptive:
             return forward()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = forward()
-        self.record(kind, key, threads, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        share = cpu_share(time.process_time() - cpu, seconds, threads)
+        self.record(kind, key, threads, seconds, share)
         return result
+
+    def prompts_may_fall_back(self) -> bool:
+        """Whether the next prompt forward could run with more than the fewest threads (so
+        that a long prompt is worth running in chunks: a crowded chunk drops the rest)."""
+        state = self.kinds["prompt"]
+        if not self.adaptive:
+            return False
+        if state.crowded_from is not None:  # crowded out: until it is tried again
+            return self.clock() >= state.next_trial
+        return state.chosen > self.choices[0]
 
     def pick(self, kind: str, key: Hashable) -> int:
         """The count for the next forward of this kind and shape."""
         state = self.kinds[kind]
+        if state.crowded_from is not None:  # no trials until the crowded count is back
+            return state.crowded_from if self.clock() >= state.next_trial else state.chosen
         trial = state.trial
         if trial is not None and trial.key != key:
             trial.waited += 1
@@ -169,12 +208,17 @@ class ThreadTuner:
             trial = state.trial = Trial(key, state.chosen, other, plan)
         return trial.plan[0] if trial is not None else state.chosen
 
-    def record(self, kind: str, key: Hashable, threads: int, seconds: float) -> None:
-        """A forward of this kind and shape took ``seconds`` with ``threads`` threads."""
+    def record(
+        self, kind: str, key: Hashable, threads: int, seconds: float, share: float = 1.0
+    ) -> None:
+        """A forward of this kind and shape took ``seconds`` with ``threads`` threads, whose
+        CPU share was ``share`` (:func:`cpu_share`; it counts for prompts)."""
         state = self.kinds[kind]
         seen = (kind, key, threads)
         fastest = self.fastest.get(seen)
         self.fastest[seen] = seconds if fastest is None else min(fastest, seconds)
+        if kind == "prompt" and self._crowding(state, threads, share):
+            return
         if kind == "step" and threads == state.chosen > self.choices[0]:
             # a step's time hardly varies within its shape (a prompt's does): two far slower
             # in a row are another process on our cores, not a passing hiccup
@@ -195,6 +239,31 @@ class ThreadTuner:
         if not trial.plan:
             self._decide(kind, state, trial)
 
+    def _crowding(self, state: KindState, threads: int, share: float) -> bool:
+        """Prompts: drop to the next fewer count when a forward's threads were crowded out,
+        take the count back when one tried again was not (True: either happened)."""
+        if threads > self.choices[0] and share < crowded_below(threads):
+            fewer = max(n for n in self.choices if n < threads)
+            log.info(
+                "threads for prompts: %d -> %d at once (their CPU share was %.2f)",
+                threads,
+                fewer,
+                share,
+            )
+            state.crowded_from = max(threads, state.crowded_from or 0)
+            state.chosen = min(fewer, state.chosen)
+            self.switches += 1
+            self.fallbacks += 1
+            self._end(state, switched=False)  # tried again later, less and less often
+            return True
+        if state.crowded_from == threads and threads != state.chosen:
+            log.info("threads for prompts: %d -> %d (cores free again)", state.chosen, threads)
+            state.crowded_from = None
+            self._switch("prompt", state, threads)
+            self._end(state, switched=True)
+            return True
+        return False
+
     def _fall_back(self, kind: str, state: KindState, seconds: float, fastest: float) -> None:
         fewest = self.choices[0]
         log.info(
@@ -210,12 +279,13 @@ class ThreadTuner:
         self._end(state, switched=False)  # the next trial (backing off) tries more again
 
     def _switch(self, kind: str, state: KindState, threads: int) -> None:
-        """Choose ``threads`` for this kind; long prompts follow what steps choose (they are
-        never tried with another count themselves)."""
+        """Choose ``threads`` for this kind; prompts follow steps that take more threads
+        (idle cores; long prompts are never tried with another count themselves)."""
         state.chosen = threads
         self.switches += 1
-        if kind == "step":
-            self.kinds["prompt"].chosen = threads
+        prompts = self.kinds["prompt"]
+        if kind == "step" and threads > prompts.chosen and prompts.crowded_from is None:
+            prompts.chosen = threads
 
     def _decide(self, kind: str, state: KindState, trial: Trial) -> None:
         now = statistics.median(trial.seen[trial.current])
