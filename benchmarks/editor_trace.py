@@ -9,10 +9,10 @@ characters; with two documents, the prompts alternate between them.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 
 from sse import Server
+from workloads import wait_for_quiet
 
 _SUBJECTS = [
     "The attention mechanism",
@@ -143,5 +143,5 @@ def run_traces(
                 }
                 r = servers[label].complete(body, close_after_first=True)
                 (results[label].warm if pause >= cold else results[label].cold).append(r.ttft)
-                time.sleep(gap)
+                wait_for_quiet(gap)
     return results

