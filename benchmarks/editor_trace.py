@@ -122,8 +122,9 @@ def run_traces(
     cold: int = 1,
 ) -> dict[str, TraceResult]:
     """Replay each trace on every server, pause by pause, the servers' order rotating, so the
-    machine's background load hits them alike. ``gap``: idle time after each request (the
-    next keystrokes; a server finishes cancelling meanwhile). ``cold``: how many pauses of
+    machine's background load hits them alike. ``gap``: idle time before each request (the
+    keystrokes since the last; a server finishes cancelling meanwhile), then until the machine
+    is quiet (workloads.wait_for_quiet). ``cold``: how many pauses of
     each trace open a document not seen before (``documents`` of :func:`trace`)."""
     results = {label: TraceResult(label) for label in servers}
     labels = list(servers)
@@ -133,6 +134,7 @@ def run_traces(
             order = labels[turn % len(labels) :] + labels[: turn % len(labels)]
             turn += 1
             for label in order:
+                wait_for_quiet(gap)  # the last request's server (or section) done
                 body = {
                     "prompt": prompt,
                     "max_tokens": 16,
@@ -143,5 +145,4 @@ def run_traces(
                 }
                 r = servers[label].complete(body, close_after_first=True)
                 (results[label].warm if pause >= cold else results[label].cold).append(r.ttft)
-                wait_for_quiet(gap)
     return results

@@ -68,6 +68,41 @@ def test_decode_attention_matches_sdpa(dtype: torch.dtype) -> None:
         assert torch.allclose(got.float(), want.float(), atol=tolerance, rtol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_prompt_attention_matches_eager(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several new tokens: the whole prompt (no mask: causal), a chunk after cached tokens
+    (SDPA's boolean mask) and a left-padded batch, in blocks smaller than the prompt; the same
+    as transformers' eager attention (float32: to rounding; bfloat16: its numerics)."""
+    from transformers.models.opt.modeling_opt import eager_attention_forward
+
+    from galactica_ext.engine import cpu
+
+    monkeypatch.setattr(cpu, "PROMPT_BLOCK", 16)
+    module = torch.nn.Module()
+    torch.manual_seed(0)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    for rows, cached, padded in ((40, 0, 0), (24, 30, 0), (40, 0, 9)):
+        keys = rows + cached
+        q = torch.randn(2, 4, rows, 16, dtype=dtype)
+        k, v = (torch.randn(2, 4, keys, 16, dtype=dtype) for _ in range(2))
+        visible = (
+            torch.ones(rows, keys, dtype=torch.bool).tril(cached)[None, None].repeat(2, 1, 1, 1)
+        )
+        visible[1, ..., :padded] = False  # row 1 left-padded: its first queries see nothing
+        mask = None if cached == padded == 0 else visible
+        got = cpu.prompt_attention(q, k, v, mask, scaling=0.25)
+        additive = torch.zeros(visible.shape, dtype=dtype).masked_fill(
+            ~visible, torch.finfo(dtype).min
+        )
+        want, _ = eager_attention_forward(module, q, k, v, additive, scaling=0.25)
+        assert got.shape == want.shape == (2, rows, 4, 16)
+        seen = visible.any(-1)[:, 0]  # rows that see a key (padding's output is unused)
+        assert torch.isfinite(got.float()).all()
+        assert torch.allclose(got[seen].float(), want[seen].float(), atol=tolerance, rtol=tolerance)
+
+
 def test_fast_paths_can_be_turned_off(tiny_checkpoint: Path) -> None:
     from galactica_ext.engine.loading import LoadOptions, load_model
 
