@@ -52,7 +52,7 @@ T = TypeVar("T")
 #: a forward of at least this many new tokens (rows x tokens) is a prompt, else a step
 PROMPT_TOKENS = 32
 #: more threads must be at least this much faster to be taken
-MARGIN = 0.10
+MARGIN = 0.05
 #: forwards of each count in a trial
 ROUNDS = 3
 #: a trial's other count this many times slower than the current one ends it at once
