@@ -87,3 +87,17 @@ def test_step_ratio_row_reads_section_7() -> None:
     assert (
         "| decode step at 1,000 tokens of context ÷ at 32 | 1.25 | <= 1.15 | **missed** |" in text
     )
+
+
+def test_waiting_for_a_quiet_machine_is_bounded_and_recorded() -> None:
+    """The pause before each measured request: at least ``pause``, at most ``longest`` more
+    (plus one sampling window), whatever else this machine is running; each wait recorded."""
+    import time
+
+    before = len(workloads.quiet_waits)
+    start = time.perf_counter()
+    waited = workloads.wait_for_quiet(0.05, longest=0.3, window=0.05)
+    elapsed = time.perf_counter() - start
+    assert 0 <= waited <= 0.3 + 0.05 + 0.5  # the window that crosses the limit, scheduling
+    assert elapsed >= 0.05 + waited - 1e-3
+    assert workloads.quiet_waits[before:] == [waited]
