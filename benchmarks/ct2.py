@@ -99,7 +99,9 @@ class CT2:
 if __name__ == "__main__":  # python ct2.py CHECKPOINT OUT: convert (see convert_apart)
     import sys
 
-    from transformers import AutoTokenizer
+    from galactica_ext.engine.tokenizer import load_tokenizer
 
+    # the engine's loader: the hub tokenizer leaves bos/eos/unk unset, which the converted
+    # config needs (convert() failed with None ids on a machine without a cached conversion)
     source, target = Path(sys.argv[1]), Path(sys.argv[2])
-    convert(source, target, AutoTokenizer.from_pretrained(str(source)))
+    convert(source, target, load_tokenizer(str(source)))

@@ -117,6 +117,13 @@ def bytes_read_per_token(model) -> int:
     )
 
 
+def kv_bytes_per_token(model) -> int:
+    """Bytes of key/value cache one token of context adds, which each decoding step reads."""
+    config = model.config
+    element = next(model.parameters()).element_size()
+    return 2 * config.num_hidden_layers * config.hidden_size * element
+
+
 class _Timer:
     """Wraps a function, adding up the wall time of its calls."""
 

@@ -58,9 +58,23 @@ class Report:
     bandwidth: float = 0.0
     bandwidths_1t: list[float] = field(default_factory=list)  # the same, one thread
     bytes_per_token: dict[str, int] = field(default_factory=dict)
+    kv_bytes_per_token: dict[str, int] = field(default_factory=dict)  # cache bytes per token
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def _step_floor(self) -> str:
+        """What the step ratio would be if a step only read memory: the weights plus the
+        bfloat16 cache of its context, at 1,000 and at 32 tokens."""
+        weights = self.bytes_per_token.get("bfloat16")
+        cache = self.kv_bytes_per_token.get("bfloat16")
+        if not weights or not cache:
+            return ""
+        floor = (weights + 1000 * cache) / (weights + 32 * cache)
+        return (
+            f"; a step that only read memory would be {floor:.2f}x as long "
+            f"({weights / 1e6:.0f} MB of weights, plus {cache / 1e3:.1f} kB of cache per token)"
+        )
 
     def threads_of(self, label: str) -> int | None:
         """The thread count the agent ``label`` logged choosing, if it logged one."""
@@ -251,7 +265,8 @@ class Report:
             far / near,
             "<= 1.15",
             far / near <= 1.15,
-            f"{far:.2f} ms vs {near:.2f} ms per step (section 7, batch 1, no timers)",
+            f"{far:.2f} ms vs {near:.2f} ms per step (section 7, batch 1, no timers)"
+            + self._step_floor(),
         )
         one_thread = max(self.bandwidths_1t, default=float("nan"))
         for label in ("agent bfloat16", "agent float32", "agent int8", "vllm bfloat16"):

