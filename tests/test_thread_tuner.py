@@ -196,7 +196,7 @@ def test_a_crowded_prompt_falls_back_at_once_and_tries_again_later() -> None:
     assert tuner.describe()["step"] == 1  # steps are tuned apart
 
 
-def test_a_forward_without_its_cores_counts_as_crowded() -> None:
+def test_a_forward_without_its_cores_counts_as_crowded(keep_threads) -> None:
     """``run`` measures the share itself: a forward that waits (no CPU, as a thread whose
     core another process holds) with 2 threads is crowded; steps are not judged by it."""
     tuner = ThreadTuner([1, 2], {"step": 2, "prompt": 2})

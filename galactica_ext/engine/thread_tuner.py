@@ -45,14 +45,14 @@ from typing import TypeVar
 
 import torch
 
+from .threads import MARGIN  # more threads must be this much faster, as at load
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 #: a forward of at least this many new tokens (rows x tokens) is a prompt, else a step
 PROMPT_TOKENS = 32
-#: more threads must be at least this much faster to be taken
-MARGIN = 0.05
 #: forwards of each count in a trial
 ROUNDS = 3
 #: a trial's other count this many times slower than the current one ends it at once
@@ -251,8 +251,7 @@ class ThreadTuner:
                 share,
             )
             state.crowded_from = max(threads, state.crowded_from or 0)
-            state.chosen = min(fewer, state.chosen)
-            self.switches += 1
+            self._switch("prompt", state, min(fewer, state.chosen))
             self.fallbacks += 1
             self._end(state, switched=False)  # tried again later, less and less often
             return True
