@@ -10,6 +10,7 @@ export default tseslint.config(
       'node_modules',
       'dist',
       'coverage',
+      'js-coverage',
       'lib',
       '.venv',
       '.venv-*',

@@ -28,6 +28,9 @@ module.exports = {
     '!js/**/.ipynb_checkpoints/*'
   ],
   coverageReporters: ['lcov', 'text'],
+  // not coverage/: the repository root is on Python's path (an editable install), where a
+  // coverage/ folder would shadow the coverage package that numba imports
+  coverageDirectory: 'js-coverage',
   testRegex: 'js/.*/.*.spec.ts[x]?$',
   transformIgnorePatterns: [`/node_modules/(?!${esModules}).*`]
 };

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -122,6 +124,24 @@ def kv_bytes_per_token(model) -> int:
     config = model.config
     element = next(model.parameters()).element_size()
     return 2 * config.num_hidden_layers * config.hidden_size * element
+
+
+@contextmanager
+def torch_attention():
+    """The engine's torch decoding attention instead of its numba kernel, meanwhile."""
+    from galactica_ext.engine import bf16_attention
+
+    before = os.environ.get(bf16_attention.ATTENTION_ENV)
+    os.environ[bf16_attention.ATTENTION_ENV] = "torch"
+    bf16_attention.kernel.cache_clear()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[bf16_attention.ATTENTION_ENV]
+        else:
+            os.environ[bf16_attention.ATTENTION_ENV] = before
+        bf16_attention.kernel.cache_clear()
 
 
 class _Timer:

@@ -268,6 +268,17 @@ class Report:
             f"{far:.2f} ms vs {near:.2f} ms per step (section 7, batch 1, no timers)"
             + self._step_floor(),
         )
+        for label in ("1 × 1000 tokens", "4 × 300 tokens"):
+            kernel = self.breakdown.get(label, {}).get("attention")
+            torch_path = self.breakdown.get(f"{label}, torch attention", {}).get("attention")
+            if kernel and torch_path:
+                row(
+                    f"decoding attention at {label}, numba kernel ÷ torch path",
+                    kernel / torch_path,
+                    "(small)",
+                    None,
+                    f"{kernel:.2f} vs {torch_path:.2f} ms per step (section 7)",
+                )
         one_thread = max(self.bandwidths_1t, default=float("nan"))
         for label in ("agent bfloat16", "agent float32", "agent int8", "vllm bfloat16"):
             dtype = label.split()[-1]
@@ -442,7 +453,9 @@ class Report:
                 "count the bfloat16 agent chose for steps, for batch × context tokens; the "
                 "weight products, the attention and the cache writes are timed by wrapping "
                 "their functions (torch's profiler inflates small operators several-fold; the "
-                "wrappers add a little). ms per step:",
+                "wrappers add a little). Columns marked torch attention decode with the "
+                "torch attention path (float32 copies of the cache) instead of the numba "
+                "kernel (`GALACTICA_DECODE_ATTENTION=torch`). ms per step:",
                 "",
                 "| | " + " | ".join(labels) + " |",
                 "|---|" + "---|" * len(labels),

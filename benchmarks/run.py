@@ -489,9 +489,14 @@ def step_threads(report, servers: dict) -> int:
 def step_profile(report, model, threads: int) -> None:
     """7. Where the time of a decoding step goes (the engine's model, the agent's threads)."""
     t = time.perf_counter()
-    for batch, context in ((1, 32), (4, 32), (1, 1000)):
+    for batch, context in ((1, 32), (4, 32), (1, 1000), (4, 300)):
         label = f"{batch} × {context} tokens"
         report.breakdown[label] = inprocess.step_breakdown(model, batch, context, threads)
+        if context >= 300:  # the same with torch's attention instead of the numba kernel
+            with inprocess.torch_attention():
+                report.breakdown[label + ", torch attention"] = inprocess.step_breakdown(
+                    model, batch, context, threads
+                )
     report.seconds["step profile"] = time.perf_counter() - t
 
 

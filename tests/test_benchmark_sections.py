@@ -95,6 +95,21 @@ def test_step_ratio_row_reads_section_7() -> None:
     assert "a step that only read memory would be 1.14x as long" in report.markdown()
 
 
+def test_attention_rows_compare_the_kernel_with_the_torch_path() -> None:
+    report = Report(SETTINGS, "test")
+    report.breakdown = {
+        "1 × 1000 tokens": {"attention": 2.0, "step": 13.0, "step, unwrapped": 12.5},
+        "1 × 1000 tokens, torch attention": {"attention": 5.0, "step": 16.0},
+    }
+    text = report.markdown()
+    assert (
+        "| decoding attention at 1 × 1000 tokens, numba kernel ÷ torch path | 0.40 | (small) |"
+        in text
+    )
+    assert "2.00 vs 5.00 ms per step (section 7)" in text
+    assert "at 4 × 300 tokens" not in text  # not measured: no row
+
+
 def test_cache_bytes_per_token_are_what_a_prompt_leaves_in_the_cache(
     tiny_checkpoint: Path,
 ) -> None:
@@ -122,3 +137,19 @@ def test_waiting_for_a_quiet_machine_is_bounded_and_recorded() -> None:
     assert 0 <= waited <= 0.3 + 0.05 + 0.5  # the window that crosses the limit, scheduling
     assert elapsed >= 0.05 + waited - 1e-3
     assert workloads.quiet_waits[before:] == [waited]
+
+
+def test_a_step_breakdown_with_the_kernel_and_with_torchs_attention(
+    tiny_checkpoint: Path,
+) -> None:
+    from galactica_ext.engine import bf16_attention
+    from galactica_ext.engine.loading import LoadOptions, load_model
+
+    model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
+    kernel = inprocess.step_breakdown(model, 2, 20, 1, steps=3)
+    with inprocess.torch_attention():
+        assert bf16_attention.kernel() is None
+        torch_path = inprocess.step_breakdown(model, 2, 20, 1, steps=3)
+    assert bf16_attention.kernel() is not None  # back as it was
+    for parts in (kernel, torch_path):
+        assert parts["attention"] > 0 and parts["step"] >= parts["attention"]

@@ -1,0 +1,92 @@
+"""The numba kernel behind :mod:`.bf16_attention` (imported only where numba works)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+from numba.core import types
+from numba.extending import intrinsic
+
+# float32 reassociation (vectorized sums) but IEEE infinities and NaN: NaN in the cache must
+# reach the logits, where the engine reports it
+FAST = {"reassoc", "contract", "arcp", "nsz"}
+
+
+@intrinsic
+def _bits_as_float32(typingctx, bits):
+    """The float32 whose bit pattern is the uint32 ``bits``."""
+    signature = types.float32(types.uint32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return signature, codegen
+
+
+@intrinsic
+def _float32_bits(typingctx, value):
+    """The bit pattern of the float32 ``value``, as a uint32."""
+    signature = types.uint32(types.float32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(types.uint32))
+
+    return signature, codegen
+
+
+@njit(inline="always")
+def _widen(bf16_bits):
+    """A bfloat16 (its 16 bits) as the float32 it is exactly."""
+    return _bits_as_float32(np.uint32(bf16_bits) << np.uint32(16))
+
+
+@njit(inline="always")
+def _narrow(value):
+    """A float32 rounded to the nearest bfloat16 (ties to even), as its 16 bits; NaN stays NaN."""
+    bits = _float32_bits(value)
+    if value != value:
+        return np.uint16(0x7FC0)
+    bits += np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
+    return np.uint16(bits >> np.uint32(16))
+
+
+@njit(parallel=True, fastmath=FAST, cache=True)
+def decode_attention(query, keys, values, tokens, scale, mask, out):
+    """softmax(scale q·k) · v for one query per (sequence, head), over the first ``tokens`` of
+    ``keys``/``values`` (``[B, H, capacity, D]``); ``query`` and ``out`` are ``[B, H, D]``;
+    all bfloat16, as their bits (uint16); ``mask`` is boolean ``[B, tokens]`` (True: attend)
+    or empty (attend to all). Products, softmax and sums in float32."""
+    rows, heads, _, dim = keys.shape
+    masked = mask.shape[0] > 0
+    for item in prange(rows * heads):
+        b = item // heads
+        h = item - b * heads
+        q = np.empty(dim, np.float32)
+        for d in range(dim):
+            q[d] = _widen(query[b, h, d]) * scale
+        scores = np.empty(tokens, np.float32)
+        top = np.float32(-3.0e38)
+        for t in range(tokens):
+            acc = np.float32(0.0)
+            for d in range(dim):
+                acc += q[d] * _widen(keys[b, h, t, d])
+            scores[t] = acc
+            if (not masked or mask[b, t]) and acc > top:
+                top = acc
+        total = np.float32(0.0)
+        for t in range(tokens):
+            if masked and not mask[b, t]:
+                scores[t] = np.float32(0.0)
+            else:
+                weight = np.exp(scores[t] - top)
+                scores[t] = weight
+                total += weight
+        acc_out = np.zeros(dim, np.float32)
+        for t in range(tokens):
+            weight = scores[t]
+            if weight != 0.0:
+                for d in range(dim):
+                    acc_out[d] += weight * _widen(values[b, h, t, d])
+        inverse = np.float32(1.0) / total
+        for d in range(dim):
+            out[b, h, d] = _narrow(acc_out[d] * inverse)
