@@ -158,6 +158,51 @@ class _Timer:
             self.seconds += time.perf_counter() - start
 
 
+def alternated_steps(
+    model, threads: int, near: int = 32, far: int = 1000, steps: int = 40
+) -> dict[str, float]:
+    """Decoding steps of one sequence at ``near`` and at ``far`` tokens of context, alternated
+    step by step (each context its own cache, the order swapped every pair), so that a machine
+    whose speed drifts slows both alike: median ms of each, and the median of the per-pair
+    ratios (far ÷ near)."""
+    from galactica_ext.engine.decode_step import DecodeStep
+    from galactica_ext.engine.kvcache import BatchKV
+    from galactica_ext.engine.prefill import prefill
+
+    step = DecodeStep.build(model)
+    if step is None:
+        raise RuntimeError("the engine's decoding step does not apply to this model")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    times: dict[int, list[float]] = {near: [], far: []}
+    try:
+        with torch.inference_mode():
+            state = {}
+            for context in (near, far):
+                ids = (torch.arange(context) % 40000 + 100).tolist()
+                logits, layers = prefill(model, torch.device("cpu"), ids, None, 0)
+                cache = BatchKV()
+                cache.add(layers)
+                state[context] = (cache, logits.argmax(-1).view(1, 1))
+            for i in range(steps + 2):
+                for context in (near, far) if i % 2 == 0 else (far, near):
+                    cache, token = state[context]
+                    start = time.perf_counter()
+                    token = step(token, torch.tensor([[context + i]]), cache.cache)
+                    token = token.argmax(-1, keepdim=True)
+                    times[context].append(time.perf_counter() - start)
+                    cache.grew()
+                    state[context] = (cache, token)
+    finally:
+        torch.set_num_threads(before)
+    pairs = [b / a for a, b in zip(times[near][2:], times[far][2:], strict=True)]
+    return {
+        "near ms": statistics.median(times[near][2:]) * 1000,
+        "far ms": statistics.median(times[far][2:]) * 1000,
+        "ratio": statistics.median(pairs),
+    }
+
+
 def step_breakdown(
     model, batch: int, context: int, threads: int, steps: int = 24
 ) -> dict[str, float]:

@@ -497,6 +497,7 @@ def step_profile(report, model, threads: int) -> None:
                 report.breakdown[label + ", torch attention"] = inprocess.step_breakdown(
                     model, batch, context, threads
                 )
+    report.step_pairs = inprocess.alternated_steps(model, threads)
     report.seconds["step profile"] = time.perf_counter() - t
 
 

@@ -93,6 +93,19 @@ def test_step_ratio_row_reads_section_7() -> None:
     report.bytes_per_token["bfloat16"] = 247_000_000
     report.kv_bytes_per_token["bfloat16"] = 36_864
     assert "a step that only read memory would be 1.14x as long" in report.markdown()
+    # steps alternated one by one, where measured, give the row its ratio
+    report.step_pairs = {"near ms": 10.0, "far ms": 11.5, "ratio": 1.12}
+    text = report.markdown()
+    assert "| decode step at 1,000 tokens of context ÷ at 32 | 1.12 | <= 1.15 | met |" in text
+    assert "11.50 ms vs 10.00 ms per step (steps alternated one by one" in text
+
+
+def test_alternated_steps_time_both_contexts(tiny_checkpoint: Path) -> None:
+    from galactica_ext.engine.loading import LoadOptions, load_model
+
+    model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
+    result = inprocess.alternated_steps(model, 1, near=8, far=60, steps=4)
+    assert result["near ms"] > 0 and result["far ms"] > 0 and result["ratio"] > 0
 
 
 def test_attention_rows_compare_the_kernel_with_the_torch_path() -> None:
@@ -153,3 +166,15 @@ def test_a_step_breakdown_with_the_kernel_and_with_torchs_attention(
     assert bf16_attention.kernel() is not None  # back as it was
     for parts in (kernel, torch_path):
         assert parts["attention"] > 0 and parts["step"] >= parts["attention"]
+
+
+def test_the_attention_benchmark_times_both_paths_and_leaves_the_kernel_on() -> None:
+    import attention
+
+    from galactica_ext.engine import bf16_attention
+
+    before = bf16_attention.kernel
+    result = attention.measure(heads=2, layers=2, rows=1, tokens=8, rounds=2)
+    assert result["kernel"] > 0 and result["torch"] > 0
+    assert result["bytes"] == 2 * 2 * 8 * 64 * 2
+    assert bf16_attention.kernel is before and bf16_attention.kernel() is not None

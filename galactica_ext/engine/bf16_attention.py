@@ -11,8 +11,10 @@ the threads. The arithmetic is the torch path's (float32 products of the exact f
 of the cache), so the results agree to float32 rounding (tested).
 
 Measured on a 2-core AMD EPYC, 2 threads, µs per layer, kernel vs the torch path, interleaved
-(``benchmarks/cpu_paths.py --attention``): galactica-1.3b shape at 1,000 tokens 535 vs 1,826;
-galactica-125m shape 237 vs 477, and 4 sequences of 1,000 tokens 831 vs 3,288.
+(``benchmarks/attention.py``): galactica-125m shape, one sequence at 32 tokens 41 vs 59, at
+1,000 tokens 160 vs 295, four at 1,000 549 vs 1,526; galactica-1.3b shape, one at 1,000 372 vs
+824, four at 1,000 1,418 vs 7,070. In the engine's step (``benchmarks/run.py`` section 7,
+galactica-125m): the attention of one sequence at 1,000 tokens 3.5 vs 7.2 ms per step.
 
 numba compiles the kernel once per machine (about 1-2 s, cached on disk) and needs no C
 compiler. Where numba is missing or fails, or ``$GALACTICA_DECODE_ATTENTION=torch``, the torch
