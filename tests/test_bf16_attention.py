@@ -86,6 +86,8 @@ def test_where_the_kernel_does_not_apply_the_torch_path_runs() -> None:
     assert bf16_attention.attend(q, k, v, additive, 1.0) is None
     assert bf16_attention.attend(several, k, v, None, 1.0) is None
     assert bf16_attention.attend(q, key_major, v, None, 1.0) is None
+    fewer_heads = torch.randn(1, 1, 8, 16).bfloat16()  # grouped keys: not OPT's attention
+    assert bf16_attention.attend(q, fewer_heads, fewer_heads, None, 1.0) is None
     assert bf16_attention.attend(q, k, v, None, 1.0) is not None
 
 

@@ -50,7 +50,8 @@ def _narrow(value):
     return np.uint16(bits >> np.uint32(16))
 
 
-@njit(parallel=True, fastmath=FAST, cache=True)
+# nogil: the agent's HTTP thread streams tokens while a step runs
+@njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
 def decode_attention(query, keys, values, tokens, scale, mask, out):
     """softmax(scale q·k) · v for one query per (sequence, head), over the first ``tokens`` of
     ``keys``/``values`` (``[B, H, capacity, D]``); ``query`` and ``out`` are ``[B, H, D]``;
