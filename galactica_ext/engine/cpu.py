@@ -19,7 +19,8 @@ step is unchanged). float32 models gain nothing from this (the fused float32 ker
 is used for bfloat16 only. Greedy bfloat16 output can differ from SDPA's where two tokens are
 within bfloat16 rounding of each other (the logits agree to ~1e-2).
 Where numba works, :mod:`.bf16_attention`'s kernel computes the same float32 arithmetic
-reading the bfloat16 cache once, without the float32 copies (2-4x faster at 1,000 tokens).
+reading the bfloat16 cache once, without the float32 copies (1.7-9x faster at 1,000 tokens:
+``benchmarks/attention.py``).
 
 **Prompt attention.** For prompts the fused bfloat16 kernel was half of a 1,000-token
 galactica-125m prefill (29 ms per layer on one thread, more than the layer's products).
