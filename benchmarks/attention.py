@@ -15,6 +15,7 @@ each reads.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -31,6 +32,8 @@ CASES = [(1, 32), (1, 1000), (4, 32), (4, 1000)]
 
 def measure(heads: int, layers: int, rows: int, tokens: int, rounds: int) -> dict[str, float]:
     """Median µs per layer of each path, and the bytes of cache one layer reads."""
+    from inprocess import torch_attention
+
     from galactica_ext.engine import bf16_attention
     from galactica_ext.engine.cpu import _decode_attention
 
@@ -39,22 +42,17 @@ def measure(heads: int, layers: int, rows: int, tokens: int, rounds: int) -> dic
     values = [torch.randn(rows, heads, capacity, 64).bfloat16() for _ in range(layers)]
     query = torch.randn(rows, heads, 1, 64).bfloat16()
     module = torch.nn.Module()
-    original = bf16_attention.kernel
-    kernel = original()
-    if kernel is None:
+    if bf16_attention.kernel() is None:
         raise SystemExit("the numba kernel does not run here: see the log")
     times: dict[str, list[float]] = {"kernel": [], "torch": []}
-    try:
-        for r in range(rounds):
-            seen = tokens + r
-            for path in ("kernel", "torch") if r % 2 == 0 else ("torch", "kernel"):
-                bf16_attention.kernel = (lambda: kernel) if path == "kernel" else (lambda: None)
+    for r in range(rounds):
+        seen = tokens + r
+        for path in ("kernel", "torch") if r % 2 == 0 else ("torch", "kernel"):
+            with torch_attention() if path == "torch" else contextlib.nullcontext():
                 start = time.perf_counter()
                 for k, v in zip(keys, values, strict=True):
                     _decode_attention(module, query, k[:, :, :seen], v[:, :, :seen], None)
                 times[path].append((time.perf_counter() - start) / layers * 1e6)
-    finally:
-        bf16_attention.kernel = original
     result = {path: statistics.median(t) for path, t in times.items()}
     result["bytes"] = 2 * rows * heads * tokens * 64 * 2
     return result

@@ -158,6 +158,20 @@ class _Timer:
             self.seconds += time.perf_counter() - start
 
 
+def _prefilled(model, batch: int, context: int):
+    """A batch cache of ``batch`` copies of a ``context``-token prompt, and each row's first
+    greedy token (``[batch, 1]``): where the decoding steps measured here start."""
+    from galactica_ext.engine.kvcache import BatchKV
+    from galactica_ext.engine.prefill import prefill
+
+    ids = (torch.arange(context) % 40000 + 100).tolist()
+    logits, layers = prefill(model, torch.device("cpu"), ids, None, 0)
+    cache = BatchKV()
+    for _ in range(batch):
+        cache.add(layers)
+    return cache, logits.argmax(-1).repeat(batch, 1).view(batch, 1)
+
+
 def alternated_steps(
     model, threads: int, near: int = 32, far: int = 1000, steps: int = 40
 ) -> dict[str, float]:
@@ -166,8 +180,6 @@ def alternated_steps(
     whose speed drifts slows both alike: median ms of each, and the median of the per-pair
     ratios (far ÷ near)."""
     from galactica_ext.engine.decode_step import DecodeStep
-    from galactica_ext.engine.kvcache import BatchKV
-    from galactica_ext.engine.prefill import prefill
 
     step = DecodeStep.build(model)
     if step is None:
@@ -177,13 +189,7 @@ def alternated_steps(
     times: dict[int, list[float]] = {near: [], far: []}
     try:
         with torch.inference_mode():
-            state = {}
-            for context in (near, far):
-                ids = (torch.arange(context) % 40000 + 100).tolist()
-                logits, layers = prefill(model, torch.device("cpu"), ids, None, 0)
-                cache = BatchKV()
-                cache.add(layers)
-                state[context] = (cache, logits.argmax(-1).view(1, 1))
+            state = {context: _prefilled(model, 1, context) for context in (near, far)}
             for i in range(steps + 2):
                 for context in (near, far) if i % 2 == 0 else (far, near):
                     cache, token = state[context]
@@ -213,8 +219,7 @@ def step_breakdown(
     The rest is layer norms, activations, residuals, logits, and Python."""
     from galactica_ext.engine.cpu import PackedLinear
     from galactica_ext.engine.decode_step import DecodeStep
-    from galactica_ext.engine.kvcache import BatchKV, GrowingLayer
-    from galactica_ext.engine.prefill import prefill
+    from galactica_ext.engine.kvcache import GrowingLayer
 
     step = DecodeStep.build(model)
     if step is None:
@@ -229,12 +234,7 @@ def step_breakdown(
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
-            ids = (torch.arange(context) % 40000 + 100).tolist()
-            logits, layers = prefill(model, torch.device("cpu"), ids, None, 0)
-            cache = BatchKV()
-            for _ in range(batch):
-                cache.add(layers)
-            token = logits.argmax(-1).repeat(batch, 1).view(batch, 1)
+            cache, token = _prefilled(model, batch, context)
             bare = []  # the same steps without the timers first
             for i in range(steps + 2):
                 start = time.perf_counter()

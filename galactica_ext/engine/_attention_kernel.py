@@ -12,26 +12,21 @@ from numba.extending import intrinsic
 FAST = {"reassoc", "contract", "arcp", "nsz"}
 
 
-@intrinsic
-def _bits_as_float32(typingctx, bits):
-    """The float32 whose bit pattern is the uint32 ``bits``."""
-    signature = types.float32(types.uint32)
+def _bitcast(source, target):
+    """An intrinsic reading a ``source`` value's bits as a ``target`` (same width)."""
 
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
+    @intrinsic
+    def cast(typingctx, value):
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], context.get_value_type(target))
 
-    return signature, codegen
+        return target(source), codegen
+
+    return cast
 
 
-@intrinsic
-def _float32_bits(typingctx, value):
-    """The bit pattern of the float32 ``value``, as a uint32."""
-    signature = types.uint32(types.float32)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.uint32))
-
-    return signature, codegen
+_bits_as_float32 = _bitcast(types.uint32, types.float32)
+_float32_bits = _bitcast(types.float32, types.uint32)
 
 
 @njit(inline="always")

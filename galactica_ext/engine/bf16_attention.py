@@ -91,16 +91,16 @@ def _full_buffer(cache: torch.Tensor) -> torch.Tensor | None:
     return cache.as_strided((rows, heads, capacity, dim), full_stride)
 
 
-def _row_mask(mask: torch.Tensor | None, rows: int, tokens: int) -> torch.Tensor | None:
-    """A boolean ``[B, 1, 1, T]`` mask (or None) as ``[B, T]``; None where it is not one
-    (the caller then keeps the torch path). An empty ``[0, 0]`` tensor means no mask."""
+def _row_mask(mask: torch.Tensor | None, rows: int, tokens: int) -> np.ndarray | None:
+    """A boolean ``[B, 1, 1, T]`` mask (or None) as the kernel's ``[B, T]`` array; None where
+    it is not one (the caller then keeps the torch path). An empty ``[0, 0]`` means no mask."""
     if mask is None:
-        return torch.from_numpy(_NO_MASK)
+        return _NO_MASK
     if mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1:3] != (1, 1):
         return None
     if mask.shape[-1] != tokens or mask.shape[0] not in (1, rows):
         return None
-    return mask[:, 0, 0, :].expand(rows, tokens).contiguous()
+    return mask[:, 0, 0, :].expand(rows, tokens).contiguous().numpy()
 
 
 def attend(
@@ -140,7 +140,7 @@ def attend(
             values.view(torch.uint16).numpy(),
             tokens,
             np.float32(scale),
-            attend_to.numpy(),
+            attend_to,
             out.view(torch.uint16).numpy()[:, 0],
         )
     return out
