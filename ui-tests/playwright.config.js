@@ -18,7 +18,9 @@ module.exports = {
     video: 'off',
     trace: 'off'
   },
-  reporter: [[process.env.CI ? 'line' : 'list']],
+  // list: a failure's details are printed again at the end, where a CI log's tail shows
+  // them (line prints them only as they happen, buried under the server's log)
+  reporter: [['list']],
   webServer: {
     command: 'jlpm start',
     url: `http://localhost:${port}/lab`,
