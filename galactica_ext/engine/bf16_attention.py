@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 import torch
+
+from . import numba_threads
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 ATTENTION_ENV = "GALACTICA_DECODE_ATTENTION"
 CHOICES = ("auto", "torch")
 _NO_MASK = np.zeros((0, 0), dtype=np.bool_)
-
-# numba's fallback threading layer ("workqueue") aborts the process when two threads launch
-# parallel kernels at once; engines in one process (tests, benchmarks) take turns here
-_LOCK = threading.Lock()
 
 
 def wanted() -> str:
@@ -132,8 +129,8 @@ def attend(
         return None
     q = query.reshape(rows, heads, dim).contiguous()
     out = torch.empty((rows, 1, heads, dim), dtype=torch.bfloat16)
-    with _LOCK:
-        _match_threads()
+    with numba_threads.LOCK:
+        numba_threads.match_threads()
         run(
             q.view(torch.uint16).numpy(),
             keys.view(torch.uint16).numpy(),
@@ -144,12 +141,3 @@ def attend(
             out.view(torch.uint16).numpy()[:, 0],
         )
     return out
-
-
-def _match_threads() -> None:
-    """Run the kernel on as many threads as torch's products (the engine tunes that count)."""
-    import numba
-
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != threads:
-        numba.set_num_threads(threads)
