@@ -178,3 +178,24 @@ def test_the_attention_benchmark_times_both_paths_and_leaves_the_kernel_on() -> 
     assert result["kernel"] > 0 and result["torch"] > 0
     assert result["bytes"] == 2 * 2 * 8 * 64 * 2
     assert bf16_attention.kernel is before and bf16_attention.kernel() is not None
+
+
+def test_the_products_benchmark_times_both_paths_and_leaves_the_engine_as_it_was(
+    tiny_checkpoint: Path,
+) -> None:
+    import products
+
+    from galactica_ext.engine import few_rows
+
+    limit = few_rows.MAX_ROWS
+    result = products.products([(16, 24), (24, 16)], rows=limit + 1, rounds=2)
+    assert result["oneDNN"] > 0 and result["kernel"] > 0
+    assert result["bytes"] == 2 * 16 * 24 * 4
+    assert limit == few_rows.MAX_ROWS  # measured past it, then put back
+    models = {"oneDNN": products.load(tiny_checkpoint, False)}
+    models["kernel"] = products.load(tiny_checkpoint, True)
+    assert models["oneDNN"].lm_head.few_rows is None
+    assert models["kernel"].lm_head.few_rows is not None
+    assert few_rows.kernel() is not None  # the environment as it was
+    steps = products.steps(models, batch=1, count=2)
+    assert steps["oneDNN"] > 0 and steps["kernel"] > 0 and steps["ratio"] > 0

@@ -37,6 +37,11 @@ product over their concatenated weights (the query's scale folded in where it is
 two, which is exact), and :func:`fuse_gelu` lets oneDNN apply the GELU inside fc1's product
 (a post-op) instead of a separate pass over its output. In float32 both give bit-identical
 results; in bfloat16 the fused GELU rounds once instead of twice.
+
+**float32 decoding of one or two sequences** reads oneDNN's packed weights more slowly than
+:mod:`.few_rows`' numba kernel reads the plain ones (a galactica-125m step 1.16-1.44x as fast
+with it). Where memory allows, :func:`pack_linears` keeps float32's plain weights beside the
+packed copies for it (:class:`PackedLinear` ``few_rows``).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import types
 import torch
 from torch import nn
 
-from . import bf16_attention
+from . import bf16_attention, few_rows
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +89,14 @@ class PackedLinear(nn.Module):
 
     ``weight`` stays a parameter of the original shape, so counting parameters and their bytes
     still works: the shared tensor itself when the weight is tied to another module (the output
-    projection and the token embeddings), else a placeholder on the meta device (no memory;
-    the packed copy holds the values).
+    projection and the token embeddings) or kept for :mod:`.few_rows` (``few_rows_too``: its
+    kernel then computes products of a few rows), else a placeholder on the meta device (no
+    memory; the packed copy holds the values).
     """
 
-    def __init__(self, linear: nn.Linear, tied: bool, hint: int = 1) -> None:
+    def __init__(
+        self, linear: nn.Linear, tied: bool, hint: int = 1, few_rows_too: bool = False
+    ) -> None:
         super().__init__()
         #: oneDNN post-op applied inside the product: "none" or "gelu" (:func:`fuse_gelu`)
         self.activation = "none"
@@ -97,15 +105,24 @@ class PackedLinear(nn.Module):
         # the layout oneDNN picks for this many rows (PACK_HINTS)
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, hint)
         self.bias = linear.bias
-        self.weight = kept_or_placeholder(linear, tied, weight.dtype)
+        self.weight = kept_or_placeholder(linear, tied or few_rows_too, weight.dtype)
+        #: products of up to few_rows.MAX_ROWS rows by few_rows' kernel on the plain weight
+        #: (kept for it), or None
+        self.few_rows = few_rows.FewRows(self.weight, self.bias) if few_rows_too else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.few_rows is not None:
+            out = self.few_rows(x)
+            if out is not None:  # GELU as oneDNN's post-op computes it (float32: the same)
+                return out if self.activation == "none" else nn.functional.gelu(out)
         return torch.ops.mkldnn._linear_pointwise(
             x, self.packed, self.bias, self.activation, [], "none"
         )
 
     def extra_repr(self) -> str:
         post = "" if self.activation == "none" else f", post-op={self.activation}"
+        if self.few_rows is not None:
+            post += f", up to {few_rows.MAX_ROWS} rows: numba"
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, packed=oneDNN{post}"
         )
@@ -154,13 +171,27 @@ def pack_linears(model: nn.Module, own_copies: bool = True) -> int:
         return 0
     del probe, packed
     count = len(linears)
-    hint = PACK_HINTS.get(linears[0][2].weight.dtype, 1)
+    dtype = linears[0][2].weight.dtype
+    hint = PACK_HINTS.get(dtype, 1)
+    # what keeping the plain weights costs: those not held elsewhere anyway (tied)
+    plain_bytes = sum(
+        child.weight.nbytes for _, _, child in linears if users.get(id(child.weight), 0) <= 1
+    )
+    keep_plain = dtype == torch.float32 and few_rows.affordable(plain_bytes)
+    if keep_plain:
+        log.info(
+            "float32: the plain weights (%.0f MB) stay beside oneDNN's packed copies, for "
+            "decoding steps of up to %d sequences",
+            plain_bytes / 1e6,
+            few_rows.MAX_ROWS,
+        )
     with torch.no_grad():  # one matrix at a time: each dense weight is freed once replaced
         while linears:
             parent, name, child = linears.pop()
             tied = users.get(id(child.weight), 0) > 1
-            setattr(parent, name, PackedLinear(child, tied=tied, hint=hint))
-            del child
+            packed = PackedLinear(child, tied=tied, hint=hint, few_rows_too=keep_plain)
+            setattr(parent, name, packed)
+            del child, packed
         # tensors loaded straight from a memory-mapped checkpoint keep the whole file mapped
         # (and resident: packing read every page); own copies of the rest let it go
         for param in model.parameters() if own_copies else ():
