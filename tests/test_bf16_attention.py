@@ -104,21 +104,6 @@ def test_the_kernel_uses_torchs_thread_count() -> None:
         torch.set_num_threads(before)
 
 
-def test_the_environment_chooses_the_torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        monkeypatch.setenv(bf16_attention.ATTENTION_ENV, "torch")
-        bf16_attention.kernel.cache_clear()
-        assert bf16_attention.kernel() is None
-        monkeypatch.setenv(bf16_attention.ATTENTION_ENV, "fastest")
-        bf16_attention.kernel.cache_clear()
-        with pytest.raises(ValueError, match="expected one of auto, torch"):
-            bf16_attention.kernel()
-    finally:
-        monkeypatch.delenv(bf16_attention.ATTENTION_ENV)
-        bf16_attention.kernel.cache_clear()
-    assert bf16_attention.kernel() is not None
-
-
 def test_decoding_with_the_kernel_gives_the_torch_paths_logits(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,30 +25,26 @@ once, in the log).
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-from . import numba_threads
-
-log = logging.getLogger(__name__)
+from . import numba_kernels
 
 #: ``$GALACTICA_DECODE_ATTENTION``: "auto" (the kernel where numba works) or "torch"
 ATTENTION_ENV = "GALACTICA_DECODE_ATTENTION"
-CHOICES = ("auto", "torch")
 _NO_MASK = np.zeros((0, 0), dtype=np.bool_)
 
 
-def wanted() -> str:
-    """The choice in ``$GALACTICA_DECODE_ATTENTION`` ("auto" when unset); ValueError if bad."""
-    choice = os.environ.get(ATTENTION_ENV, "").strip() or "auto"
-    if choice not in CHOICES:
-        raise ValueError(f"${ATTENTION_ENV}={choice!r}: expected one of {', '.join(CHOICES)}")
-    return choice
+def _build() -> Callable:
+    from ._attention_kernel import decode_attention
+
+    cache = np.zeros((1, 1, 4, 8), dtype=np.uint16)
+    query, out = np.zeros((1, 1, 8), np.uint16), np.empty((1, 1, 8), np.uint16)
+    decode_attention(query, cache, cache, 4, np.float32(1.0), _NO_MASK, out)
+    return decode_attention
 
 
 @lru_cache(maxsize=1)
@@ -56,19 +52,7 @@ def kernel() -> Callable | None:
     """The numba kernel, compiled (or loaded from numba's cache) by a first tiny run, or None
     where it cannot run here (the reason logged once). The engine asks at model load. A bad
     ``$GALACTICA_DECODE_ATTENTION`` raises ValueError."""
-    if wanted() == "torch":
-        log.info("decoding attention: torch (%s=torch)", ATTENTION_ENV)
-        return None
-    try:
-        from ._attention_kernel import decode_attention
-
-        cache = np.zeros((1, 1, 4, 8), dtype=np.uint16)
-        query, out = np.zeros((1, 1, 8), np.uint16), np.empty((1, 1, 8), np.uint16)
-        decode_attention(query, cache, cache, 4, np.float32(1.0), _NO_MASK, out)
-    except Exception as err:  # numba missing, or unable to compile in this environment
-        log.info("decoding attention: torch (the numba kernel cannot run here: %s)", err)
-        return None
-    return decode_attention
+    return numba_kernels.load(ATTENTION_ENV, "decoding attention", "torch", _build)
 
 
 def _full_buffer(cache: torch.Tensor) -> torch.Tensor | None:
@@ -129,8 +113,8 @@ def attend(
         return None
     q = query.reshape(rows, heads, dim).contiguous()
     out = torch.empty((rows, 1, heads, dim), dtype=torch.bfloat16)
-    with numba_threads.LOCK:
-        numba_threads.match_threads()
+    with numba_kernels.LOCK:
+        numba_kernels.match_threads()
         run(
             q.view(torch.uint16).numpy(),
             keys.view(torch.uint16).numpy(),

@@ -25,20 +25,18 @@ oneDNN's: equal to about 1e-6, the same greedy tokens (tested).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-from . import numba_threads
+from . import numba_kernels
 
 log = logging.getLogger(__name__)
 
 #: ``$GALACTICA_FEW_ROW_PRODUCT``: "auto" (the kernel where numba works) or "torch"
 PRODUCT_ENV = "GALACTICA_FEW_ROW_PRODUCT"
-CHOICES = ("auto", "torch")
 
 #: up to this many rows the kernel was measured faster than oneDNN's packed product
 #: (``benchmarks/products.py``, galactica-125m float32 steps: 1 row 1.16-1.35x, 2 rows
@@ -51,12 +49,12 @@ MEMORY_SHARE = 0.125
 NO_BIAS = np.zeros(0, dtype=np.float32)
 
 
-def wanted() -> str:
-    """The choice in ``$GALACTICA_FEW_ROW_PRODUCT`` ("auto" when unset); ValueError if bad."""
-    choice = os.environ.get(PRODUCT_ENV, "").strip() or "auto"
-    if choice not in CHOICES:
-        raise ValueError(f"${PRODUCT_ENV}={choice!r}: expected one of {', '.join(CHOICES)}")
-    return choice
+def _build() -> Callable:
+    from ._product_kernel import few_row_product
+
+    weight, out = np.zeros((3, 8), np.float32), np.empty((1, 3), np.float32)
+    few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, out)
+    return few_row_product
 
 
 @lru_cache(maxsize=1)
@@ -64,18 +62,7 @@ def kernel() -> Callable | None:
     """The numba kernel, compiled (or loaded from numba's cache) by a first tiny run, or None
     where it cannot run here (the reason logged once). The engine asks at model load. A bad
     ``$GALACTICA_FEW_ROW_PRODUCT`` raises ValueError."""
-    if wanted() == "torch":
-        log.info("float32 few-row products: oneDNN (%s=torch)", PRODUCT_ENV)
-        return None
-    try:
-        from ._product_kernel import few_row_product
-
-        weight, out = np.zeros((3, 8), np.float32), np.empty((1, 3), np.float32)
-        few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, out)
-    except Exception as err:  # numba missing, or unable to compile in this environment
-        log.info("float32 few-row products: oneDNN (the numba kernel cannot run here: %s)", err)
-        return None
-    return few_row_product
+    return numba_kernels.load(PRODUCT_ENV, "float32 few-row products", "oneDNN", _build)
 
 
 def affordable(plain_bytes: int) -> bool:
@@ -134,8 +121,8 @@ class FewRows:
         weight, bias = self._arrays()
         out = np.empty((rows, weight.shape[0]), np.float32)
         flat = x.detach().reshape(rows, size).contiguous()
-        with numba_threads.LOCK:
-            numba_threads.match_threads()
+        with numba_kernels.LOCK:
+            numba_kernels.match_threads()
             self.run(flat.numpy(), weight, bias, out)
         return torch.from_numpy(out).view(*x.shape[:-1], weight.shape[0])
 

@@ -1,0 +1,53 @@
+"""What the engine's numba kernels share: a switch in the environment, compiling at load with
+a fallback, one process-wide turn, and torch's thread count."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+#: what each kernel's environment variable takes: the kernel where numba works, or not at all
+CHOICES = ("auto", "torch")
+
+# numba's fallback threading layer ("workqueue") aborts the process when two threads launch
+# parallel kernels at once; engines in one process (tests, benchmarks) take turns here
+LOCK = threading.Lock()
+
+
+def wanted(env: str) -> str:
+    """The choice in ``$env`` ("auto" when unset); ValueError if it is not one of CHOICES."""
+    choice = os.environ.get(env, "").strip() or "auto"
+    if choice not in CHOICES:
+        raise ValueError(f"${env}={choice!r}: expected one of {', '.join(CHOICES)}")
+    return choice
+
+
+def load(env: str, what: str, otherwise: str, build: Callable[[], Callable]) -> Callable | None:
+    """The kernel ``build`` returns (it imports the kernel and runs it once on tiny inputs, so
+    numba compiles it, or loads it from its disk cache, now), or None where ``$env`` says
+    "torch" or the kernel cannot run here; the log says which, and that ``otherwise`` runs
+    instead. A bad ``$env`` raises ValueError."""
+    if wanted(env) == "torch":
+        log.info("%s: %s (%s=torch)", what, otherwise, env)
+        return None
+    try:
+        return build()
+    except Exception as err:  # numba missing, or unable to compile in this environment
+        log.info("%s: %s (the numba kernel cannot run here: %s)", what, otherwise, err)
+        return None
+
+
+def match_threads() -> None:
+    """Run numba's kernels on as many threads as torch's products (the engine tunes that
+    count). Call it holding :data:`LOCK`."""
+    import numba
+
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != threads:
+        numba.set_num_threads(threads)
