@@ -7,9 +7,7 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic
 
-# float32 reassociation (vectorized sums) but IEEE infinities and NaN: NaN in the cache must
-# reach the logits, where the engine reports it
-FAST = {"reassoc", "contract", "arcp", "nsz"}
+from .numba_kernels import FAST
 
 
 def _bitcast(source, target):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-#: float32 reassociation (vectorized sums) but IEEE infinities and NaN (as the attention's)
-FAST = {"reassoc", "contract", "arcp", "nsz"}
+from .numba_kernels import FAST
 
 #: output features per parallel chunk (each thread streams whole chunks of the weight)
 CHUNK = 64

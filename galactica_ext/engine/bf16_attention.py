@@ -26,7 +26,6 @@ once, in the log).
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -47,12 +46,8 @@ def _build() -> Callable:
     return decode_attention
 
 
-@lru_cache(maxsize=1)
-def kernel() -> Callable | None:
-    """The numba kernel, compiled (or loaded from numba's cache) by a first tiny run, or None
-    where it cannot run here (the reason logged once). The engine asks at model load. A bad
-    ``$GALACTICA_DECODE_ATTENTION`` raises ValueError."""
-    return numba_kernels.load(ATTENTION_ENV, "decoding attention", "torch", _build)
+#: the kernel, or None (``numba_kernels.loader``); the engine asks at model load
+kernel = numba_kernels.loader(ATTENTION_ENV, "decoding attention", "torch", _build)
 
 
 def _full_buffer(cache: torch.Tensor) -> torch.Tensor | None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -57,12 +56,8 @@ def _build() -> Callable:
     return few_row_product
 
 
-@lru_cache(maxsize=1)
-def kernel() -> Callable | None:
-    """The numba kernel, compiled (or loaded from numba's cache) by a first tiny run, or None
-    where it cannot run here (the reason logged once). The engine asks at model load. A bad
-    ``$GALACTICA_FEW_ROW_PRODUCT`` raises ValueError."""
-    return numba_kernels.load(PRODUCT_ENV, "float32 few-row products", "oneDNN", _build)
+#: the kernel, or None (``numba_kernels.loader``); the engine asks at model load
+kernel = numba_kernels.loader(PRODUCT_ENV, "float32 few-row products", "oneDNN", _build)
 
 
 def affordable(plain_bytes: int) -> bool:

@@ -7,10 +7,15 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 
 import torch
 
 log = logging.getLogger(__name__)
+
+#: the kernels' fastmath flags: float32 reassociation (vectorized sums) but IEEE infinities
+#: and NaN (NaN in a weight or the cache must reach the logits, where the engine reports it)
+FAST = {"reassoc", "contract", "arcp", "nsz"}
 
 #: what each kernel's environment variable takes: the kernel where numba works, or not at all
 CHOICES = ("auto", "torch")
@@ -41,6 +46,25 @@ def load(env: str, what: str, otherwise: str, build: Callable[[], Callable]) -> 
     except Exception as err:  # numba missing, or unable to compile in this environment
         log.info("%s: %s (the numba kernel cannot run here: %s)", what, otherwise, err)
         return None
+
+
+def loader(
+    env: str, what: str, otherwise: str, build: Callable[[], Callable]
+) -> Callable[[], Callable | None]:
+    """A ``kernel()`` for a module: :func:`load`'s result, cached (``kernel.cache_clear()``
+    makes the next call look at ``$env`` again)."""
+
+    @lru_cache(maxsize=1)
+    def kernel() -> Callable | None:
+        return load(env, what, otherwise, build)
+
+    kernel.__doc__ = (
+        f"The numba kernel for {what}, compiled (or loaded from numba's cache) by a first tiny "
+        f"run, or None where it cannot run here or ${env}=torch (the reason logged once; "
+        f"{otherwise} runs instead). The engine asks at model load. A bad ${env} raises "
+        "ValueError."
+    )
+    return kernel
 
 
 def match_threads() -> None:
