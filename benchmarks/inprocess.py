@@ -127,21 +127,28 @@ def kv_bytes_per_token(model) -> int:
 
 
 @contextmanager
-def torch_attention():
-    """The engine's torch decoding attention instead of its numba kernel, meanwhile."""
-    from galactica_ext.engine import bf16_attention
-
-    before = os.environ.get(bf16_attention.ATTENTION_ENV)
-    os.environ[bf16_attention.ATTENTION_ENV] = "torch"
-    bf16_attention.kernel.cache_clear()
+def kernel_off(module):
+    """An engine module's numba kernel (``bf16_attention``, ``few_rows``) turned off
+    meanwhile, through its environment switch; as it was afterwards."""
+    env = module.kernel.env
+    before = os.environ.get(env)
+    os.environ[env] = "torch"
+    module.kernel.cache_clear()
     try:
         yield
     finally:
         if before is None:
-            del os.environ[bf16_attention.ATTENTION_ENV]
+            del os.environ[env]
         else:
-            os.environ[bf16_attention.ATTENTION_ENV] = before
-        bf16_attention.kernel.cache_clear()
+            os.environ[env] = before
+        module.kernel.cache_clear()
+
+
+def torch_attention():
+    """The engine's torch decoding attention instead of its numba kernel, meanwhile."""
+    from galactica_ext.engine import bf16_attention
+
+    return kernel_off(bf16_attention)
 
 
 class _Timer:
@@ -172,39 +179,56 @@ def _prefilled(model, batch: int, context: int):
     return cache, logits.argmax(-1).repeat(batch, 1).view(batch, 1)
 
 
-def alternated_steps(
-    model, threads: int, near: int = 32, far: int = 1000, steps: int = 40
-) -> dict[str, float]:
-    """Decoding steps of one sequence at ``near`` and at ``far`` tokens of context, alternated
-    step by step (each context its own cache, the order swapped every pair), so that a machine
-    whose speed drifts slows both alike: median ms of each, and the median of the per-pair
-    ratios (far ÷ near)."""
+def prefilled_step(model, batch: int, context: int):
+    """What :func:`steps_in_turn` decodes from: the engine's decoding step for ``model``, and
+    :func:`_prefilled`'s cache and tokens at ``context`` tokens."""
     from galactica_ext.engine.decode_step import DecodeStep
 
     step = DecodeStep.build(model)
     if step is None:
         raise RuntimeError("the engine's decoding step does not apply to this model")
+    with torch.inference_mode():
+        cache, token = _prefilled(model, batch, context)
+    return step, cache, token, context
+
+
+def steps_in_turn(states: dict, count: int) -> dict:
+    """Decoding steps from each of ``states`` (name -> :func:`prefilled_step`'s tuple), one
+    step each in turn, the order swapped every pair, so that a machine whose speed drifts
+    slows all alike: ms of each of ``count`` steps per state, after two warm-up steps."""
+    times: dict = {name: [] for name in states}
+    order = list(states)
+    with torch.inference_mode():
+        for i in range(count + 2):
+            for name in order if i % 2 == 0 else order[::-1]:
+                step, cache, token, context = states[name]
+                positions = torch.full((token.shape[0], 1), context + i)
+                start = time.perf_counter()
+                token = step(token, positions, cache.cache).argmax(-1, keepdim=True)
+                times[name].append((time.perf_counter() - start) * 1000)
+                cache.grew()
+                states[name] = (step, cache, token, context)
+    return {name: t[2:] for name, t in times.items()}
+
+
+def alternated_steps(
+    model, threads: int, near: int = 32, far: int = 1000, steps: int = 40
+) -> dict[str, float]:
+    """Decoding steps of one sequence at ``near`` and at ``far`` tokens of context, alternated
+    step by step (:func:`steps_in_turn`, each context its own cache): median ms of each, and
+    the median of the per-pair ratios (far ÷ near)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    times: dict[int, list[float]] = {near: [], far: []}
     try:
-        with torch.inference_mode():
-            state = {context: _prefilled(model, 1, context) for context in (near, far)}
-            for i in range(steps + 2):
-                for context in (near, far) if i % 2 == 0 else (far, near):
-                    cache, token = state[context]
-                    start = time.perf_counter()
-                    token = step(token, torch.tensor([[context + i]]), cache.cache)
-                    token = token.argmax(-1, keepdim=True)
-                    times[context].append(time.perf_counter() - start)
-                    cache.grew()
-                    state[context] = (cache, token)
+        times = steps_in_turn(
+            {context: prefilled_step(model, 1, context) for context in (near, far)}, steps
+        )
     finally:
         torch.set_num_threads(before)
-    pairs = [b / a for a, b in zip(times[near][2:], times[far][2:], strict=True)]
+    pairs = [b / a for a, b in zip(times[near], times[far], strict=True)]
     return {
-        "near ms": statistics.median(times[near][2:]) * 1000,
-        "far ms": statistics.median(times[far][2:]) * 1000,
+        "near ms": statistics.median(times[near]),
+        "far ms": statistics.median(times[far]),
         "ratio": statistics.median(pairs),
     }
 

@@ -24,6 +24,7 @@ machine's), with ``NUMBA_CACHE_DIR`` pointing at a fresh folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -94,41 +95,27 @@ def _interleaved(paths: dict, rounds: int) -> dict[str, float]:
 
 def load(checkpoint: Path, kernel: bool):
     """The model as the agent loads it in float32, with or without the kernel."""
+    from inprocess import kernel_off
+
     from galactica_ext.engine import few_rows
     from galactica_ext.engine.loading import LoadOptions, load_model
 
-    if not kernel:
-        os.environ[few_rows.PRODUCT_ENV] = "torch"
-    few_rows.kernel.cache_clear()
-    try:
+    with contextlib.nullcontext() if kernel else kernel_off(few_rows):
         return load_model(str(checkpoint), LoadOptions(dtype="float32", device="cpu")).model
-    finally:
-        os.environ.pop(few_rows.PRODUCT_ENV, None)
-        few_rows.kernel.cache_clear()
 
 
 def steps(models: dict, batch: int, count: int = 30) -> dict[str, float]:
     """Decoding steps of ``batch`` sequences at 32 tokens, each model in turn, step by step:
     median ms of each and the median per-pair ratio (oneDNN ÷ kernel)."""
-    from inprocess import _prefilled
+    from inprocess import prefilled_step, steps_in_turn
 
-    from galactica_ext.engine.decode_step import DecodeStep
-
-    step = {name: DecodeStep.build(model) for name, model in models.items()}
-    state = {name: _prefilled(model, batch, 32) for name, model in models.items()}
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for i in range(count + 2):
-        for name in models if i % 2 == 0 else reversed(models):
-            cache, token = state[name]
-            start = time.perf_counter()
-            logits = step[name](token, torch.full((batch, 1), 32 + i), cache.cache)
-            times[name].append((time.perf_counter() - start) * 1000)
-            cache.grew()
-            state[name] = (cache, logits.argmax(-1, keepdim=True))
-    ratios = [a / b for a, b in zip(times["oneDNN"][2:], times["kernel"][2:], strict=True)]
+    times = steps_in_turn(
+        {name: prefilled_step(model, batch, 32) for name, model in models.items()}, count
+    )
+    ratios = [a / b for a, b in zip(times["oneDNN"], times["kernel"], strict=True)]
     return {
-        "oneDNN": statistics.median(times["oneDNN"][2:]),
-        "kernel": statistics.median(times["kernel"][2:]),
+        "oneDNN": statistics.median(times["oneDNN"]),
+        "kernel": statistics.median(times["kernel"]),
         "ratio": statistics.median(ratios),
     }
 

@@ -52,7 +52,7 @@ def loader(
     env: str, what: str, otherwise: str, build: Callable[[], Callable]
 ) -> Callable[[], Callable | None]:
     """A ``kernel()`` for a module: :func:`load`'s result, cached (``kernel.cache_clear()``
-    makes the next call look at ``$env`` again)."""
+    makes the next call look at ``$env`` again; ``kernel.env`` names the switch)."""
 
     @lru_cache(maxsize=1)
     def kernel() -> Callable | None:
@@ -64,6 +64,7 @@ def loader(
         f"{otherwise} runs instead). The engine asks at model load. A bad ${env} raises "
         "ValueError."
     )
+    kernel.env = env  # type: ignore[attr-defined]
     return kernel
 
 
