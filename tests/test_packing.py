@@ -103,6 +103,41 @@ def test_prompt_attention_matches_eager(
         assert torch.allclose(got[seen].float(), want[seen].float(), atol=tolerance, rtol=tolerance)
 
 
+def _attention_through_float32_scores(q, k, v, visible):
+    """Eager attention's bfloat16 numerics, spelled out: bfloat16 score products, a float32
+    copy masked and softmaxed, probabilities rounded to bfloat16, their product with v."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).float()
+    scores.masked_fill_(~visible, torch.finfo(torch.float32).min)
+    probs = torch.softmax(scores, dim=-1).to(q.dtype)
+    return torch.matmul(probs, v).transpose(1, 2)
+
+
+def test_prompt_attention_softmaxes_bfloat16_scores_to_the_same_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the scaling folded into the query (1.0, as the engine's models have it), the
+    bfloat16 scores go to softmax without a float32 copy: the same bits as through one, for a
+    whole prompt, a chunk after cached tokens and a left-padded batch, in blocks."""
+    from galactica_ext.engine import cpu
+
+    monkeypatch.setattr(cpu, "PROMPT_BLOCK", 16)
+    torch.manual_seed(1)
+    for rows, cached, padded in ((40, 0, 0), (24, 30, 0), (40, 0, 9), (300, 0, 0)):
+        keys = rows + cached
+        q = torch.randn(2, 4, rows, 16, dtype=torch.bfloat16) * 2
+        k, v = (torch.randn(2, 4, keys, 16, dtype=torch.bfloat16) * 2 for _ in range(2))
+        visible = (
+            torch.ones(rows, keys, dtype=torch.bool).tril(cached)[None, None].repeat(2, 1, 1, 1)
+        )
+        visible[1, ..., :padded] = False
+        mask = None if cached == padded == 0 else visible
+        got = cpu.prompt_attention(q, k, v, mask, scaling=1.0)
+        want = _attention_through_float32_scores(q, k, v, visible)
+        seen = visible.any(-1)[:, 0]  # rows that see a key (padding's output is unused)
+        assert torch.equal(got[seen], want[seen])
+        assert torch.isfinite(got.float()).all()
+
+
 def test_fast_paths_can_be_turned_off(tiny_checkpoint: Path) -> None:
     from galactica_ext.engine.loading import LoadOptions, load_model
 
