@@ -38,18 +38,51 @@ def test_a_nan_row_is_left_to_the_row_by_row_path() -> None:
 
 
 def test_only_plain_greedy_rows_take_the_batched_path() -> None:
-    assert plain_greedy(SamplingParams(), 0)
-    assert not plain_greedy(SamplingParams(temperature=0.5), 0)
-    assert not plain_greedy(SamplingParams(logit_bias={5: 1.0}), 0)
-    assert not plain_greedy(SamplingParams(min_tokens=3), 2)
-    assert plain_greedy(SamplingParams(min_tokens=3), 3)
-    assert not plain_greedy(SamplingParams(choices=("a",)), 0)
+    assert plain_greedy(SamplingParams())
+    assert not plain_greedy(SamplingParams(temperature=0.5))
+    assert not plain_greedy(SamplingParams(logit_bias={5: 1.0}))
+    assert plain_greedy(SamplingParams(min_tokens=3))  # its ends banned in the batch
+    assert not plain_greedy(SamplingParams(choices=("a",)))
 
 
-def test_a_batch_of_greedy_requests_matches_each_alone(tiny_model: GalacticaModel) -> None:
+def test_batched_greedy_bans_the_ends_of_rows_under_min_tokens() -> None:
+    """Rows whose argmax is an end token, under ``min_tokens`` (ends banned) and past it:
+    the same tokens and log-probabilities (the model's, before the ban) as ``choose``, and
+    the caller's logits unchanged."""
+    logits = torch.randn(4, 1_000, generator=torch.Generator().manual_seed(2)) * 4
+    ends = (2, 7)
+    logits[:, 7] = 50.0  # every row's argmax is an end
+    before = logits.clone()
+    params = SamplingParams(min_tokens=5, logprobs=2)
+    generated = [0, 4, 5, 9]  # under min_tokens, under, at it, past it
+    banned = [ends if g < params.min_tokens else () for g in generated]
+    picked = choose_greedy(logits, [2] * 4, banned)
+    assert torch.equal(logits, before)
+    for row, g, got in zip(logits, generated, picked, strict=True):
+        one = choose(row, params, None, None, g, ends)
+        assert got is not None and got.token_id == one.token_id
+        assert (got.token_id == 7) == (g >= params.min_tokens)
+        assert got.logprob == pytest.approx(one.logprob, abs=1e-6)
+        assert [t for t, _ in got.top_logprobs] == [t for t, _ in one.top_logprobs]
+
+
+def test_a_row_with_every_token_banned_is_left_to_the_row_by_row_path() -> None:
+    logits = torch.randn(2, 4)
+    picked = choose_greedy(logits, [None, 1], [(0, 1, 2, 3), ()])
+    assert picked[0] is None and picked[1] is not None
+
+
+@pytest.mark.parametrize("min_tokens", [0, 8])
+def test_a_batch_of_greedy_requests_matches_each_alone(
+    tiny_model: GalacticaModel, min_tokens: int
+) -> None:
     engine: Engine = tiny_model.engine
     prompts = ["One", "Two prompts", "Three prompts here", "Four"]
-    params = [SamplingParams(max_tokens=8, logprobs=k, ignore_eos=True) for k in (None, 0, 2, 1)]
+    params = [
+        # with min_tokens, the end is not ignored but banned until then
+        SamplingParams(max_tokens=8, logprobs=k, ignore_eos=not min_tokens, min_tokens=min_tokens)
+        for k in (None, 0, 2, 1)
+    ]
     alone = [engine.generate(p, s)[0] for p, s in zip(prompts, params, strict=True)]
     before = engine.steps
     together = [engine.submit(p, s) for p, s in zip(prompts, params, strict=True)]

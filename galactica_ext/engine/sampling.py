@@ -232,31 +232,47 @@ def _sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Gener
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def plain_greedy(params: SamplingParams, generated: int) -> bool:
-    """Whether a sequence's next token is the bare argmax (``choose_greedy`` may pick it)."""
+def plain_greedy(params: SamplingParams) -> bool:
+    """Whether a sequence's next token is the argmax of its logits, with at most its end
+    tokens banned (``min_tokens``): ``choose_greedy`` may pick it."""
     return (
         params.temperature == 0
         and not params.logit_bias
         and params.prefix_allowed_tokens_fn is None
         and params.choices is None
-        and generated >= params.min_tokens
     )
 
 
-def choose_greedy(logits: torch.Tensor, logprobs: Sequence[int | None]) -> list[Choice | None]:
+def choose_greedy(
+    logits: torch.Tensor,
+    logprobs: Sequence[int | None],
+    banned: Sequence[Sequence[int]] = (),
+) -> list[Choice | None]:
     """Greedy choices for the rows of ``logits`` (``[rows, vocab]``) at once: one argmax, and
     one log-softmax for the rows that report log-probabilities (``logprobs[i]`` as in
-    ``SamplingParams``). The same tokens and values as ``choose`` row by row; a row with NaN
-    logits gets None (``choose`` then fails that sequence alone)."""
-    logits = logits.to(torch.float32)
+    ``SamplingParams``). ``banned[i]``: tokens row i may not choose (its ends, while under
+    ``min_tokens``; log-probabilities are reported before the ban, as ``choose`` does). The
+    same tokens and values as ``choose`` row by row; a row with NaN logits, or with every
+    token banned, gets None (``choose`` then fails that sequence alone). ``logits`` is not
+    changed."""
+    logits = logits.to(torch.float32, copy=any(banned))
     bad = torch.isnan(logits).any(dim=-1).tolist()
-    tokens = torch.argmax(logits, dim=-1).tolist()
     wanted = [i for i, k in enumerate(logprobs) if k is not None and not bad[i]]
-    values: dict[int, tuple[float, list[tuple[int, float]]]] = {}
-    if wanted:
+    if wanted:  # the model's log-probabilities: before the ban
         index = torch.tensor(wanted, device=logits.device)
         rows = torch.log_softmax(logits.index_select(0, index), dim=-1)
-        picked = rows.gather(1, torch.tensor([[tokens[i]] for i in wanted], device=rows.device))
+    for i, ends in enumerate(banned):
+        if ends:
+            logits[i, list(ends)] = float("-inf")
+    best, argmax = torch.max(logits, dim=-1)
+    tokens: list[int | None] = [
+        None if value == float("-inf") else token
+        for value, token in zip(best.tolist(), argmax.tolist(), strict=True)
+    ]
+    values: dict[int, tuple[float, list[tuple[int, float]]]] = {}
+    if wanted:
+        chosen = [[tokens[i] or 0] for i in wanted]  # 0: a row with nothing chosen, unused
+        picked = rows.gather(1, torch.tensor(chosen, device=rows.device))
         most = max(logprobs[i] or 0 for i in wanted)
         top_v, top_i = torch.topk(rows, most) if most else (rows[:, :0], rows[:, :0].long())
         for j, i in enumerate(wanted):
@@ -265,7 +281,7 @@ def choose_greedy(logits: torch.Tensor, logprobs: Sequence[int | None]) -> list[
             values[i] = (float(picked[j, 0]), top)
     out: list[Choice | None] = []
     for i, token in enumerate(tokens):
-        if bad[i]:
+        if bad[i] or token is None:
             out.append(None)
         elif i in values:
             out.append(Choice(token, values[i][0], values[i][1]))

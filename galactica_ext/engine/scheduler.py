@@ -574,16 +574,16 @@ class Engine:
 
     def _greedy_choices(self, logits: torch.Tensor) -> dict[int, Choice]:
         """The next tokens of the plain greedy rows, chosen for all of them at once."""
-        rows = [
-            i
-            for i, s in enumerate(self._active)
-            if plain_greedy(s.request.params, len(s.generated))
-        ]
+        rows = [i for i, s in enumerate(self._active) if plain_greedy(s.request.params)]
         if len(rows) < 2:
             return {}
         index = torch.tensor(rows, device=logits.device)
-        wanted = [self._active[i].request.params.logprobs for i in rows]
-        picked = choose_greedy(logits.index_select(0, index), wanted)
+        seqs = [self._active[i] for i in rows]
+        wanted = [s.request.params.logprobs for s in seqs]
+        banned = [
+            s.request.ends if len(s.generated) < s.request.params.min_tokens else () for s in seqs
+        ]
+        picked = choose_greedy(logits.index_select(0, index), wanted, banned)
         return {i: c for i, c in zip(rows, picked, strict=True) if c is not None}
 
     def _retire(self, i: int, seq: SeqState, cancelled: bool) -> None:
