@@ -241,6 +241,7 @@ def step_breakdown(
     the KV cache writes, timed by wrapping those functions (torch's profiler inflates small
     operators several-fold); ``batch`` sequences at ``context`` tokens, ``threads`` threads.
     The rest is layer norms, activations, residuals, logits, and Python."""
+    from galactica_ext.engine import bf16_attention
     from galactica_ext.engine.cpu import PackedLinear
     from galactica_ext.engine.decode_step import DecodeStep
     from galactica_ext.engine.kvcache import GrowingLayer
@@ -249,10 +250,13 @@ def step_breakdown(
     if step is None:
         raise RuntimeError("the engine's decoding step does not apply to this model")
     linear, update = PackedLinear.forward, GrowingLayer.update
+    writing = bf16_attention.write_and_attend
     timers = {
         "weight products (packed linears)": _Timer(linear),
         "attention": _Timer(step.attention),
         "KV cache writes (in place)": _Timer(update),
+        # the kernel that writes the cache and attends in one call (bfloat16): attention
+        "attention, with the cache writes": _Timer(writing),
     }
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -275,6 +279,7 @@ def step_breakdown(
                 "KV cache writes (in place)"
             ](self, *a, **k)
             step.attention = timers["attention"]
+            bf16_attention.write_and_attend = timers["attention, with the cache writes"]
             for i in range(steps + 2):
                 if i == 2:  # two warm-up steps, then time
                     for timer in timers.values():
@@ -287,7 +292,9 @@ def step_breakdown(
     finally:
         torch.set_num_threads(before)
         PackedLinear.forward, GrowingLayer.update = linear, update  # type: ignore[method-assign]
+        bf16_attention.write_and_attend = writing
     result = {name: timer.seconds * 1000 / steps for name, timer in timers.items()}
+    result["attention"] += result.pop("attention, with the cache writes")
     result["everything else (norms, activations, logits, Python)"] = ms - sum(result.values())
     result["step"] = ms
     result["step, unwrapped"] = unwrapped

@@ -481,9 +481,13 @@ class Report:
                 "count the bfloat16 agent chose for steps, for batch × context tokens; the "
                 "weight products, the attention and the cache writes are timed by wrapping "
                 "their functions (torch's profiler inflates small operators several-fold; the "
-                "wrappers add a little). Columns marked torch attention decode with the "
-                "torch attention path (float32 copies of the cache) instead of the numba "
-                "kernel (`GALACTICA_DECODE_ATTENTION=torch`). ms per step:",
+                "wrappers add a little). With the numba kernel, one call per layer writes "
+                "the step's key and value into the cache and attends (`bf16_attention."
+                "write_and_attend`): its time is the attention row, and the cache-write row "
+                "holds only the steps where the cache had to grow. Columns marked torch "
+                "attention decode with the torch attention path (float32 copies of the "
+                "cache) instead of the numba kernel (`GALACTICA_DECODE_ATTENTION=torch`). "
+                "ms per step:",
                 "",
                 "| | " + " | ".join(labels) + " |",
                 "|---|" + "---|" * len(labels),

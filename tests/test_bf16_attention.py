@@ -145,3 +145,103 @@ def test_decoding_with_the_kernel_gives_the_torch_paths_logits(
     assert torch.isfinite(with_kernel).all()
     assert torch.allclose(with_kernel, with_torch, atol=5e-2, rtol=5e-2)
     assert (with_kernel.argmax(-1) == with_torch.argmax(-1)).float().mean() >= 0.9
+
+
+def _growing_layer(rows: int, heads: int, tokens: int, dim: int, capacity: int):
+    from galactica_ext.engine.kvcache import GrowingLayer
+
+    keys, values = (torch.randn(rows, heads, tokens, dim).bfloat16() for _ in range(2))
+    return GrowingLayer(keys, values, capacity, grows=True)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_writing_the_cache_and_attending_in_one_call_equals_the_two_steps(padded: bool) -> None:
+    """``write_and_attend`` from a fused q/k/v product: the same cache contents and the same
+    output bits as the layer's ``update`` followed by :func:`bf16_attention.attend`."""
+    torch.manual_seed(3)
+    rows, heads, tokens, dim = 3, 4, 30, 16
+    width = heads * dim
+    ours = _growing_layer(rows, heads, tokens, dim, capacity=40)
+    theirs = _growing_layer(rows, heads, tokens, dim, capacity=40)
+    for a, b in zip(theirs.buffers, ours.buffers, strict=True):
+        a.copy_(b)
+    qkv = torch.randn(rows, 1, 3 * width).bfloat16()
+    mask = None
+    if padded:
+        mask = torch.ones(rows, 1, 1, tokens + 1, dtype=torch.bool)
+        mask[1, ..., :9] = False  # a left-padded row
+    got = bf16_attention.write_and_attend(qkv, ours, mask, heads)
+    query, key, value = (
+        part.reshape(rows, -1, heads, dim).transpose(1, 2) for part in qkv.split(width, -1)
+    )
+    key, value = theirs.update(key, value)
+    want = bf16_attention.attend(query, key, value, mask, 1.0)
+    assert got is not None and want is not None
+    assert torch.equal(got, want.reshape(rows, 1, width))
+    assert ours.length == theirs.length == tokens + 1
+    assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
+
+
+def test_writing_and_attending_leaves_what_it_cannot_take_to_the_two_steps() -> None:
+    """No room left (the layer must grow first), float32, a cache that is not a growing
+    layer: None, and the layer untouched."""
+    from transformers.cache_utils import DynamicLayer
+
+    full = _growing_layer(1, 2, 8, 4, capacity=8)
+    before = full.buffers[0].clone()
+    qkv = torch.randn(1, 1, 24).bfloat16()
+    assert bf16_attention.write_and_attend(qkv, full, None, 2) is None
+    assert full.length == 8 and torch.equal(full.buffers[0], before)
+    roomy = _growing_layer(1, 2, 8, 4, capacity=16)
+    assert bf16_attention.write_and_attend(qkv.float(), roomy, None, 2) is None
+    assert roomy.length == 8
+    assert bf16_attention.write_and_attend(qkv, DynamicLayer(), None, 2) is None
+
+
+def test_the_engines_step_writes_and_attends_in_one_call_with_the_same_logits(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's step on a padded batch, past its cache's room (it grows once): the
+    one-call kernel runs on the layers that have room, and the logits are the bits of the
+    step that updates the cache and attends in two."""
+    from galactica_ext.engine.decode_step import DecodeStep
+    from galactica_ext.engine.kvcache import HEADROOM, BatchKV
+    from galactica_ext.engine.loading import LoadOptions, load_model
+    from galactica_ext.engine.prefill import prefill
+
+    model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
+    prompts = [list(range(100, 130)), list(range(200, 211))]
+    fed = torch.randint(100, 1000, (HEADROOM + 6, 2), generator=torch.Generator().manual_seed(4))
+    calls = {"one call": 0, "two": 0}
+    writing = bf16_attention.write_and_attend
+
+    def counted(*args):
+        out = writing(*args)
+        calls["one call" if out is not None else "two"] += 1
+        return out
+
+    monkeypatch.setattr(bf16_attention, "write_and_attend", counted)
+
+    def run(one_call: bool) -> list[torch.Tensor]:
+        step = DecodeStep.build(model)
+        assert step is not None and step.writes_and_attends
+        step.writes_and_attends = one_call
+        with torch.inference_mode():
+            batch = BatchKV()
+            for ids in prompts:
+                batch.add(prefill(model, torch.device("cpu"), ids, None, 0)[1])
+            positions = torch.tensor([[len(p)] for p in prompts])
+            logits = []
+            for i, tokens in enumerate(fed):
+                mask = torch.cat([batch.mask, batch.mask.new_ones((2, 1))], dim=1)
+                logits.append(step(tokens.view(2, 1), positions + i, batch.cache, mask))
+                batch.grew()
+        return logits
+
+    two = run(False)
+    assert calls == {"one call": 0, "two": 0}
+    one = run(True)
+    layers = model.config.num_hidden_layers
+    assert calls["one call"] >= (len(fed) - 1) * layers and calls["two"] >= layers  # it grew
+    for a, b in zip(one, two, strict=True):
+        assert torch.equal(a, b)

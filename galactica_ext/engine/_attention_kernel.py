@@ -43,6 +43,43 @@ def _narrow(value):
     return np.uint16(bits >> np.uint32(16))
 
 
+@njit(inline="always", fastmath=FAST)
+def _attend(query, keys, values, b, h, tokens, scale, mask, out):
+    """softmax(scale q·k) · v of sequence ``b``'s head ``h`` over its first ``tokens`` keys
+    and values, into ``out[b, h]``: what each kernel below computes per (sequence, head)."""
+    dim = keys.shape[3]
+    masked = mask.shape[0] > 0
+    q = np.empty(dim, np.float32)
+    for d in range(dim):
+        q[d] = _widen(query[d]) * scale
+    scores = np.empty(tokens, np.float32)
+    top = np.float32(-3.0e38)
+    for t in range(tokens):
+        acc = np.float32(0.0)
+        for d in range(dim):
+            acc += q[d] * _widen(keys[b, h, t, d])
+        scores[t] = acc
+        if (not masked or mask[b, t]) and acc > top:
+            top = acc
+    total = np.float32(0.0)
+    for t in range(tokens):
+        if masked and not mask[b, t]:
+            scores[t] = np.float32(0.0)
+        else:
+            weight = np.exp(scores[t] - top)
+            scores[t] = weight
+            total += weight
+    acc_out = np.zeros(dim, np.float32)
+    for t in range(tokens):
+        weight = scores[t]
+        if weight != 0.0:
+            for d in range(dim):
+                acc_out[d] += weight * _widen(values[b, h, t, d])
+    inverse = np.float32(1.0) / total
+    for d in range(dim):
+        out[b, h, d] = _narrow(acc_out[d] * inverse)
+
+
 # nogil: the agent's HTTP thread streams tokens while a step runs
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
 def decode_attention(query, keys, values, tokens, scale, mask, out):
@@ -50,37 +87,26 @@ def decode_attention(query, keys, values, tokens, scale, mask, out):
     ``keys``/``values`` (``[B, H, capacity, D]``); ``query`` and ``out`` are ``[B, H, D]``;
     all bfloat16, as their bits (uint16); ``mask`` is boolean ``[B, tokens]`` (True: attend)
     or empty (attend to all). Products, softmax and sums in float32."""
-    rows, heads, _, dim = keys.shape
-    masked = mask.shape[0] > 0
+    rows, heads = keys.shape[0], keys.shape[1]
     for item in prange(rows * heads):
         b = item // heads
         h = item - b * heads
-        q = np.empty(dim, np.float32)
+        _attend(query[b, h], keys, values, b, h, tokens, scale, mask, out)
+
+
+@njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
+def write_and_attend(qkv, keys, values, length, mask, out):
+    """A decoding step's new key and value written into the cache, then its attention:
+    ``qkv`` (``[B, 3, H, D]``: the fused q/k/v product of one token per sequence, the query
+    already scaled) gives each (sequence, head) its key and value at token ``length`` of
+    ``keys``/``values`` (``[B, H, capacity, D]``), and its query attends over the
+    ``length + 1`` tokens, as :func:`decode_attention` computes; ``mask`` is ``[B, length + 1]``
+    or empty; ``out`` is ``[B, H, D]``. All bfloat16, as their bits."""
+    rows, heads, _, dim = keys.shape
+    for item in prange(rows * heads):
+        b = item // heads
+        h = item - b * heads
         for d in range(dim):
-            q[d] = _widen(query[b, h, d]) * scale
-        scores = np.empty(tokens, np.float32)
-        top = np.float32(-3.0e38)
-        for t in range(tokens):
-            acc = np.float32(0.0)
-            for d in range(dim):
-                acc += q[d] * _widen(keys[b, h, t, d])
-            scores[t] = acc
-            if (not masked or mask[b, t]) and acc > top:
-                top = acc
-        total = np.float32(0.0)
-        for t in range(tokens):
-            if masked and not mask[b, t]:
-                scores[t] = np.float32(0.0)
-            else:
-                weight = np.exp(scores[t] - top)
-                scores[t] = weight
-                total += weight
-        acc_out = np.zeros(dim, np.float32)
-        for t in range(tokens):
-            weight = scores[t]
-            if weight != 0.0:
-                for d in range(dim):
-                    acc_out[d] += weight * _widen(values[b, h, t, d])
-        inverse = np.float32(1.0) / total
-        for d in range(dim):
-            out[b, h, d] = _narrow(acc_out[d] * inverse)
+            keys[b, h, length, d] = qkv[b, 1, h, d]
+            values[b, h, length, d] = qkv[b, 2, h, d]
+        _attend(qkv[b, 0, h], keys, values, b, h, length + 1, np.float32(1.0), mask, out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
@@ -61,11 +62,31 @@ class GrowingLayer(DynamicLayer):
         self.length = length
         self.device = keys.device
         self.is_initialized = True
+        self._bits: tuple[torch.Tensor, np.ndarray, np.ndarray] | None = None
         self._view()
 
     def _view(self) -> None:
         self.keys = self.buffers[0][:, :, : self.length]
         self.values = self.buffers[1][:, :, : self.length]
+
+    @property
+    def capacity(self) -> int:
+        """Tokens the buffers hold before they must grow."""
+        return self.buffers[0].shape[-2]
+
+    def bits(self) -> tuple[np.ndarray, np.ndarray]:
+        """The key and value buffers (bfloat16) as numpy arrays of their bits, for the numba
+        kernels that write and read them in place (:mod:`.bf16_attention`); made once per
+        buffer."""
+        if self._bits is None or self._bits[0] is not self.buffers[0]:
+            keys, values = (b.view(torch.uint16).numpy() for b in self.buffers)
+            self._bits = (self.buffers[0], keys, values)
+        return self._bits[1], self._bits[2]
+
+    def wrote(self, tokens: int) -> None:
+        """``tokens`` more tokens were written into the buffers in place (by a kernel)."""
+        self.length += tokens
+        self._view()
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
