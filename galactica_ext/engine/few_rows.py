@@ -97,29 +97,35 @@ class FewRows:
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         self.weight, self.bias = weight, bias
-        self.run = kernel()
+        self.size, self.features = weight.shape[1], weight.shape[0]
+        run = kernel()
+        #: None where the kernel does not apply to this weight (every call then returns None)
+        self.run = run if weight.dtype == torch.float32 else None
         self._views: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor | None:
         """The product, or None where the kernel does not apply (more rows, another dtype,
-        gradients wanted): the caller then runs its own."""
-        size = self.weight.shape[1]
-        rows = x.numel() // size
+        gradients wanted): the caller then runs its own. Called for every product of a
+        decoding step, between products that empty the caches: kept to a few operations."""
+        rows = x.numel() // self.size
         if (
             rows > MAX_ROWS
             or self.run is None
             or x.dtype != torch.float32
-            or self.weight.dtype != torch.float32
             or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
         ):
             return None
         weight, bias = self._arrays()
-        out = np.empty((rows, weight.shape[0]), np.float32)
-        flat = x.detach().reshape(rows, size).contiguous()
+        out = torch.empty((*x.shape[:-1], self.features))
         with numba_kernels.LOCK:
             numba_kernels.match_threads()
-            self.run(flat.numpy(), weight, bias, out)
-        return torch.from_numpy(out).view(*x.shape[:-1], weight.shape[0])
+            self.run(
+                x.detach().reshape(rows, self.size).contiguous().numpy(),
+                weight,
+                bias,
+                out.view(rows, self.features).numpy(),
+            )
+        return out
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         address = self.weight.data_ptr()

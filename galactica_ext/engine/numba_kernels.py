@@ -68,11 +68,20 @@ def loader(
     return kernel
 
 
+#: per thread (numba's thread count is the calling thread's): the torch count last matched
+_matched = threading.local()
+
+
 def match_threads() -> None:
     """Run numba's kernels on as many threads as torch's products (the engine tunes that
-    count). Call it holding :data:`LOCK`."""
+    count). Call it holding :data:`LOCK`. Cheap when the count has not changed since this
+    thread's last call (it runs before every kernel call)."""
+    wanted = torch.get_num_threads()
+    if getattr(_matched, "threads", None) == wanted:
+        return
     import numba
 
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    threads = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != threads:
         numba.set_num_threads(threads)
+    _matched.threads = wanted
