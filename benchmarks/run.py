@@ -523,7 +523,16 @@ def two_document_trace(report: Report, settings: Settings, servers: dict, tokeni
         editor_trace.trace(tokenizer, 500 + seed, pauses=settings.pauses, documents=2)
         for seed in range(settings.traces)
     ]
+    before = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
     report.trace2 = editor_trace.run_traces(_agent_and_vllm(servers), prompts, cold=2)
+    after = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
+    report.notes.append(
+        "Editor trace, two documents, the agent's prefix cache (/health): "
+        f"{after.get('hits', 0) - before.get('hits', 0)} hits over "
+        f"{sum(len(p) for p in prompts) - 2 * len(prompts)} warm pauses; "
+        f"{after.get('entries')} entries, {after.get('bytes', 0) / 2**20:.0f} of "
+        f"{after.get('max_bytes', 0) / 2**20:.0f} MiB at the end."
+    )
     say(
         "editor trace, two documents, TTFT ms: "
         + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace2.items())
