@@ -104,15 +104,32 @@ def test_the_kernel_uses_torchs_thread_count() -> None:
         torch.set_num_threads(before)
 
 
+def decode_padded(model, step, prompts: list[list[int]], fed: torch.Tensor) -> list[torch.Tensor]:
+    """The engine's ``step`` over a left-padded batch of ``prompts`` (prefilled one by one),
+    fed the rows of ``fed`` (``[steps, 2]`` tokens): each step's logits."""
+    from galactica_ext.engine.kvcache import BatchKV
+    from galactica_ext.engine.prefill import prefill
+
+    with torch.inference_mode():
+        batch = BatchKV()
+        for ids in prompts:
+            batch.add(prefill(model, torch.device("cpu"), ids, None, 0)[1])
+        positions = torch.tensor([[len(p)] for p in prompts])
+        logits = []
+        for i, tokens in enumerate(fed):
+            mask = torch.cat([batch.mask, batch.mask.new_ones((2, 1))], dim=1)
+            logits.append(step(tokens.view(2, 1), positions + i, batch.cache, mask))
+            batch.grew()
+    return logits
+
+
 def test_decoding_with_the_kernel_gives_the_torch_paths_logits(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The engine's step over the same tokens, kernel against torch path: logits within
     bfloat16 rounding, for a padded batch of two sequences."""
     from galactica_ext.engine.decode_step import DecodeStep
-    from galactica_ext.engine.kvcache import BatchKV
     from galactica_ext.engine.loading import LoadOptions, load_model
-    from galactica_ext.engine.prefill import prefill
 
     model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
     step = DecodeStep.build(model)
@@ -122,17 +139,7 @@ def test_decoding_with_the_kernel_gives_the_torch_paths_logits(
     fed = torch.randint(100, 1000, (12, 2))
 
     def run() -> torch.Tensor:
-        with torch.inference_mode():
-            batch = BatchKV()
-            for ids in prompts:
-                batch.add(prefill(model, torch.device("cpu"), ids, None, 0)[1])
-            positions = torch.tensor([[len(p)] for p in prompts])
-            logits = []
-            for i, tokens in enumerate(fed):
-                mask = torch.cat([batch.mask, batch.mask.new_ones((2, 1))], dim=1)
-                logits.append(step(tokens.view(2, 1), positions + i, batch.cache, mask).float())
-                batch.grew()
-        return torch.stack(logits)
+        return torch.stack(decode_padded(model, step, prompts, fed)).float()
 
     with_kernel = run()
     monkeypatch.setenv(bf16_attention.ATTENTION_ENV, "torch")
@@ -205,9 +212,8 @@ def test_the_engines_step_writes_and_attends_in_one_call_with_the_same_logits(
     one-call kernel runs on the layers that have room, and the logits are the bits of the
     step that updates the cache and attends in two."""
     from galactica_ext.engine.decode_step import DecodeStep
-    from galactica_ext.engine.kvcache import HEADROOM, BatchKV
+    from galactica_ext.engine.kvcache import HEADROOM
     from galactica_ext.engine.loading import LoadOptions, load_model
-    from galactica_ext.engine.prefill import prefill
 
     model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
     prompts = [list(range(100, 130)), list(range(200, 211))]
@@ -226,17 +232,7 @@ def test_the_engines_step_writes_and_attends_in_one_call_with_the_same_logits(
         step = DecodeStep.build(model)
         assert step is not None and step.writes_and_attends
         step.writes_and_attends = one_call
-        with torch.inference_mode():
-            batch = BatchKV()
-            for ids in prompts:
-                batch.add(prefill(model, torch.device("cpu"), ids, None, 0)[1])
-            positions = torch.tensor([[len(p)] for p in prompts])
-            logits = []
-            for i, tokens in enumerate(fed):
-                mask = torch.cat([batch.mask, batch.mask.new_ones((2, 1))], dim=1)
-                logits.append(step(tokens.view(2, 1), positions + i, batch.cache, mask))
-                batch.grew()
-        return logits
+        return decode_padded(model, step, prompts, fed)
 
     two = run(False)
     assert calls == {"one call": 0, "two": 0}
