@@ -167,3 +167,17 @@ def test_a_float32_model_decodes_the_same_tokens_with_and_without_the_kernel(
     stepped = torch.stack([s.float() for s in greedy.logits])
     onednn = torch.stack([s.float() for s in greedy_onednn.logits])
     assert torch.allclose(stepped, onednn, rtol=1e-4, atol=1e-4)
+
+
+def test_a_default_dtype_changed_elsewhere_does_not_reach_the_output() -> None:
+    """transformers sets torch's (process-wide) default dtype while it loads a model, which the
+    agent does in a thread beside the one serving."""
+    linear = nn.Linear(16, 8).requires_grad_(False)
+    product = few_rows.FewRows(linear.weight, linear.bias)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        got = product(torch.randn(1, 16, dtype=torch.float32))
+    finally:
+        torch.set_default_dtype(before)
+    assert got is not None and got.dtype == torch.float32

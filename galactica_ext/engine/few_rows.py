@@ -116,7 +116,8 @@ class FewRows:
         ):
             return None
         weight, bias = self._arrays()
-        out = torch.empty((*x.shape[:-1], self.features))
+        # the dtype said: a model loading in another thread may change torch's default
+        out = torch.empty((*x.shape[:-1], self.features), dtype=torch.float32)
         with numba_kernels.LOCK:
             numba_kernels.match_threads()
             self.run(
