@@ -138,10 +138,21 @@ def add_bias(scores: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     return scores
 
 
+def banned_ends(generated: int, params: SamplingParams, ends: Sequence[int]) -> Sequence[int]:
+    """``min_tokens``: the end ids a sequence may not choose after ``generated`` tokens (all of
+    them while fewer than ``min_tokens``, none after)."""
+    return ends if generated < params.min_tokens else ()
+
+
 def ban_ends(scores: torch.Tensor, generated: int, params: SamplingParams, ends: Sequence[int]):
     """``min_tokens``: the end ids banned (in place) while fewer tokens were generated."""
-    if generated < params.min_tokens and ends:
-        scores[..., list(ends)] = float("-inf")
+    return _ban(scores, banned_ends(generated, params, ends))
+
+
+def _ban(scores: torch.Tensor, tokens: Sequence[int]) -> torch.Tensor:
+    """``tokens`` set to -inf in (the last dimension of) ``scores``, in place."""
+    if tokens:
+        scores[..., list(tokens)] = float("-inf")
     return scores
 
 
@@ -250,8 +261,8 @@ def choose_greedy(
 ) -> list[Choice | None]:
     """Greedy choices for the rows of ``logits`` (``[rows, vocab]``) at once: one argmax, and
     one log-softmax for the rows that report log-probabilities (``logprobs[i]`` as in
-    ``SamplingParams``). ``banned[i]``: tokens row i may not choose (its ends, while under
-    ``min_tokens``; log-probabilities are reported before the ban, as ``choose`` does). The
+    ``SamplingParams``). ``banned[i]``: tokens row i may not choose (:func:`banned_ends`;
+    log-probabilities are reported before the ban, as ``choose`` does). The
     same tokens and values as ``choose`` row by row; a row with NaN logits, or with every
     token banned, gets None (``choose`` then fails that sequence alone). ``logits`` is not
     changed."""
@@ -262,8 +273,7 @@ def choose_greedy(
         index = torch.tensor(wanted, device=logits.device)
         rows = torch.log_softmax(logits.index_select(0, index), dim=-1)
     for i, ends in enumerate(banned):
-        if ends:
-            logits[i, list(ends)] = float("-inf")
+        _ban(logits[i], ends)
     best, argmax = torch.max(logits, dim=-1)
     tokens: list[int | None] = [
         None if value == float("-inf") else token

@@ -31,7 +31,14 @@ from .kvcache import BatchKV, LayerKV, PrefixCache, PrefixHit
 from .loading import LoadedModel
 from .prefill import packed, prefill, prefill_many
 from .requests import Request, SeqState, check_modes
-from .sampling import Choice, SamplingParams, choose, choose_greedy, plain_greedy
+from .sampling import (
+    Choice,
+    SamplingParams,
+    banned_ends,
+    choose,
+    choose_greedy,
+    plain_greedy,
+)
 from .searches import Searches
 from .textstream import TextStream
 from .thread_tuner import ThreadTuner
@@ -580,9 +587,7 @@ class Engine:
         index = torch.tensor(rows, device=logits.device)
         seqs = [self._active[i] for i in rows]
         wanted = [s.request.params.logprobs for s in seqs]
-        banned = [
-            s.request.ends if len(s.generated) < s.request.params.min_tokens else () for s in seqs
-        ]
+        banned = [banned_ends(len(s.generated), s.request.params, s.request.ends) for s in seqs]
         picked = choose_greedy(logits.index_select(0, index), wanted, banned)
         return {i: c for i, c in zip(rows, picked, strict=True) if c is not None}
 
