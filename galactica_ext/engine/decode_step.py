@@ -72,9 +72,8 @@ class DecodeStep:
         self.positions = decoder.embed_positions
         self.final_norm = decoder.final_layer_norm
         self.lm_head = model.lm_head
-        self.layers = list(decoder.layers)
         self.attention = attention
-        first = self.layers[0].self_attn
+        first = decoder.layers[0].self_attn
         self.heads, self.head_dim, self.width = first.num_heads, first.head_dim, first.embed_dim
         #: the bfloat16 CPU attention: one kernel writes the cache and attends (where it can)
         self.writes_and_attends = attention is _decode_attention
@@ -92,7 +91,7 @@ class DecodeStep:
                 fc2=layer.fc2,
                 scaling=None if layer.self_attn.scaling_folded else layer.self_attn.scaling,
             )
-            for layer in self.layers
+            for layer in decoder.layers
         ]
 
     @classmethod
