@@ -416,15 +416,7 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
     ]
     before = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
     report.trace = editor_trace.run_traces(traced, prompts)
-    after = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
-    report.notes.append(
-        "Editor trace, the agent's prefix cache (/health): "
-        f"{after.get('hits', 0) - before.get('hits', 0)} hits over "
-        f"{sum(len(p) for p in prompts) - len(prompts)} warm pauses, "
-        f"{after.get('reused_tokens', 0) - before.get('reused_tokens', 0)} tokens reused; "
-        f"{after.get('entries')} entries, {after.get('bytes', 0) / 2**20:.0f} of "
-        f"{after.get('max_bytes', 0) / 2**20:.0f} MiB at the end."
-    )
+    report.notes.append(_prefix_cache_note("Editor trace", servers, before, prompts, cold=1))
     say(
         "editor trace TTFT ms: "
         + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace.items())
@@ -525,19 +517,30 @@ def two_document_trace(report: Report, settings: Settings, servers: dict, tokeni
     ]
     before = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
     report.trace2 = editor_trace.run_traces(_agent_and_vllm(servers), prompts, cold=2)
-    after = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
     report.notes.append(
-        "Editor trace, two documents, the agent's prefix cache (/health): "
-        f"{after.get('hits', 0) - before.get('hits', 0)} hits over "
-        f"{sum(len(p) for p in prompts) - 2 * len(prompts)} warm pauses; "
-        f"{after.get('entries')} entries, {after.get('bytes', 0) / 2**20:.0f} of "
-        f"{after.get('max_bytes', 0) / 2**20:.0f} MiB at the end."
+        _prefix_cache_note("Editor trace, two documents", servers, before, prompts, cold=2)
     )
     say(
         "editor trace, two documents, TTFT ms: "
         + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace2.items())
     )
     report.seconds["editor trace, two documents"] = time.perf_counter() - t
+
+
+def _prefix_cache_note(
+    trace: str, servers: dict, before: dict, prompts: list[list[str]], cold: int
+) -> str:
+    """What the bfloat16 agent's prefix cache did over an editor trace (its /health before the
+    trace, and now): hits against the warm pauses, tokens reused, what it holds."""
+    after = workloads.agent_health(servers["agent bfloat16"], "prefix_cache")
+    return (
+        f"{trace}, the agent's prefix cache (/health): "
+        f"{after.get('hits', 0) - before.get('hits', 0)} hits over "
+        f"{sum(len(p) for p in prompts) - cold * len(prompts)} warm pauses, "
+        f"{after.get('reused_tokens', 0) - before.get('reused_tokens', 0)} tokens reused; "
+        f"{after.get('entries')} entries, {after.get('bytes', 0) / 2**20:.0f} of "
+        f"{after.get('max_bytes', 0) / 2**20:.0f} MiB at the end."
+    )
 
 
 def citation_beam_search(report: Report, settings: Settings, servers: dict) -> None:

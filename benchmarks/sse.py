@@ -52,6 +52,10 @@ class Server:
         self.token = token
         self.model = model
 
+    def with_model(self, body: dict) -> dict:
+        """``body`` naming this server's model, where it has one and ``body`` names none."""
+        return {**body, "model": self.model} if self.model and "model" not in body else body
+
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if self.token:
@@ -80,9 +84,7 @@ class Server:
         ``close_after``: hang up after that many chunks with text."""
         if close_after_first:
             close_after = 1
-        body = {"stream": True, **body}
-        if self.model and "model" not in body:
-            body["model"] = self.model
+        body = self.with_model({"stream": True, **body})
         payload = json.dumps(body).encode()
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         conn.connect()

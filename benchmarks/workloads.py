@@ -179,8 +179,7 @@ def complete_whole(server: Server, body: dict, timeout: float = 600.0) -> Reply:
     """POST a non-streamed completion; the time to the whole reply, and the reply."""
     import http.client
 
-    if server.model and "model" not in body:
-        body = {**body, "model": server.model}
+    body = server.with_model(body)
     conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
     headers = {**server.headers(), "Accept": "application/json"}
     try:
@@ -229,7 +228,7 @@ def short_beside_search(
     import http.client
 
     def short() -> float:
-        r = server.complete(fixed_length(prompt, 4))
+        r = decode_once(server, prompt, 4)
         return (r.done or r.last or r.sent) - r.sent
 
     short()  # warm-up
@@ -238,10 +237,10 @@ def short_beside_search(
         wait_for_quiet(0.2)
         alone.append(short())
     wait_for_quiet(0.2)
-    body = {**search, "model": server.model} if server.model and "model" not in search else search
     conn = http.client.HTTPConnection(server.host, server.port, timeout=600)
     try:
-        conn.request("POST", "/v1/completions", body=json.dumps(body), headers=server.headers())
+        body = json.dumps(server.with_model(search))
+        conn.request("POST", "/v1/completions", body=body, headers=server.headers())
         _wait_for(lambda: (running_requests(server, agent=True) or 0) >= 1, 30.0)
         time.sleep(settle)
         during = []
