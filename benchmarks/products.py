@@ -1,16 +1,20 @@
-"""float32 decoding products: oneDNN's packed product against ``few_rows``' numba kernel.
+"""Decoding products: oneDNN's packed product against ``few_rows``' numba kernels.
 
-    python benchmarks/products.py [--threads N ...] [--rounds 9] [--skip-steps]
+    python benchmarks/products.py [--dtype float32 bfloat16] [--shape 125m|1.3b]
+                                  [--threads N ...] [--rounds 9] [--skip-steps]
 
-float32 is what the agent runs on CPUs without AVX-512 BF16 (most laptops), with
-galactica-125m its default model. A decoding step multiplies a row per sequence by every
-weight matrix. This prints the machine, then, interleaved (the order alternating every round):
+float32 is what the agent runs on CPUs without AVX-512 BF16 (most laptops), bfloat16 where
+the CPU has it, with galactica-125m the default model. A decoding step multiplies a row per
+sequence by every weight matrix. This prints the machine, then, interleaved (the order
+alternating every round), for each dtype:
 
-1. one to three rows through galactica-125m's layer matrices in turn (fused q/k/v, out, fc1,
-   fc2 of 12 layers: 340 MB, so the weights come from memory as in a step) and through its
-   output projection (50,000 × 768: 154 MB), oneDNN packed (as ``cpu.PackedLinear`` packs
-   float32) against the kernel on the plain weight: ms, GB/s, and the ratio (the engine
-   gives the kernel up to ``few_rows.MAX_ROWS`` rows: where it was measured faster);
+1. rows through the layer matrices in turn (fused q/k/v, out, fc1, fc2; galactica-125m: its
+   12 layers, 170 MB in bfloat16, 340 MB in float32; galactica-1.3b: 4 of its 24 layers,
+   400 / 800 MB: the weights come from memory as in a step) and through the output
+   projection (50,000 × width), oneDNN packed (as ``cpu.PackedLinear`` packs them) against
+   the kernel on the plain weight: ms, GB/s, and the ratio (the engine gives the float32 kernel
+   up to ``few_rows.MAX_ROWS`` rows, where it was measured faster, and one row past that is
+   measured too; the bfloat16 kernel takes one row);
 2. the engine's decoding steps on the galactica-125m shape (random weights, cached as
    ``run.py`` builds them) for 1, 2 and 3 sequences, the model loaded as the agent loads it
    against the same load with ``GALACTICA_FEW_ROW_PRODUCT=torch``, step by step in turn:
@@ -36,29 +40,35 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-WIDTH, LAYERS, VOCABULARY = 768, 12, 50000
+VOCABULARY = 50000
+#: width and layers measured per shape
+SHAPES = {"125m": (768, 12), "1.3b": (2048, 4)}
 
 
-def matrices(part: str) -> list[tuple[int, int]]:
+def matrices(part: str, shape: str = "125m") -> list[tuple[int, int]]:
     """(in, out) of each product, in the order a step runs them."""
+    width, layers = SHAPES[shape]
     if part == "output projection":
-        return [(WIDTH, VOCABULARY)]
-    block = [(WIDTH, 3 * WIDTH), (WIDTH, WIDTH), (WIDTH, 4 * WIDTH), (4 * WIDTH, WIDTH)]
-    return block * LAYERS
+        return [(width, VOCABULARY)]
+    block = [(width, 3 * width), (width, width), (width, 4 * width), (4 * width, width)]
+    return block * layers
 
 
-def products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> dict[str, float]:
+def products(
+    shapes: list[tuple[int, int]], rows: int, rounds: int, dtype: torch.dtype = torch.float32
+) -> dict[str, float]:
     """Median ms of ``rows`` rows through every matrix of ``shapes``, each path; their bytes."""
     from galactica_ext.engine import few_rows
+    from galactica_ext.engine.cpu import PACK_HINTS
 
     seeded = torch.Generator().manual_seed(0)
     layers = []
     for size, features in shapes:
-        weight = torch.randn(features, size, generator=seeded) * 0.02
-        bias = torch.randn(features, generator=seeded) * 0.02
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight, 4)  # cpu.PACK_HINTS
+        weight = (torch.randn(features, size, generator=seeded) * 0.02).to(dtype)
+        bias = (torch.randn(features, generator=seeded) * 0.02).to(dtype)
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, PACK_HINTS[dtype])
         layers.append((weight, bias, packed, few_rows.FewRows(weight, bias)))
-    inputs = {size: torch.randn(rows, size, generator=seeded) for size, _ in shapes}
+    inputs = {size: torch.randn(rows, size, generator=seeded).to(dtype) for size, _ in shapes}
 
     def onednn() -> None:
         for weight, bias, packed, _ in layers:
@@ -69,14 +79,14 @@ def products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> dict[str,
         for weight, _, _, product in layers:
             product(inputs[weight.shape[1]])
 
-    # the kernel measured past the engine's MAX_ROWS too: that is how it was chosen
-    limit, few_rows.MAX_ROWS = few_rows.MAX_ROWS, max(rows, few_rows.MAX_ROWS)
-    try:
-        return _interleaved({"oneDNN": onednn, "kernel": kernel}, rounds) | {
-            "bytes": sum(w.numel() * 4 for w, *_ in layers)
-        }
-    finally:
-        few_rows.MAX_ROWS = limit
+    if dtype == torch.float32:  # measured past the engine's limit too: how it was chosen
+        for *_, product in layers:
+            product.max_rows = max(rows, product.max_rows)
+    elif rows > few_rows.BF16_MAX_ROWS:
+        raise ValueError(f"the bfloat16 kernel takes {few_rows.BF16_MAX_ROWS} row(s)")
+    return _interleaved({"oneDNN": onednn, "kernel": kernel}, rounds) | {
+        "bytes": sum(w.numel() * w.element_size() for w, *_ in layers)
+    }
 
 
 def _interleaved(paths: dict, rounds: int) -> dict[str, float]:
@@ -93,15 +103,15 @@ def _interleaved(paths: dict, rounds: int) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def load(checkpoint: Path, kernel: bool):
-    """The model as the agent loads it in float32, with or without the kernel."""
+def load(checkpoint: Path, kernel: bool, dtype: str = "float32"):
+    """The model as the agent loads it in ``dtype``, with or without the kernel."""
     from inprocess import kernel_off
 
     from galactica_ext.engine import few_rows
     from galactica_ext.engine.loading import LoadOptions, load_model
 
     with contextlib.nullcontext() if kernel else kernel_off(few_rows):
-        return load_model(str(checkpoint), LoadOptions(dtype="float32", device="cpu")).model
+        return load_model(str(checkpoint), LoadOptions(dtype=dtype, device="cpu")).model
 
 
 def steps(models: dict, batch: int, count: int = 30) -> dict[str, float]:
@@ -124,10 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     from run import machine_facts
 
     from galactica_ext.checkpoints import build_random_checkpoint
+    from galactica_ext.engine import few_rows
+    from galactica_ext.engine.cpu import can_pack
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, torch.get_num_threads()])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--dtype", nargs="+", choices=("float32", "bfloat16"), default=["float32", "bfloat16"]
+    )
+    parser.add_argument("--shape", choices=tuple(SHAPES), default="125m", help="matrices")
     parser.add_argument("--skip-steps", action="store_true", help="products only")
     args = parser.parse_args(argv)
     for key, value in machine_facts().items():
@@ -136,41 +152,54 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(name):
             print(f"{name}: {os.environ[name]}")
     threads = list(dict.fromkeys(args.threads))
-    print(f"\n## Products: ms for the rows through every matrix (median of {args.rounds})\n")
-    print(
-        "| products | rows | threads | oneDNN | kernel | oneDNN ÷ kernel | GB/s oneDNN / kernel |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    dtypes = [d for d in args.dtype if can_pack(getattr(torch, d), torch.device("cpu"))]
+    if dtypes != args.dtype:
+        print("bfloat16: oneDNN does not pack it on this CPU (no AVX-512 BF16); not measured")
     with torch.inference_mode():
-        for part in ("layers", "output projection"):
-            for rows in (1, 2, 3):
+        for dtype in dtypes:
+            print(
+                f"\n## {dtype} products, galactica-{args.shape}'s matrices: ms for the rows "
+                f"through every matrix (median of {args.rounds})\n"
+            )
+            print(
+                "| products | rows | threads | oneDNN | kernel | oneDNN ÷ kernel "
+                "| GB/s oneDNN / kernel |"
+            )
+            print("|---|---|---|---|---|---|---|")
+            # float32: one row past the kernel's limit too (the bfloat16 one takes one row)
+            most = few_rows.MAX_ROWS + 1 if dtype == "float32" else few_rows.BF16_MAX_ROWS
+            for part in ("layers", "output projection"):
+                for rows in range(1, most + 1):
+                    for count in threads:
+                        torch.set_num_threads(count)
+                        shapes = matrices(part, args.shape)
+                        r = products(shapes, rows, args.rounds, getattr(torch, dtype))
+                        mb = r["bytes"] / 1e6
+                        print(
+                            f"| {part} | {rows} | {count} | {r['oneDNN']:.2f} | "
+                            f"{r['kernel']:.2f} | {r['oneDNN'] / r['kernel']:.2f} | "
+                            f"{mb / r['oneDNN']:.1f} / {mb / r['kernel']:.1f} |",
+                            flush=True,
+                        )
+            if args.skip_steps:
+                continue
+            cache = Path("~/.cache/galactica-ext/bench-125m").expanduser()  # run.py's
+            checkpoint = build_random_checkpoint(cache, "125m")
+            models = {"oneDNN": load(checkpoint, False, dtype)}
+            models["kernel"] = load(checkpoint, True, dtype)
+            print(f"\n## Decoding steps, galactica-125m shape, {dtype}, 32 tokens of context\n")
+            print("| sequences | threads | oneDNN ms | kernel ms | oneDNN ÷ kernel (per pair) |")
+            print("|---|---|---|---|---|")
+            for batch in range(1, few_rows.MAX_ROWS + 2):
                 for count in threads:
                     torch.set_num_threads(count)
-                    r = products(matrices(part), rows, args.rounds)
-                    mb = r["bytes"] / 1e6
+                    r = steps(models, batch)
                     print(
-                        f"| {part} | {rows} | {count} | {r['oneDNN']:.2f} | {r['kernel']:.2f} | "
-                        f"{r['oneDNN'] / r['kernel']:.2f} | "
-                        f"{mb / r['oneDNN']:.1f} / {mb / r['kernel']:.1f} |",
+                        f"| {batch} | {count} | {r['oneDNN']:.2f} | {r['kernel']:.2f} | "
+                        f"{r['ratio']:.2f} |",
                         flush=True,
                     )
-        if args.skip_steps:
-            return 0
-        cache = Path("~/.cache/galactica-ext/bench-125m").expanduser()  # run.py's
-        checkpoint = build_random_checkpoint(cache, "125m")
-        models = {"oneDNN": load(checkpoint, False), "kernel": load(checkpoint, True)}
-        print("\n## Decoding steps, galactica-125m shape, float32, 32 tokens of context\n")
-        print("| sequences | threads | oneDNN ms | kernel ms | oneDNN ÷ kernel (per pair) |")
-        print("|---|---|---|---|---|")
-        for batch in (1, 2, 3):
-            for count in threads:
-                torch.set_num_threads(count)
-                r = steps(models, batch)
-                print(
-                    f"| {batch} | {count} | {r['oneDNN']:.2f} | {r['kernel']:.2f} | "
-                    f"{r['ratio']:.2f} |",
-                    flush=True,
-                )
+            del models
     return 0
 
 

@@ -9,6 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+import torch
+
+from galactica_ext.engine.cpu import can_pack
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -191,20 +196,25 @@ def test_the_attention_benchmark_times_both_paths_and_leaves_the_kernel_on() -> 
     assert bf16_attention.kernel is before and bf16_attention.kernel() is not None
 
 
+@pytest.mark.parametrize(
+    "dtype",
+    ["float32"] + ["bfloat16"] * can_pack(torch.bfloat16, torch.device("cpu")),
+)
 def test_the_products_benchmark_times_both_paths_and_leaves_the_engine_as_it_was(
-    tiny_checkpoint: Path,
+    tiny_checkpoint: Path, dtype: str
 ) -> None:
     import products
 
     from galactica_ext.engine import few_rows
 
     limit = few_rows.MAX_ROWS
-    result = products.products([(16, 24), (24, 16)], rows=limit + 1, rounds=2)
+    rows = limit + 1 if dtype == "float32" else few_rows.BF16_MAX_ROWS
+    result = products.products([(16, 24), (24, 16)], rows, 2, getattr(torch, dtype))
     assert result["oneDNN"] > 0 and result["kernel"] > 0
-    assert result["bytes"] == 2 * 16 * 24 * 4
-    assert limit == few_rows.MAX_ROWS  # measured past it, then put back
-    models = {"oneDNN": products.load(tiny_checkpoint, False)}
-    models["kernel"] = products.load(tiny_checkpoint, True)
+    assert result["bytes"] == 2 * 16 * 24 * (4 if dtype == "float32" else 2)
+    assert limit == few_rows.MAX_ROWS  # measured past it there only
+    models = {"oneDNN": products.load(tiny_checkpoint, False, dtype)}
+    models["kernel"] = products.load(tiny_checkpoint, True, dtype)
     assert models["oneDNN"].lm_head.few_rows is None
     assert models["kernel"].lm_head.few_rows is not None
     assert few_rows.kernel() is not None  # the environment as it was

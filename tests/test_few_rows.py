@@ -1,5 +1,6 @@
-"""float32 products of a few rows by numba (engine/few_rows.py): nn.Linear's numbers, on the
-plain weight kept beside oneDNN's packed copy where memory allows, and oneDNN elsewhere."""
+"""Products of a few rows by numba (engine/few_rows.py): nn.Linear's numbers in float32, the
+exact product rounded once in bfloat16, on the plain weight kept beside oneDNN's packed copy
+where memory allows, and oneDNN elsewhere."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from galactica_ext.engine import few_rows
-from galactica_ext.engine.cpu import PackedLinear, pack_linears
+from galactica_ext.engine.cpu import PackedLinear, can_pack, pack_linears
 
 
 def test_the_kernel_runs_in_this_environment() -> None:
@@ -32,6 +33,38 @@ def test_a_few_rows_give_nn_linears_numbers(shape, bias) -> None:
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def exact_product(x, weight, bias, gelu: bool) -> torch.Tensor:
+    """The product in float64, GELU'd there, rounded once to ``x``'s dtype."""
+    exact = nn.functional.linear(
+        x.double(), weight.double(), None if bias is None else bias.double()
+    )
+    return (nn.functional.gelu(exact) if gelu else exact).to(x.dtype)
+
+
+@pytest.mark.parametrize("shape", [(1, 768), (1, 1, 768), (1, 96)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("gelu", [True, False])
+def test_one_bfloat16_row_gives_the_exact_product_rounded_once(shape, bias, gelu) -> None:
+    """float32 sums rounded once: the exact result's bfloat16 but where a float32 sum in
+    another order crosses a rounding boundary (then one bfloat16 step away), as oneDNN's."""
+    torch.manual_seed(1)
+    linear = nn.Linear(shape[-1], 300, bias=bias).bfloat16().requires_grad_(False)
+    product = few_rows.FewRows(linear.weight, linear.bias)
+    x = torch.randn(*shape).bfloat16()
+    with torch.inference_mode():
+        got = product(x, "gelu" if gelu else "none")
+    want = exact_product(x, linear.weight, linear.bias, gelu)
+    assert got is not None and got.shape == want.shape and got.dtype == torch.bfloat16
+    assert torch.allclose(got.float(), want.float(), rtol=2**-7, atol=1e-4)
+    assert (got == want).float().mean() > 0.97
+    if can_pack(torch.bfloat16, torch.device("cpu")):  # oneDNN's own: as close
+        packed = PackedLinear(linear, tied=True)
+        packed.activation = "gelu" if gelu else "none"
+        with torch.inference_mode():
+            onednn = packed(x)
+        assert torch.allclose(onednn.float(), want.float(), rtol=2**-7, atol=1e-4)
+
+
 def test_more_rows_other_dtypes_and_gradients_are_left_to_the_caller() -> None:
     linear = nn.Linear(16, 8)
     product = few_rows.FewRows(linear.weight, linear.bias)
@@ -40,11 +73,17 @@ def test_more_rows_other_dtypes_and_gradients_are_left_to_the_caller() -> None:
     assert product(torch.randn(1, 16)) is None  # the weight wants gradients
     with torch.no_grad():
         assert product(torch.randn(1, 16)) is not None
+    halved = few_rows.FewRows(*(p.detach().bfloat16() for p in (linear.weight, linear.bias)))
+    assert halved(torch.randn(few_rows.BF16_MAX_ROWS + 1, 16).bfloat16()) is None
+    assert halved(torch.randn(1, 16)) is None
+    assert halved(torch.randn(1, 16).bfloat16()) is not None
+    assert few_rows.FewRows(linear.weight.detach().half(), None).run is None
 
 
-def test_nan_reaches_the_output() -> None:
-    linear = nn.Linear(16, 8).requires_grad_(False)
-    x = torch.randn(1, 16)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_nan_reaches_the_output(dtype: torch.dtype) -> None:
+    linear = nn.Linear(16, 8).to(dtype).requires_grad_(False)
+    x = torch.randn(1, 16, dtype=dtype)
     x[0, 3] = float("nan")
     out = few_rows.FewRows(linear.weight, linear.bias)(x)
     assert out is not None and out.isnan().all()
@@ -84,38 +123,44 @@ def layers(dtype: torch.dtype) -> nn.Module:
     return model.to(dtype).requires_grad_(False)
 
 
-def test_packed_float32_layers_keep_the_plain_weight_for_a_few_rows() -> None:
-    model = layers(torch.float32)
+PACKABLE = [torch.float32] + [torch.bfloat16] * can_pack(torch.bfloat16, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("dtype", PACKABLE)
+def test_packed_layers_keep_the_plain_weight_for_a_few_rows(dtype: torch.dtype) -> None:
+    model = layers(dtype)
     plain = {n: (m.weight.clone(), m.bias) for n, m in (("fc1", model.fc1), ("head", model.head))}
     assert pack_linears(model) == 2
+    close = (
+        {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 2**-7, "atol": 1e-2}
+    )
     for name in ("fc1", "head"):
         layer = getattr(model, name)
         assert isinstance(layer, PackedLinear) and layer.few_rows is not None
         assert layer.weight.device.type == "cpu"  # kept, not a placeholder
         weight, bias = plain[name]
         for rows in (1, 2, 3, 40):  # the kernel, then oneDNN
-            x = torch.randn(rows, 24)
+            x = torch.randn(rows, 24).to(dtype)
             with torch.inference_mode():
-                want = nn.functional.linear(x, weight, None if bias is None else bias)
-                assert torch.allclose(layer(x), want, rtol=1e-4, atol=1e-4)
+                want = exact_product(x, weight, bias, False)
+                assert torch.allclose(layer(x).float(), want.float(), **close)
     assert model.head.weight is model.embed.weight
     # fc1's fused GELU (engine/cpu.py fuse_gelu) applies to the kernel's product too
     model.fc1.activation = "gelu"
-    x = torch.randn(1, 24)
+    x = torch.randn(1, 24).to(dtype)
     with torch.inference_mode():
-        want = nn.functional.gelu(nn.functional.linear(x, *plain["fc1"]))
-        assert torch.allclose(model.fc1(x), want, rtol=1e-5, atol=1e-5)
+        want = exact_product(x, *plain["fc1"], True)
+        assert torch.allclose(model.fc1(x).float(), want.float(), **close)
 
 
-def test_bfloat16_and_an_unaffordable_copy_keep_oneDNN_alone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from galactica_ext.engine.cpu import can_pack
-
-    if can_pack(torch.bfloat16, torch.device("cpu")):
-        model = layers(torch.bfloat16)
+def test_an_unaffordable_copy_keeps_oneDNN_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(few_rows, "BF16_PLAIN_LIMIT", 0)  # bfloat16 only
+    for dtype in PACKABLE:
+        model = layers(dtype)
         pack_linears(model)
-        assert model.fc1.few_rows is None and model.fc1.weight.device.type == "meta"
+        kept = dtype == torch.float32
+        assert (model.fc1.few_rows is not None) == kept
+        assert model.fc1.weight.device.type == ("cpu" if kept else "meta")
     monkeypatch.setattr(few_rows, "MEMORY_SHARE", 1e-9)  # no memory to spare
     model = layers(torch.float32)
     pack_linears(model)
@@ -124,25 +169,32 @@ def test_bfloat16_and_an_unaffordable_copy_keep_oneDNN_alone(
 
 
 def test_without_the_kernel_no_plain_copy_is_affordable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert few_rows.keeps_plain(torch.bfloat16, 1) and few_rows.keeps_plain(torch.float32, 1)
+    assert not few_rows.keeps_plain(torch.bfloat16, few_rows.BF16_PLAIN_LIMIT + 1)
+    assert not few_rows.keeps_plain(torch.float16, 1)
     monkeypatch.setenv(few_rows.PRODUCT_ENV, "torch")
     few_rows.kernel.cache_clear()
     try:
         assert not few_rows.affordable(1)
+        assert not few_rows.keeps_plain(torch.float32, 1)
     finally:
         monkeypatch.delenv(few_rows.PRODUCT_ENV)
         few_rows.kernel.cache_clear()
 
 
-def test_a_float32_model_decodes_the_same_tokens_with_and_without_the_kernel(
-    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("dtype", PACKABLE)
+def test_a_model_decodes_the_same_tokens_with_and_without_the_kernel(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype
 ) -> None:
     """The engine's model (fused, packed, the kernel for a few rows) against the same load
-    with oneDNN alone: greedy tokens identical, logits equal to float32 rounding, also for
-    two beams (two rows)."""
+    with oneDNN alone: greedy tokens identical, logits equal to float32 rounding (bfloat16:
+    to a bfloat16 step), also for two beams (two rows: the kernel in float32, oneDNN in
+    bfloat16)."""
     from galactica_ext.engine.loading import LoadOptions, load_model
 
     def generate(**extra):
-        loaded = load_model(str(tiny_checkpoint), LoadOptions(dtype="float32", device="cpu"))
+        options = LoadOptions(dtype=str(dtype).removeprefix("torch."), device="cpu")
+        loaded = load_model(str(tiny_checkpoint), options)
         ids = loaded.tokenizer("Proteins fold because", return_tensors="pt").input_ids
         kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)
         with torch.inference_mode():
@@ -166,7 +218,8 @@ def test_a_float32_model_decodes_the_same_tokens_with_and_without_the_kernel(
     assert torch.equal(beams, beams_onednn)
     stepped = torch.stack([s.float() for s in greedy.logits])
     onednn = torch.stack([s.float() for s in greedy_onednn.logits])
-    assert torch.allclose(stepped, onednn, rtol=1e-4, atol=1e-4)
+    close = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 2**-6}
+    assert torch.allclose(stepped, onednn, **close)
 
 
 def test_a_default_dtype_changed_elsewhere_does_not_reach_the_output() -> None:

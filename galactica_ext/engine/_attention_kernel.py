@@ -4,43 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.core import types
-from numba.extending import intrinsic
 
+from ._bf16_bits import narrow, widen
 from .numba_kernels import FAST
-
-
-def _bitcast(source, target):
-    """An intrinsic reading a ``source`` value's bits as a ``target`` (same width)."""
-
-    @intrinsic
-    def cast(typingctx, value):
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], context.get_value_type(target))
-
-        return target(source), codegen
-
-    return cast
-
-
-_bits_as_float32 = _bitcast(types.uint32, types.float32)
-_float32_bits = _bitcast(types.float32, types.uint32)
-
-
-@njit(inline="always")
-def _widen(bf16_bits):
-    """A bfloat16 (its 16 bits) as the float32 it is exactly."""
-    return _bits_as_float32(np.uint32(bf16_bits) << np.uint32(16))
-
-
-@njit(inline="always")
-def _narrow(value):
-    """A float32 rounded to the nearest bfloat16 (ties to even), as its 16 bits; NaN stays NaN."""
-    bits = _float32_bits(value)
-    if value != value:
-        return np.uint16(0x7FC0)
-    bits += np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
-    return np.uint16(bits >> np.uint32(16))
 
 
 @njit(inline="always", fastmath=FAST)
@@ -51,13 +17,13 @@ def _attend(query, keys, values, b, h, tokens, scale, mask, out):
     masked = mask.shape[0] > 0
     q = np.empty(dim, np.float32)
     for d in range(dim):
-        q[d] = _widen(query[d]) * scale
+        q[d] = widen(query[d]) * scale
     scores = np.empty(tokens, np.float32)
     top = np.float32(-3.0e38)
     for t in range(tokens):
         acc = np.float32(0.0)
         for d in range(dim):
-            acc += q[d] * _widen(keys[b, h, t, d])
+            acc += q[d] * widen(keys[b, h, t, d])
         scores[t] = acc
         if (not masked or mask[b, t]) and acc > top:
             top = acc
@@ -74,10 +40,10 @@ def _attend(query, keys, values, b, h, tokens, scale, mask, out):
         weight = scores[t]
         if weight != 0.0:
             for d in range(dim):
-                acc_out[d] += weight * _widen(values[b, h, t, d])
+                acc_out[d] += weight * widen(values[b, h, t, d])
     inverse = np.float32(1.0) / total
     for d in range(dim):
-        out[b, h, d] = _narrow(acc_out[d] * inverse)
+        out[b, h, d] = narrow(acc_out[d] * inverse)
 
 
 # nogil: the agent's HTTP thread streams tokens while a step runs

@@ -38,10 +38,11 @@ two, which is exact), and :func:`fuse_gelu` lets oneDNN apply the GELU inside fc
 (a post-op) instead of a separate pass over its output. In float32 both give bit-identical
 results; in bfloat16 the fused GELU rounds once instead of twice.
 
-**float32 decoding of one or two sequences** reads oneDNN's packed weights more slowly than
-:mod:`.few_rows`' numba kernel reads the plain ones (a galactica-125m step 1.16-1.44x as fast
-with it). Where memory allows, :func:`pack_linears` keeps float32's plain weights beside the
-packed copies for it (:class:`PackedLinear` ``few_rows``).
+**Decoding one or two sequences** reads oneDNN's packed weights more slowly than
+:mod:`.few_rows`' numba kernels read the plain ones (galactica-125m steps: float32, one or two
+sequences, 1.16-1.44x as fast with them; bfloat16, one sequence, 1.40-1.62x). Where memory
+allows (:func:`.few_rows.keeps_plain`), :func:`pack_linears` keeps the plain weights beside the
+packed copies for them (:class:`PackedLinear` ``few_rows``).
 """
 
 from __future__ import annotations
@@ -112,9 +113,9 @@ class PackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.few_rows is not None:
-            out = self.few_rows(x)
-            if out is not None:  # GELU as oneDNN's post-op computes it (float32: the same)
-                return out if self.activation == "none" else nn.functional.gelu(out)
+            out = self.few_rows(x, self.activation)
+            if out is not None:
+                return out
         return torch.ops.mkldnn._linear_pointwise(
             x, self.packed, self.bias, self.activation, [], "none"
         )
@@ -122,7 +123,7 @@ class PackedLinear(nn.Module):
     def extra_repr(self) -> str:
         post = "" if self.activation == "none" else f", post-op={self.activation}"
         if self.few_rows is not None:
-            post += f", up to {few_rows.MAX_ROWS} rows: numba"
+            post += f", up to {self.few_rows.max_rows} rows: numba"
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, packed=oneDNN{post}"
         )
@@ -177,13 +178,14 @@ def pack_linears(model: nn.Module, own_copies: bool = True) -> int:
     plain_bytes = sum(
         child.weight.nbytes for _, _, child in linears if users.get(id(child.weight), 0) <= 1
     )
-    keep_plain = dtype == torch.float32 and few_rows.affordable(plain_bytes)
+    keep_plain = few_rows.keeps_plain(dtype, plain_bytes)
     if keep_plain:
         log.info(
-            "float32: the plain weights (%.0f MB) stay beside oneDNN's packed copies, for "
+            "%s: the plain weights (%.0f MB) stay beside oneDNN's packed copies, for "
             "decoding steps of up to %d sequences",
+            str(dtype).removeprefix("torch."),
             plain_bytes / 1e6,
-            few_rows.MAX_ROWS,
+            few_rows.MAX_ROWS if dtype == torch.float32 else few_rows.BF16_MAX_ROWS,
         )
     with torch.no_grad():  # one matrix at a time: each dense weight is freed once replaced
         while linears:

@@ -1,31 +1,42 @@
-"""float32 products of one or two rows at the speed the weight streams from memory: a numba
-kernel.
+"""Products of one or two rows at the speed the weights stream from memory: numba kernels.
 
-float32 is what the agent runs on CPUs without AVX-512 BF16, most laptops, and galactica-125m
-is its default model. A decoding step multiplies one row per sequence by every weight matrix.
-For one row, oneDNN's packed float32 product read galactica-125m's layer matrices at 19-22
-GB/s on a 2-core AMD EPYC, and at 15-22 GB/s with its AVX2 code (what a laptop without
-AVX-512 runs); this kernel read them at 25-26 GB/s, and 21-31 GB/s as AVX2 code. A whole
-float32 decoding step of one sequence ran 1.16-1.35x as fast, of two sequences 1.26-1.44x, with
-AVX-512 or AVX2 code (``benchmarks/products.py``, 1 and 2 threads). At three rows it is no
-longer faster than oneDNN with AVX-512, so it takes up to :data:`MAX_ROWS`.
+A decoding step multiplies one row per sequence by every weight matrix, and oneDNN's packed
+products read the weights more slowly than memory delivers them for so few rows:
 
-It reads the plain ``[N, K]`` weight, which oneDNN's packed copy replaces, so
-:func:`.cpu.pack_linears` keeps the plain weights as well, where they take at most
-:data:`MEMORY_SHARE` of the memory available at load (galactica-125m: 340 MB beside 500 MB of
-weights; galactica-1.3b's 4.8 GB are left out on a 16 GB machine, and oneDNN runs alone).
-Prompts and three or more sequences run oneDNN's packed product.
+- **float32** (what the agent runs on CPUs without AVX-512 BF16, most laptops; galactica-125m
+  is its default model): for one row, oneDNN read galactica-125m's layer matrices at 19-22 GB/s
+  on a 2-core AMD EPYC, and at 15-22 GB/s with its AVX2 code (what a laptop without AVX-512
+  runs); the kernel read them at 25-26 GB/s, and 21-31 GB/s as AVX2 code. A whole float32
+  decoding step of one sequence ran 1.16-1.35x as fast, of two sequences 1.26-1.44x, with
+  AVX-512 or AVX2 code (``benchmarks/products.py``, 1 and 2 threads). At three rows it is no
+  longer faster than oneDNN with AVX-512, so it takes up to :data:`MAX_ROWS`.
+- **bfloat16**, one row (one sequence decoding: a scientist's own completions): oneDNN read
+  galactica-125m's layer matrices at 17-19 GB/s and its output projection at 13-18, the kernel
+  at 25-27 and 18-28 GB/s (it widens each bfloat16 to float32 in registers and rounds the
+  float32 sum once); a whole galactica-125m step ran 1.40-1.62x as fast (1 and 2 threads,
+  ``benchmarks/products.py``). A kernel over two rows at once was no faster than oneDNN's, so
+  it takes :data:`BF16_MAX_ROWS`.
 
-numba compiles the kernel once per machine (about a second, cached on disk). Where numba is
-missing or fails, or ``$GALACTICA_FEW_ROW_PRODUCT=torch``, oneDNN runs alone
-(:func:`kernel` says why, once, in the log). Results are float32 sums in another order than
-oneDNN's: equal to about 1e-6, the same greedy tokens (tested).
+The kernels read the plain ``[N, K]`` weight, which oneDNN's packed copy replaces, so
+:func:`.cpu.pack_linears` keeps the plain weights as well where :func:`keeps_plain` allows: at
+most :data:`MEMORY_SHARE` of the memory available at load, and in bfloat16 at most
+:data:`BF16_PLAIN_LIMIT` (galactica-125m: 170 MB beside 250 MB of weights in bfloat16, 340 MB
+beside 500 MB in float32). galactica-1.3b's layer matrices are 1.12-1.42x as fast with the
+kernel, but their copy (2.4 GB in bfloat16) would double the model's memory on a laptop, so
+it is left out. Prompts and more rows run oneDNN's packed product.
+
+numba compiles the kernels once per machine (a second or two, cached on disk). Where numba is
+missing or fails, or ``$GALACTICA_FEW_ROW_PRODUCT=torch``, oneDNN runs alone (:func:`kernel`
+says why, once, in the log). Results are float32 sums in another order than oneDNN's: in
+float32 equal to about 1e-6, the same greedy tokens; in bfloat16 rounded once from float32
+sums, as oneDNN's, so within one bfloat16 step of its result (tested).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -42,22 +53,51 @@ PRODUCT_ENV = "GALACTICA_FEW_ROW_PRODUCT"
 #: 1.26-1.44x; at 3 rows 0.98-1.05x, its layer products 0.78-0.98x with AVX-512 code)
 MAX_ROWS = 2
 
-#: the share of the available memory a plain copy of the float32 weights may take
+#: bfloat16: one row (galactica-125m steps 1.40-1.62x as fast; a two-row kernel was no faster
+#: than oneDNN)
+BF16_MAX_ROWS = 1
+
+#: the share of the available memory a plain copy of the weights may take
 MEMORY_SHARE = 0.125
 
+#: bfloat16's plain copy at most this many bytes: galactica-125m's (170 MB) gains 1.40-1.62x
+#: per step; galactica-1.3b's (2.4 GB) would double the model's memory for 1.12-1.42x
+BF16_PLAIN_LIMIT = 512 * 2**20
+
 NO_BIAS = np.zeros(0, dtype=np.float32)
+NO_BF16_BIAS = np.zeros(0, dtype=np.uint16)
+#: what each kernel takes for "no bias"
+_NO_BIASES = {torch.float32: NO_BIAS, torch.bfloat16: NO_BF16_BIAS}
 
 
-def _build() -> Callable:
-    from ._product_kernel import few_row_product
+class Kernels(NamedTuple):
+    """The compiled kernels (:mod:`._product_kernel`)."""
+
+    float32: Callable  # few_row_product: up to MAX_ROWS rows
+    bfloat16: Callable  # one_row_bf16: one row, bfloat16 bits in and out
+
+
+def _build() -> Kernels:
+    from ._product_kernel import few_row_product, one_row_bf16
 
     weight, out = np.zeros((3, 8), np.float32), np.empty((1, 3), np.float32)
     few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, out)
-    return few_row_product
+    bits = np.zeros((3, 8), np.uint16)
+    one_row_bf16(bits[0], bits, NO_BF16_BIAS, True, np.empty(3, np.uint16))
+    return Kernels(few_row_product, one_row_bf16)
 
 
-#: the kernel, or None (``numba_kernels.loader``); the engine asks at model load
-kernel = numba_kernels.loader(PRODUCT_ENV, "float32 few-row products", "oneDNN", _build)
+#: the kernels, or None (``numba_kernels.loader``); the engine asks at model load
+kernel = numba_kernels.loader(PRODUCT_ENV, "few-row products", "oneDNN", _build)
+
+
+def keeps_plain(dtype: torch.dtype, plain_bytes: int) -> bool:
+    """Whether a model in ``dtype`` keeps a plain copy of its weights (``plain_bytes``) beside
+    oneDNN's packed one, for the kernels: float32 where :func:`affordable`, bfloat16 where
+    also at most :data:`BF16_PLAIN_LIMIT`; no other dtype."""
+    if dtype == torch.bfloat16 and plain_bytes > BF16_PLAIN_LIMIT:
+        return False
+    return dtype in (torch.float32, torch.bfloat16) and affordable(plain_bytes)
 
 
 def affordable(plain_bytes: int) -> bool:
@@ -72,7 +112,7 @@ def affordable(plain_bytes: int) -> bool:
         return False
     if plain_bytes > MEMORY_SHARE * available:
         log.info(
-            "float32 few-row products: oneDNN (a plain copy of the weights, %.1f GB, is more "
+            "few-row products: oneDNN (a plain copy of the weights, %.1f GB, is more "
             "than %.0f%% of the %.1f GB available)",
             plain_bytes / 1e9,
             MEMORY_SHARE * 100,
@@ -92,46 +132,67 @@ def _available_memory() -> int:
 
 
 class FewRows:
-    """``x @ weight.T + bias`` by the kernel for ``x`` of up to :data:`MAX_ROWS` rows, over a
-    layer's own float32 weight and bias (numpy views of their memory, remade if it moves)."""
+    """``x @ weight.T + bias`` by a kernel for ``x`` of up to :data:`MAX_ROWS` rows (float32)
+    or :data:`BF16_MAX_ROWS` (bfloat16), over a layer's own weight and bias (numpy views of
+    their memory, remade if it moves)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         self.weight, self.bias = weight, bias
         self.size, self.features = weight.shape[1], weight.shape[0]
-        run = kernel()
-        #: None where the kernel does not apply to this weight (every call then returns None)
-        self.run = run if weight.dtype == torch.float32 else None
+        self.dtype = weight.dtype
+        kernels = kernel()
+        #: the kernel for this weight's dtype, or None (every call then returns None)
+        self.run: Callable | None = None
+        self.max_rows = 0  # the most rows the kernel takes
+        if kernels is not None and self.dtype == torch.float32:
+            self.run, self.max_rows = kernels.float32, MAX_ROWS
+        elif kernels is not None and self.dtype == torch.bfloat16:
+            self.run, self.max_rows = kernels.bfloat16, BF16_MAX_ROWS
         self._views: tuple[int, np.ndarray, np.ndarray] | None = None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The product, or None where the kernel does not apply (more rows, another dtype,
+    def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor | None:
+        """The product, then ``activation`` ("none" or "gelu": GELU as oneDNN's post-op
+        computes it), or None where the kernel does not apply (more rows, another dtype,
         gradients wanted): the caller then runs its own. Called for every product of a
         decoding step, between products that empty the caches: kept to a few operations."""
         rows = x.numel() // self.size
         if (
-            rows > MAX_ROWS
-            or self.run is None
-            or x.dtype != torch.float32
+            self.run is None
+            or rows > self.max_rows
+            or x.dtype != self.dtype
             or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
         ):
             return None
         weight, bias = self._arrays()
         # the dtype said: a model loading in another thread may change torch's default
-        out = torch.empty((*x.shape[:-1], self.features), dtype=torch.float32)
+        out = torch.empty((*x.shape[:-1], self.features), dtype=self.dtype)
+        x = x.detach().reshape(rows, self.size).contiguous()
         with numba_kernels.LOCK:
             numba_kernels.match_threads()
-            self.run(
-                x.detach().reshape(rows, self.size).contiguous().numpy(),
-                weight,
-                bias,
-                out.view(rows, self.features).numpy(),
-            )
-        return out
+            if self.dtype == torch.bfloat16:  # GELU in float32 before rounding, as oneDNN
+                self.run(
+                    x.view(torch.uint16).numpy()[0],
+                    weight,
+                    bias,
+                    activation == "gelu",
+                    out.view(torch.uint16).numpy().reshape(self.features),
+                )
+                return out
+            self.run(x.numpy(), weight, bias, out.view(rows, self.features).numpy())
+        # float32: GELU of the float32 product is what oneDNN's post-op computes
+        return out if activation == "none" else torch.nn.functional.gelu(out)
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         address = self.weight.data_ptr()
         if self._views is None or self._views[0] != address:
-            weight = self.weight.detach().contiguous().numpy()
-            bias = NO_BIAS if self.bias is None else self.bias.detach().contiguous().numpy()
-            self._views = (address, weight, bias)
+            bias = _array(self.bias) if self.bias is not None else _NO_BIASES[self.dtype]
+            self._views = (address, _array(self.weight), bias)
         return self._views[1], self._views[2]
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    """A tensor's memory as numpy: float32 as it is, bfloat16 as its bits (uint16)."""
+    tensor = tensor.detach().contiguous()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.uint16).numpy()
+    return tensor.numpy()
