@@ -161,11 +161,12 @@ def test_an_unaffordable_copy_keeps_oneDNN_alone(monkeypatch: pytest.MonkeyPatch
         kept = dtype == torch.float32
         assert (model.fc1.few_rows is not None) == kept
         assert model.fc1.weight.device.type == ("cpu" if kept else "meta")
+        assert model.head.few_rows is not None  # tied: no copy needed
     monkeypatch.setattr(few_rows, "MEMORY_SHARE", 1e-9)  # no memory to spare
     model = layers(torch.float32)
     pack_linears(model)
     assert model.fc1.few_rows is None and model.fc1.weight.device.type == "meta"
-    assert model.head.few_rows is None  # tied: its weight stays, but oneDNN computes
+    assert model.head.few_rows is not None  # tied: its weight stays anyway, for the kernel
 
 
 def test_without_the_kernel_no_plain_copy_is_affordable(monkeypatch: pytest.MonkeyPatch) -> None:

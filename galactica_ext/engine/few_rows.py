@@ -96,6 +96,12 @@ def keeps_plain(dtype: torch.dtype, plain_bytes: int) -> bool:
     oneDNN's packed one, for the kernels: float32 where :func:`affordable`, bfloat16 where
     also at most :data:`BF16_PLAIN_LIMIT`; no other dtype."""
     if dtype == torch.bfloat16 and plain_bytes > BF16_PLAIN_LIMIT:
+        log.info(
+            "bfloat16 few-row products: oneDNN (a plain copy of the weights, %.1f GB, is more "
+            "than %d MB)",
+            plain_bytes / 1e9,
+            BF16_PLAIN_LIMIT >> 20,
+        )
         return False
     return dtype in (torch.float32, torch.bfloat16) and affordable(plain_bytes)
 
