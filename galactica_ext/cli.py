@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .openmp import share_one_runtime
+
+    share_one_runtime()  # before the parser imports the agent, and with it torch
     args = build_parser().parse_args(argv)
     return args.func(args)
 

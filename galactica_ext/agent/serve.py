@@ -13,6 +13,7 @@ from pathlib import Path
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from .. import openmp
 from ..protocol import MAX_BODY_BYTES
 from .app import make_app
 from .host import ModelHost
@@ -113,6 +114,7 @@ async def serve(args: argparse.Namespace) -> None:
     )
     path = write_runtime(info, args.runtime_file or runtime_file())
     log.info("GALACTICA agent listening on %s (runtime file %s)", info.url, path)
+    log.info("OpenMP: %s", openmp.state)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
