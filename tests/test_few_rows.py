@@ -65,26 +65,6 @@ def test_one_bfloat16_row_gives_the_exact_product_rounded_once(shape, bias, gelu
         assert torch.allclose(onednn.float(), want.float(), rtol=2**-7, atol=1e-4)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("gelu", [True, False])
-def test_a_residual_added_in_the_call_gives_the_bits_of_adding_it_after(dtype, gelu) -> None:
-    """What a decoding step does after out_proj and fc2 (``x + product``), in the kernel's call
-    in bfloat16: the same bits as the product, rounded, then added and rounded by torch."""
-    torch.manual_seed(2)
-    linear = nn.Linear(768, 300).to(dtype).requires_grad_(False)
-    product = few_rows.FewRows(linear.weight, linear.bias)
-    activation = "gelu" if gelu else "none"
-    x, residual = torch.randn(1, 1, 768, dtype=dtype), torch.randn(1, 1, 300, dtype=dtype) * 4
-    with torch.inference_mode():
-        alone = product(x, activation)
-        added = product(x, activation, residual)
-    assert alone is not None and added is not None and added.shape == residual.shape
-    assert torch.equal(added, residual + alone)
-    if dtype == torch.bfloat16:  # a residual of another dtype: left to the caller
-        assert product(x, activation, residual.float()) is None
-    assert product(x, activation, residual[..., :10]) is None  # not the output's shape
-
-
 def test_more_rows_other_dtypes_and_gradients_are_left_to_the_caller() -> None:
     linear = nn.Linear(16, 8)
     product = few_rows.FewRows(linear.weight, linear.bias)

@@ -40,17 +40,14 @@ def few_row_product(x, weight, bias, out):
 # one row, each chunk of output features on one thread: measured faster than the row loop of
 # few_row_product for bfloat16 (that loop is no faster than oneDNN at one row)
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
-def one_row_bf16(x, weight, bias, gelu, residual, out):
+def one_row_bf16(x, weight, bias, gelu, out):
     """``out = x · weightᵀ + bias`` for one bfloat16 row ``x`` (``[K]``) and a C-contiguous
     bfloat16 ``weight`` (``[N, K]``), all as their bits (uint16), summed in float32 and rounded
     once to ``out`` (``[N]``), as oneDNN's bfloat16 product does. ``bias``: ``[N]`` or empty
     (none). ``gelu``: apply the exact (erf) GELU in float32 before rounding, as oneDNN's
-    post-op does. ``residual``: ``[N]`` or empty (none): added to the rounded product and
-    rounded again, as torch adds two bfloat16 tensors (``residual + product``, the same
-    bits)."""
+    post-op does."""
     features, size = weight.shape
     with_bias = bias.shape[0] > 0
-    added = residual.shape[0] > 0
     for chunk in prange((features + CHUNK - 1) // CHUNK):
         for n in range(chunk * CHUNK, min(features, chunk * CHUNK + CHUNK)):
             acc = np.float32(0.0)
@@ -60,7 +57,4 @@ def one_row_bf16(x, weight, bias, gelu, residual, out):
                 acc += widen(bias[n])
             if gelu:
                 acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
-            if added:
-                out[n] = narrow(widen(residual[n]) + widen(narrow(acc)))
-            else:
-                out[n] = narrow(acc)
+            out[n] = narrow(acc)

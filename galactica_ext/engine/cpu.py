@@ -120,15 +120,6 @@ class PackedLinear(nn.Module):
             x, self.packed, self.bias, self.activation, [], "none"
         )
 
-    def add_to(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``residual + self(x)``; where the few-row kernel applies, in its call (bfloat16: the
-        same bits, without a separate add between two products)."""
-        if self.few_rows is not None:
-            out = self.few_rows(x, self.activation, residual)
-            if out is not None:
-                return out
-        return residual + self.forward(x)
-
     def extra_repr(self) -> str:
         post = "" if self.activation == "none" else f", post-op={self.activation}"
         if self.few_rows is not None:

@@ -19,7 +19,6 @@ anything else, and the engine calls the model as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -41,22 +40,10 @@ class _Layer(NamedTuple):
     activation: nn.Module | None  # None where fuse_gelu moved it into fc1
     fc2: nn.Module
     scaling: float | None  # None where the query scaling is folded into the weights
-    out_proj_added: Callable  # (residual, x) -> residual + out_proj(x)
-    fc2_added: Callable  # the same with fc2
 
 
 def _norm(module: nn.Module) -> tuple:
     return (module.normalized_shape, module.weight, module.bias, module.eps)
-
-
-def _added(module: nn.Module) -> Callable:
-    """``(residual, x) -> residual + module(x)``: the module's own ``add_to`` where it has one
-    (:class:`.cpu.PackedLinear`: one kernel call where its few-row kernel applies)."""
-    own = getattr(module, "add_to", None)
-    if own is not None:
-        return own
-    forward = module.forward
-    return lambda residual, x: residual + forward(x)
 
 
 class DecodeStep:
@@ -103,8 +90,6 @@ class DecodeStep:
                 else layer.activation_fn,
                 fc2=layer.fc2,
                 scaling=None if layer.self_attn.scaling_folded else layer.self_attn.scaling,
-                out_proj_added=_added(layer.self_attn.out_proj),
-                fc2_added=_added(layer.fc2),
             )
             for layer in decoder.layers
         ]
@@ -165,9 +150,9 @@ class DecodeStep:
                     key.reshape(shape).transpose(1, 2), value.reshape(shape).transpose(1, 2)
                 )
                 out, _ = attention(layer.attn, query, key, value, attend, dropout=0.0, scaling=1.0)
-            x = layer.out_proj_added(x, out.reshape(rows, 1, -1).contiguous())
+            x = x + layer.out_proj.forward(out.reshape(rows, 1, -1).contiguous())
             hidden = layer.fc1.forward(norm(x, *layer.second_norm))
             if layer.activation is not None:
                 hidden = layer.activation(hidden)
-            x = layer.fc2_added(x, hidden)
+            x = x + layer.fc2.forward(hidden)
         return self.lm_head(self.final_norm(x))[:, -1]

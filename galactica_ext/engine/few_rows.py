@@ -83,7 +83,7 @@ def _build() -> Kernels:
     weight, out = np.zeros((3, 8), np.float32), np.empty((1, 3), np.float32)
     few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, out)
     bits = np.zeros((3, 8), np.uint16)
-    one_row_bf16(bits[0], bits, NO_BF16_BIAS, True, NO_BF16_BIAS, np.empty(3, np.uint16))
+    one_row_bf16(bits[0], bits, NO_BF16_BIAS, True, np.empty(3, np.uint16))
     return Kernels(few_row_product, one_row_bf16)
 
 
@@ -156,25 +156,17 @@ class FewRows:
             self.run, self.max_rows = kernels.bfloat16, BF16_MAX_ROWS
         self._views: tuple[int, np.ndarray, np.ndarray] | None = None
 
-    def __call__(
-        self, x: torch.Tensor, activation: str = "none", residual: torch.Tensor | None = None
-    ) -> torch.Tensor | None:
+    def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor | None:
         """The product, then ``activation`` ("none" or "gelu": GELU as oneDNN's post-op
-        computes it), then ``residual +`` it where given (the output's shape), or None where
-        the kernel does not apply (more rows, another dtype, gradients wanted): the caller then
-        runs its own. Called for every product of a decoding step, between products that empty
-        the caches: kept to a few operations (in bfloat16 the residual is added in the same
-        call, with the bits of ``residual + product``)."""
+        computes it), or None where the kernel does not apply (more rows, another dtype,
+        gradients wanted): the caller then runs its own. Called for every product of a
+        decoding step, between products that empty the caches: kept to a few operations."""
         rows = x.numel() // self.size
         if (
             self.run is None
             or rows > self.max_rows
             or x.dtype != self.dtype
             or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
-            or (
-                residual is not None
-                and (residual.dtype != self.dtype or residual.numel() != rows * self.features)
-            )
         ):
             return None
         weight, bias = self._arrays()
@@ -189,15 +181,12 @@ class FewRows:
                     weight,
                     bias,
                     activation == "gelu",
-                    NO_BF16_BIAS if residual is None else _bits(residual, self.features),
                     out.view(torch.uint16).numpy().reshape(self.features),
                 )
                 return out
             self.run(x.numpy(), weight, bias, out.view(rows, self.features).numpy())
         # float32: GELU of the float32 product is what oneDNN's post-op computes
-        if activation == "gelu":
-            out = torch.nn.functional.gelu(out)
-        return out if residual is None else residual + out
+        return out if activation == "none" else torch.nn.functional.gelu(out)
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         address = self.weight.data_ptr()
@@ -205,11 +194,6 @@ class FewRows:
             bias = _array(self.bias) if self.bias is not None else _NO_BIASES[self.dtype]
             self._views = (address, _array(self.weight), bias)
         return self._views[1], self._views[2]
-
-
-def _bits(tensor: torch.Tensor, size: int) -> np.ndarray:
-    """A bfloat16 tensor of ``size`` values as its bits, flat."""
-    return tensor.detach().contiguous().view(torch.uint16).numpy().reshape(size)
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
