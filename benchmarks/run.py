@@ -327,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             fn(8)
         report.decode = {label: [] for label in runs}
         for rnd in range(settings.decode_reps):
+            workloads.wait_for_quiet(0.2)  # the bound of this round (the machine drifts)
+            report.round_bandwidths.append(inprocess.copy_bandwidth(repeats=settings.copy_reps))
             for label in rotate(list(runs), rnd):
                 workloads.wait_for_quiet(0.2)
                 report.decode[label].append(runs[label](n))

@@ -116,6 +116,24 @@ def test_step_ratio_row_reads_section_7() -> None:
     assert "11.50 ms vs 10.00 ms per step (steps alternated one by one" in text
 
 
+def test_bandwidth_rows_pair_each_round_with_the_copy_measured_before_it() -> None:
+    report = Report(SETTINGS, "test")
+    report.bytes_per_token["bfloat16"] = 250_000_000
+    report.bandwidths, report.bandwidth, report.bandwidths_1t = [20e9, 50e9], 50e9, [15e9]
+    speeds = [60.0, 70.0, 80.0]  # tok/s; the bounds of the rounds' copies: 80, 100, 160
+    report.decode["agent bfloat16"] = [inprocess.Rate(128, 0.1, s, s) for s in speeds]
+    text = report.markdown()  # no copies per round: the run's largest copy (bound 200)
+    assert "| single-stream decode ÷ bandwidth bound (agent bfloat16) | 0.35 | >= 0.70 |" in text
+    report.round_bandwidths = [20e9, 25e9, 40e9]
+    text = report.markdown()  # 0.75, 0.70, 0.50 per round
+    assert (
+        "| single-stream decode ÷ bandwidth bound (agent bfloat16) | 0.70 | >= 0.70 | met | "
+        "per round against the copy measured just before it, median of 3 (0.50-0.75); "
+        "70.0 vs 200.0 tok/s against the run's largest copy (50.0 GB/s ÷ 250 MB/token): 0.35"
+    ) in text
+    assert "just before each decoding round of section 1 read 20.0, 25.0, 40.0 GB/s" in text
+
+
 def test_alternated_steps_time_both_contexts(tiny_checkpoint: Path) -> None:
     from galactica_ext.engine.loading import LoadOptions, load_model
 
