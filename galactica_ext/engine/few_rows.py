@@ -14,8 +14,9 @@ products read the weights more slowly than memory delivers them for so few rows:
   galactica-125m's layer matrices at 17-19 GB/s and its output projection at 13-18, the kernel
   at 25-27 and 18-28 GB/s (it widens each bfloat16 to float32 in registers and rounds the
   float32 sum once); a whole galactica-125m step ran 1.40-1.62x as fast (1 and 2 threads,
-  ``benchmarks/products.py``). A kernel over two rows at once was no faster than oneDNN's, so
-  it takes :data:`BF16_MAX_ROWS`.
+  ``benchmarks/products.py``). The same widening over two rows at once was no faster than
+  oneDNN (AVX-512 BF16's own dot product was, 1.16-1.5x, but only as inline assembly:
+  BENCHMARKS.md), so it takes :data:`BF16_MAX_ROWS`.
 
 The kernels read the plain ``[N, K]`` weight, which oneDNN's packed copy replaces, so
 :func:`.cpu.pack_linears` keeps the plain weights as well where :func:`keeps_plain` allows: at
@@ -53,8 +54,8 @@ PRODUCT_ENV = "GALACTICA_FEW_ROW_PRODUCT"
 #: 1.26-1.44x; at 3 rows 0.98-1.05x, its layer products 0.78-0.98x with AVX-512 code)
 MAX_ROWS = 2
 
-#: bfloat16: one row (galactica-125m steps 1.40-1.62x as fast; a two-row kernel was no faster
-#: than oneDNN)
+#: bfloat16: one row (galactica-125m steps 1.40-1.62x as fast; widening two rows at once was
+#: no faster than oneDNN)
 BF16_MAX_ROWS = 1
 
 #: the share of the available memory a plain copy of the weights may take
