@@ -82,8 +82,8 @@ def products(
     if dtype == torch.float32:  # measured past the engine's limit too: how it was chosen
         for *_, product in layers:
             product.max_rows = max(rows, product.max_rows)
-    elif rows > few_rows.BF16_MAX_ROWS:
-        raise ValueError(f"the bfloat16 kernel takes {few_rows.BF16_MAX_ROWS} row(s)")
+    elif rows > few_rows.row_limit(dtype):
+        raise ValueError(f"the {dtype} kernel takes {few_rows.row_limit(dtype)} row(s)")
     return _interleaved({"oneDNN": onednn, "kernel": kernel}, rounds) | {
         "bytes": sum(w.numel() * w.element_size() for w, *_ in layers)
     }
@@ -167,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             print("|---|---|---|---|---|---|---|")
             # float32: one row past the kernel's limit too (the bfloat16 one takes one row)
-            most = few_rows.MAX_ROWS + 1 if dtype == "float32" else few_rows.BF16_MAX_ROWS
+            most = few_rows.row_limit(getattr(torch, dtype)) + (dtype == "float32")
             for part in ("layers", "output projection"):
+                shapes = matrices(part, args.shape)
                 for rows in range(1, most + 1):
                     for count in threads:
                         torch.set_num_threads(count)
-                        shapes = matrices(part, args.shape)
                         r = products(shapes, rows, args.rounds, getattr(torch, dtype))
                         mb = r["bytes"] / 1e6
                         print(

@@ -32,7 +32,7 @@ CHOICES = ("shared", "bundled")
 #: the system's GNU OpenMP, as numba's threading layer finds it
 SYSTEM_RUNTIME = "libgomp.so.1"
 
-#: what the last call of share_one_runtime did, for the log and /health
+#: what the last call of share_one_runtime did, for the agent's log
 state = "not tried"
 
 
@@ -60,10 +60,11 @@ def share_one_runtime() -> str:
     return state
 
 
-def loaded_runtimes() -> list[str]:
-    """The OpenMP runtime files mapped into this process (Linux; empty elsewhere)."""
+def loaded_runtimes(pid: int | str = "self") -> list[str]:
+    """The OpenMP runtime files mapped into process ``pid`` (this one by default; Linux, empty
+    elsewhere)."""
     try:
-        with open("/proc/self/maps") as maps:
+        with open(f"/proc/{pid}/maps") as maps:
             paths = {line.split()[-1] for line in maps if "libgomp" in line}
     except OSError:
         return []

@@ -71,8 +71,7 @@ def test_the_agent_process_runs_one_runtime(agent_server: Server) -> None:
     client = agent_server.client()
     # the few-row kernel and oneDNN both run
     client.complete(prompt="Proteins fold", max_tokens=4, temperature=0)
-    with open(f"/proc/{agent_server.proc.pid}/maps") as maps:
-        runtimes = {line.split()[-1] for line in maps if "libgomp" in line}
+    runtimes = openmp.loaded_runtimes(agent_server.proc.pid)
     assert agent_server.log is not None
     # logged at start-up, before many other tests' requests: the whole log, not its tail
     said = next(line for line in agent_server.log.read_text().splitlines() if "OpenMP:" in line)

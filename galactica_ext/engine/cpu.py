@@ -185,7 +185,7 @@ def pack_linears(model: nn.Module, own_copies: bool = True) -> int:
             "decoding steps of up to %d sequences",
             str(dtype).removeprefix("torch."),
             plain_bytes / 1e6,
-            few_rows.MAX_ROWS if dtype == torch.float32 else few_rows.BF16_MAX_ROWS,
+            few_rows.row_limit(dtype),
         )
     # a tied weight stays anyway (the output projection): the kernel costs no memory there
     # (galactica-1.3b's in bfloat16: 1.39-1.42x as fast, 8% of a step's bytes)

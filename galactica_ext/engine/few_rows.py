@@ -92,6 +92,12 @@ def _build() -> Kernels:
 kernel = numba_kernels.loader(PRODUCT_ENV, "few-row products", "oneDNN", _build)
 
 
+def row_limit(dtype: torch.dtype) -> int:
+    """The most rows the kernel for ``dtype`` takes: :data:`MAX_ROWS` (float32),
+    :data:`BF16_MAX_ROWS` (bfloat16), 0 (no kernel for it)."""
+    return {torch.float32: MAX_ROWS, torch.bfloat16: BF16_MAX_ROWS}.get(dtype, 0)
+
+
 def keeps_plain(dtype: torch.dtype, plain_bytes: int) -> bool:
     """Whether a model in ``dtype`` keeps a plain copy of its weights (``plain_bytes``) beside
     oneDNN's packed one, for the kernels: float32 where :func:`affordable`, bfloat16 where
@@ -150,11 +156,11 @@ class FewRows:
         kernels = kernel()
         #: the kernel for this weight's dtype, or None (every call then returns None)
         self.run: Callable | None = None
-        self.max_rows = 0  # the most rows the kernel takes
         if kernels is not None and self.dtype == torch.float32:
-            self.run, self.max_rows = kernels.float32, MAX_ROWS
+            self.run = kernels.float32
         elif kernels is not None and self.dtype == torch.bfloat16:
-            self.run, self.max_rows = kernels.bfloat16, BF16_MAX_ROWS
+            self.run = kernels.bfloat16
+        self.max_rows = row_limit(self.dtype) if self.run is not None else 0
         self._views: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor | None:
