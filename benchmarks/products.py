@@ -1,7 +1,7 @@
 """Decoding products: oneDNN's packed product against ``few_rows``' numba kernels.
 
     python benchmarks/products.py [--dtype float32 bfloat16] [--shape 125m|1.3b]
-                                  [--threads N ...] [--rounds 9] [--skip-steps]
+                                  [--threads N ...] [--rounds 9] [--skip-steps] [--widened]
 
 float32 is what the agent runs on CPUs without AVX-512 BF16 (most laptops), bfloat16 where
 the CPU has it, with galactica-125m the default model. A decoding step multiplies a row per
@@ -19,6 +19,12 @@ alternating every round), for each dtype:
    ``run.py`` builds them) for 1, 2 and 3 sequences, the model loaded as the agent loads it
    against the same load with ``GALACTICA_FEW_ROW_PRODUCT=torch``, step by step in turn:
    ms per step and the median of the per-pair ratios.
+
+``--widened``: bfloat16 weights on a CPU without bfloat16 arithmetic (``widened.WidenedLinear``:
+the kernel up to ``few_rows.WIDENED_MAX_ROWS`` rows, a float32 copy of the weight past it; both
+measured at each row count, which is how the limit was chosen) against torch's bfloat16
+product on the same weights and torch's float32 product on float32 weights, for 1 to 256 rows
+(256: a prompt chunk), through the same matrices.
 
 To see what a laptop without AVX-512 runs, set ``NUMBA_CPU_NAME=haswell`` and
 ``ONEDNN_MAX_CPU_ISA=AVX2`` (both libraries then emit AVX2 code; the memory stays this
@@ -89,6 +95,72 @@ def products(
     }
 
 
+def widened_products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> dict[str, float]:
+    """Median ms of ``rows`` rows through every matrix of ``shapes``: torch's bfloat16 product;
+    :class:`WidenedLinear`'s two ways on the same weights, the kernel (up to 16 rows) and the
+    float32 copy of the weight; torch's float32 product on float32 weights made beforehand."""
+    from galactica_ext.engine.widened import WidenedLinear
+
+    seeded = torch.Generator().manual_seed(0)
+    layers = []
+    for size, features in shapes:
+        linear = torch.nn.Linear(size, features, dtype=torch.bfloat16)
+        with torch.no_grad():
+            linear.weight.copy_(torch.randn(features, size, generator=seeded) * 0.02)
+        kernel, copy = WidenedLinear(linear), WidenedLinear(linear)
+        kernel.few_rows.max_rows, copy.few_rows.max_rows = rows, 0
+        layers.append((linear, kernel, copy, linear.weight.float(), linear.bias.float()))
+    inputs = {size: torch.randn(rows, size, generator=seeded).bfloat16() for size, _ in shapes}
+    wide = {size: x.float() for size, x in inputs.items()}
+
+    def through(index: int):
+        def run() -> None:
+            for layer in layers:
+                layer[index](inputs[layer[0].in_features])
+
+        return run
+
+    def float32() -> None:
+        for linear, *_, weight, bias in layers:
+            torch.nn.functional.linear(wide[linear.in_features], weight, bias)
+
+    paths = {"bfloat16": through(0), "kernel": through(1), "copy": through(2), "float32": float32}
+    if rows > 16:
+        del paths["kernel"]
+    return _interleaved(paths, rounds) | {"bytes": sum(x[0].weight.nbytes for x in layers)}
+
+
+def widened_main(args: argparse.Namespace, threads: list[int]) -> int:
+    """``--widened``: the table of :func:`widened_products`."""
+    from galactica_ext.engine import few_rows
+
+    print(
+        f"\n## bfloat16 weights, float32 products (widened), galactica-{args.shape}'s matrices: "
+        f"ms for the rows through every matrix (median of {args.rounds}). The engine takes the "
+        f"kernel up to {few_rows.WIDENED_MAX_ROWS} rows, the float32 copy past that\n"
+    )
+    print(
+        "| products | rows | threads | torch bfloat16 | kernel | float32 copy | torch float32 "
+        "| bfloat16 ÷ engine | float32 ÷ engine |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    with torch.inference_mode():
+        for part in ("layers", "output projection"):
+            for rows in (1, 2, 4, 6, 8, 12, 16, 256):
+                for count in threads:
+                    torch.set_num_threads(count)
+                    r = widened_products(matrices(part, args.shape), rows, args.rounds)
+                    engine = r["kernel"] if rows <= few_rows.WIDENED_MAX_ROWS else r["copy"]
+                    print(
+                        f"| {part} | {rows} | {count} | {r['bfloat16']:.2f} | "
+                        f"{r.get('kernel', float('nan')):.2f} | {r['copy']:.2f} | "
+                        f"{r['float32']:.2f} | {r['bfloat16'] / engine:.2f} | "
+                        f"{r['float32'] / engine:.2f} |",
+                        flush=True,
+                    )
+    return 0
+
+
 def _interleaved(paths: dict, rounds: int) -> dict[str, float]:
     """Median ms of each of ``paths``, run in turn, the order alternating every round."""
 
@@ -145,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--shape", choices=tuple(SHAPES), default="125m", help="matrices")
     parser.add_argument("--skip-steps", action="store_true", help="products only")
+    parser.add_argument(
+        "--widened", action="store_true", help="bfloat16 weights, float32 products (no AVX-512)"
+    )
     args = parser.parse_args(argv)
     for key, value in machine_facts().items():
         print(f"{key}: {value}")
@@ -152,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(name):
             print(f"{name}: {os.environ[name]}")
     threads = list(dict.fromkeys(args.threads))
+    if args.widened:
+        return widened_main(args, threads)
     dtypes = [d for d in args.dtype if can_pack(getattr(torch, d), torch.device("cpu"))]
     if dtypes != args.dtype:
         print("bfloat16: oneDNN does not pack it on this CPU (no AVX-512 BF16); not measured")

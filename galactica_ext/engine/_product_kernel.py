@@ -58,3 +58,27 @@ def one_row_bf16(x, weight, bias, gelu, out):
             if gelu:
                 acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
             out[n] = narrow(acc)
+
+
+# several rows over bfloat16 weights, for CPUs without bfloat16 arithmetic (.widened): each
+# weight row is read once from memory and widened from cache for every row of x
+@njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
+def rows_bf16(x, weight, bias, gelu, out):
+    """``out = x · weightᵀ + bias`` for float32 rows ``x`` (``[M, K]``: bfloat16 values,
+    widened) and a C-contiguous bfloat16 ``weight`` (``[N, K]``, its bits), summed in float32
+    and rounded once to ``out`` (``[M, N]``, bfloat16 bits). ``bias``: ``[N]`` bits or empty.
+    ``gelu``: the exact (erf) GELU in float32 before rounding."""
+    rows, size = x.shape
+    features = weight.shape[0]
+    with_bias = bias.shape[0] > 0
+    for chunk in prange((features + CHUNK - 1) // CHUNK):
+        for n in range(chunk * CHUNK, min(features, chunk * CHUNK + CHUNK)):
+            for m in range(rows):
+                acc = np.float32(0.0)
+                for k in range(size):
+                    acc += x[m, k] * widen(weight[n, k])
+                if with_bias:
+                    acc += widen(bias[n])
+                if gelu:
+                    acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
+                out[m, n] = narrow(acc)

@@ -47,6 +47,7 @@ packed copies for them (:class:`PackedLinear` ``few_rows``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import platform
@@ -55,7 +56,8 @@ import types
 import torch
 from torch import nn
 
-from . import bf16_attention, few_rows
+from . import bf16_attention, few_rows, widened
+from .widened import WidenedLinear
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,13 @@ def can_pack(dtype: torch.dtype, device: torch.device) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU runs bfloat16 products natively (oneDNN's bfloat16 kernels: AVX-512 BF16,
+    AMX): where it does not, bfloat16 models compute in float32 (:mod:`.widened`)."""
+    return can_pack(torch.bfloat16, torch.device("cpu"))
 
 
 def kept_or_placeholder(linear: nn.Linear, tied: bool, dtype: torch.dtype) -> nn.Parameter:
@@ -220,6 +229,7 @@ def prompt_attention(
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
     scaling: float,
+    in_float32: bool = False,
 ) -> torch.Tensor:
     """Causal attention of several new tokens (the last ``query`` rows of ``key``'s) with the
     numerics of transformers' eager OPT attention in bfloat16: scores as bfloat16 products,
@@ -234,10 +244,16 @@ def prompt_attention(
     rounded (tested), without writing and reading that copy. At galactica-125m's shape, scores
     and softmax of a 1,000-token prompt took 7.4 instead of 13.9 ms per layer (2 threads, 2-core
     AMD EPYC), and the whole 1,000-token prefill was 1.03-1.13x as fast (1 and 2 threads, runs
-    interleaved)."""
+    interleaved).
+
+    ``in_float32``: bfloat16 tensors are widened once and every product is float32's (CPUs
+    without bfloat16 arithmetic, where torch's bfloat16 products are several times slower than
+    float32's: :mod:`.widened`); the result is rounded to bfloat16 once."""
     rows, keys = query.shape[-2], key.shape[-2]
     offset = keys - rows  # cached tokens before the first query
     out = torch.empty(query.shape, dtype=query.dtype)
+    if in_float32:
+        query, key, value = query.float(), key.float(), value.float()
     key_t = key.transpose(-1, -2)
     in_float = scaling != 1.0 or (attention_mask is not None and attention_mask.dtype != torch.bool)
     for start in range(0, rows, PROMPT_BLOCK):
@@ -277,7 +293,8 @@ def _decode_attention(
         )
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
     if query.shape[-2] != 1:
-        return prompt_attention(query, key, value, attention_mask, scale), None
+        widen = query.dtype == torch.bfloat16 and widened.wanted()
+        return prompt_attention(query, key, value, attention_mask, scale, widen), None
     out = bf16_attention.attend(query, key, value, attention_mask, scale)
     if out is not None:
         return out, None
@@ -389,13 +406,14 @@ def fuse_qkv(model: nn.Module) -> int:
 
 
 def fuse_gelu(model: nn.Module) -> int:
-    """Let oneDNN apply the exact GELU inside each packed fc1 (OPT decoder layers whose
-    activation is exactly ``F.gelu``); returns how many layers were changed."""
+    """Let oneDNN (or :class:`.WidenedLinear`) apply the exact GELU inside each fc1 (OPT decoder
+    layers whose activation is exactly ``F.gelu``); returns how many layers were changed."""
     probe = torch.linspace(-6, 6, 97)
     count = 0
     for layer in model.modules():
         fc1, act = getattr(layer, "fc1", None), getattr(layer, "activation_fn", None)
-        if not isinstance(fc1, PackedLinear) or fc1.activation != "none" or act is None:
+        products = isinstance(fc1, PackedLinear | WidenedLinear)
+        if not products or fc1.activation != "none" or act is None:
             continue
         if not torch.equal(act(probe), torch.nn.functional.gelu(probe)):
             continue  # relu, tanh-GELU, ...: left as they are

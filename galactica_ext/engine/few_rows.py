@@ -58,6 +58,13 @@ MAX_ROWS = 2
 #: no faster than oneDNN)
 BF16_MAX_ROWS = 1
 
+#: bfloat16 weights on a CPU without bfloat16 arithmetic (:mod:`.widened`): up to this many
+#: rows by the kernel, more by a float32 copy of the weight. Measured on a 2-core AMD EPYC (Zen 1,
+#: AVX2), galactica-125m's layer matrices and output projection, 1 and 2 threads: the kernel
+#: was faster up to 12 rows in every case (12 rows: 1.2-2.7x), at 16 in three of four
+#: (``benchmarks/products.py --widened``)
+WIDENED_MAX_ROWS = 12
+
 #: the share of the available memory a plain copy of the weights may take
 MEMORY_SHARE = 0.125
 
@@ -76,16 +83,18 @@ class Kernels(NamedTuple):
 
     float32: Callable  # few_row_product: up to MAX_ROWS rows
     bfloat16: Callable  # one_row_bf16: one row, bfloat16 bits in and out
+    widened: Callable  # rows_bf16: up to WIDENED_MAX_ROWS float32 rows, bfloat16 weight bits
 
 
 def _build() -> Kernels:
-    from ._product_kernel import few_row_product, one_row_bf16
+    from ._product_kernel import few_row_product, one_row_bf16, rows_bf16
 
     weight, out = np.zeros((3, 8), np.float32), np.empty((1, 3), np.float32)
     few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, out)
     bits = np.zeros((3, 8), np.uint16)
     one_row_bf16(bits[0], bits, NO_BF16_BIAS, True, np.empty(3, np.uint16))
-    return Kernels(few_row_product, one_row_bf16)
+    rows_bf16(np.zeros((1, 8), np.float32), bits, NO_BF16_BIAS, True, np.empty((1, 3), np.uint16))
+    return Kernels(few_row_product, one_row_bf16, rows_bf16)
 
 
 #: the kernels, or None (``numba_kernels.loader``); the engine asks at model load
@@ -147,20 +156,28 @@ def _available_memory() -> int:
 class FewRows:
     """``x @ weight.T + bias`` by a kernel for ``x`` of up to :data:`MAX_ROWS` rows (float32)
     or :data:`BF16_MAX_ROWS` (bfloat16), over a layer's own weight and bias (numpy views of
-    their memory, remade if it moves)."""
+    their memory, remade if it moves). ``widened``: a bfloat16 weight on a CPU without bfloat16
+    arithmetic, up to :data:`WIDENED_MAX_ROWS` rows (:mod:`.widened`)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, widened: bool = False
+    ) -> None:
         self.weight, self.bias = weight, bias
         self.size, self.features = weight.shape[1], weight.shape[0]
         self.dtype = weight.dtype
+        self.widened = widened and self.dtype == torch.bfloat16
         kernels = kernel()
         #: the kernel for this weight's dtype, or None (every call then returns None)
         self.run: Callable | None = None
         if kernels is not None and self.dtype == torch.float32:
             self.run = kernels.float32
+        elif kernels is not None and self.widened:
+            self.run = kernels.widened
         elif kernels is not None and self.dtype == torch.bfloat16:
             self.run = kernels.bfloat16
-        self.max_rows = row_limit(self.dtype) if self.run is not None else 0
+        self.max_rows = 0
+        if self.run is not None:
+            self.max_rows = WIDENED_MAX_ROWS if self.widened else row_limit(self.dtype)
         self._views: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor | None:
@@ -182,6 +199,15 @@ class FewRows:
         x = x.detach().reshape(rows, self.size).contiguous()
         with numba_kernels.LOCK:
             numba_kernels.match_threads()
+            if self.widened:  # GELU in float32 before rounding, as in the one-row kernel
+                self.run(
+                    x.float().numpy(),
+                    weight,
+                    bias,
+                    activation == "gelu",
+                    out.view(torch.uint16).numpy().reshape(rows, self.features),
+                )
+                return out
             if self.dtype == torch.bfloat16:  # GELU in float32 before rounding, as oneDNN
                 self.run(
                     x.view(torch.uint16).numpy()[0],

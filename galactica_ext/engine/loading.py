@@ -13,11 +13,13 @@ from transformers import AutoConfig, OPTForCausalLM, PreTrainedTokenizerBase
 
 from ..protocol.limits import DTYPES  # written once, in the wire schema
 from ..specs import is_local, resolve_model_spec
+from . import widened
 from .cpu import can_pack, fuse_gelu, fuse_qkv, pack_linears, use_decode_attention
 from .direct import load_direct
 from .int8 import KERNELS, pick_kernel, quantize_linears
 from .threads import ThreadSetting, apply_threads
 from .tokenizer import load_tokenizer
+from .widened import can_widen, widen_linears
 
 #: ``progress(phase, fraction)``: phase is "download" or "load", fraction in [0, 1].
 ProgressCallback = Callable[[str, float], None]
@@ -35,7 +37,8 @@ class LoadOptions:
     #: load straight into place, shard by shard (accelerate), not a full copy in RAM first
     low_cpu_mem_usage: bool = True
     #: on x86 CPUs: prepack the weights for oneDNN (bfloat16 decodes about 2x faster) and, in
-    #: bfloat16, a plain attention for decoding steps (engine/cpu.py)
+    #: bfloat16, a plain attention for decoding steps (engine/cpu.py); on CPUs without bfloat16
+    #: arithmetic, bfloat16 weights with float32 products instead (engine/widened.py)
     pack_weights: bool = True
     #: with the fast paths: q/k/v as one product, GELU inside fc1 (engine/cpu.py)
     fuse: bool = True
@@ -54,6 +57,7 @@ class LoadOptions:
             raise ValueError(f"device {self.device!r} is not one of {', '.join(DEVICES)} or cuda:N")
         if self.quantize not in QUANTIZE:
             raise ValueError(f"quantize {self.quantize!r} is not one of 8bit, 4bit")
+        widened.wanted()  # a bad $GALACTICA_BF16_PRODUCTS: refused before loading, not per request
         if self.int8_kernel not in KERNELS:
             raise ValueError(f"int8_kernel {self.int8_kernel!r} is not one of {', '.join(KERNELS)}")
         if self.threads not in (None, "auto") and not (
@@ -214,6 +218,13 @@ def load_model(
         if options.pack_weights and options.fuse:
             fuse_qkv(model)
         quantize_linears(model, options.int8_kernel)
+        use_decode_attention(model)
+    elif options.pack_weights and not options.quantize and can_widen(dtype, device):
+        if options.fuse:
+            fuse_qkv(model)
+        widen_linears(model)
+        if options.fuse:
+            fuse_gelu(model)
         use_decode_attention(model)
     elif options.pack_weights and not options.quantize and can_pack(dtype, device):
         if options.fuse:

@@ -1,0 +1,111 @@
+"""bfloat16 weights on CPUs without bfloat16 arithmetic: stored in bfloat16, multiplied in float32.
+
+Most laptops, and older servers, have AVX2 but neither AVX-512 BF16 nor AMX. There oneDNN has
+no bfloat16 kernels (:func:`.cpu.can_pack` is False) and torch's own bfloat16 product is slow:
+on a 2-core AMD EPYC (Zen 1, AVX2 only), galactica-125m's layer matrices took 2-6x as long in
+bfloat16 as in float32 (a 256-row prompt chunk 6x). A scientist who picks bfloat16 there still
+wants what it promises (half float32's memory, half the bytes per decoding step), so
+:class:`WidenedLinear` keeps the bfloat16 weight and computes in float32:
+
+- **decoding steps** (up to :data:`.few_rows.WIDENED_MAX_ROWS` sequences): a numba kernel reads
+  each bfloat16 weight once, widens it in registers, sums in float32 and rounds once, as
+  oneDNN's bfloat16 product does where it exists;
+- **prompts** (more rows): a float32 copy of the weight, made for the call, and torch's float32
+  product, rounded once.
+
+Both are float32 sums of the same bfloat16 values, so their results are within one bfloat16
+step of torch's bfloat16 product (tested). Where numba is missing, nothing changes.
+The prompt attention of such a model computes in float32 as well (:func:`.cpu.prompt_attention`).
+Measured: ``benchmarks/products.py --widened``.
+
+``$GALACTICA_BF16_PRODUCTS``: ``auto`` (widened where the CPU has no bfloat16 arithmetic),
+``always`` (on any CPU: to compare, and to test this path everywhere), ``never``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from torch import nn
+
+from . import few_rows
+
+log = logging.getLogger(__name__)
+
+#: the environment switch (module docstring) and its accepted values
+ENV = "GALACTICA_BF16_PRODUCTS"
+CHOICES = ("auto", "always", "never")
+
+
+class WidenedLinear(nn.Module):
+    """An ``nn.Linear`` with a bfloat16 weight, multiplied in float32 (module docstring)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        #: "none" or "gelu": the exact GELU in float32 before rounding (:func:`.cpu.fuse_gelu`)
+        self.activation = "none"
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight = linear.weight  # the same parameter: a tied weight stays shared
+        self.bias = linear.bias
+        self.few_rows = few_rows.FewRows(self.weight, self.bias, widened=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.few_rows(x, self.activation)
+        if out is not None:
+            return out
+        bias = None if self.bias is None else self.bias.float()
+        out = nn.functional.linear(x.float(), self.weight.float(), bias)
+        if self.activation == "gelu":
+            out = nn.functional.gelu(out)
+        return out.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        post = "" if self.activation == "none" else f", post-op={self.activation}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bfloat16 "
+            f"weight, float32 products (up to {self.few_rows.max_rows} rows: numba){post}"
+        )
+
+
+def wanted() -> bool:
+    """Whether bfloat16 models compute in float32 here (``$GALACTICA_BF16_PRODUCTS``; ``auto``:
+    where oneDNN has no bfloat16 kernels)."""
+    from .cpu import native_bf16
+
+    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise ValueError(f"${ENV} is {choice!r}; accepted: {', '.join(CHOICES)}")
+    return choice == "always" or (choice == "auto" and not native_bf16())
+
+
+def can_widen(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether :func:`widen_linears` applies: a bfloat16 model on the CPU, :func:`wanted`, and
+    numba's kernels work."""
+    if device.type != "cpu" or dtype != torch.bfloat16 or not wanted():
+        return False
+    return few_rows.kernel() is not None
+
+
+def widen_linears(model: nn.Module) -> int:
+    """Replace every bfloat16 ``nn.Linear`` of ``model`` on the CPU by a :class:`WidenedLinear`;
+    returns how many were replaced."""
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if (
+                type(child) is nn.Linear
+                and child.weight.dtype == torch.bfloat16
+                and child.weight.device.type == "cpu"
+            ):
+                setattr(parent, name, WidenedLinear(child))
+                count += 1
+    if count:
+        log.info(
+            "bfloat16 without bfloat16 arithmetic here: %d products in float32 over bfloat16 "
+            "weights (up to %d rows by numba)",
+            count,
+            few_rows.WIDENED_MAX_ROWS,
+        )
+    return count
