@@ -97,7 +97,7 @@ def products(
 
 def widened_products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> dict[str, float]:
     """Median ms of ``rows`` rows through every matrix of ``shapes``: torch's bfloat16 product;
-    :class:`WidenedLinear`'s two ways on the same weights, the kernel (up to 16 rows) and the
+    :class:`WidenedLinear`'s two ways on the same weights, the kernel (up to 32 rows) and the
     float32 copy of the weight; torch's float32 product on float32 weights made beforehand."""
     from galactica_ext.engine.widened import WidenedLinear
 
@@ -125,7 +125,7 @@ def widened_products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> d
             torch.nn.functional.linear(wide[linear.in_features], weight, bias)
 
     paths = {"bfloat16": through(0), "kernel": through(1), "copy": through(2), "float32": float32}
-    if rows > 16:
+    if rows > 32:
         del paths["kernel"]
     return _interleaved(paths, rounds) | {"bytes": sum(x[0].weight.nbytes for x in layers)}
 
@@ -146,7 +146,7 @@ def widened_main(args: argparse.Namespace, threads: list[int]) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     with torch.inference_mode():
         for part in ("layers", "output projection"):
-            for rows in (1, 2, 4, 6, 8, 12, 16, 256):
+            for rows in (1, 2, 4, 8, 16, 24, 32, 256):
                 for count in threads:
                     torch.set_num_threads(count)
                     r = widened_products(matrices(part, args.shape), rows, args.rounds)

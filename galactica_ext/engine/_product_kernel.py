@@ -60,8 +60,19 @@ def one_row_bf16(x, weight, bias, gelu, out):
             out[n] = narrow(acc)
 
 
+@njit(inline="always")
+def _rounded(acc, bias, n, with_bias, gelu):
+    """A float32 sum with its bias and (``gelu``) the exact GELU, rounded to bfloat16 bits."""
+    if with_bias:
+        acc += widen(bias[n])
+    if gelu:
+        acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
+    return narrow(acc)
+
+
 # several rows over bfloat16 weights, for CPUs without bfloat16 arithmetic (.widened): each
-# weight row is read once from memory and widened from cache for every row of x
+# weight row is read once from memory; rows go in blocks of four (then two, then one) that
+# share each widened weight (measured on AVX2, 4-12 rows: 1.6-2.1x a loop over single rows)
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
 def rows_bf16(x, weight, bias, gelu, out):
     """``out = x · weightᵀ + bias`` for float32 rows ``x`` (``[M, K]``: bfloat16 values,
@@ -73,12 +84,31 @@ def rows_bf16(x, weight, bias, gelu, out):
     with_bias = bias.shape[0] > 0
     for chunk in prange((features + CHUNK - 1) // CHUNK):
         for n in range(chunk * CHUNK, min(features, chunk * CHUNK + CHUNK)):
-            for m in range(rows):
-                acc = np.float32(0.0)
+            m = 0
+            while m + 4 <= rows:
+                a0 = a1 = a2 = a3 = np.float32(0.0)
                 for k in range(size):
-                    acc += x[m, k] * widen(weight[n, k])
-                if with_bias:
-                    acc += widen(bias[n])
-                if gelu:
-                    acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
-                out[m, n] = narrow(acc)
+                    w = widen(weight[n, k])
+                    a0 += x[m, k] * w
+                    a1 += x[m + 1, k] * w
+                    a2 += x[m + 2, k] * w
+                    a3 += x[m + 3, k] * w
+                out[m, n] = _rounded(a0, bias, n, with_bias, gelu)
+                out[m + 1, n] = _rounded(a1, bias, n, with_bias, gelu)
+                out[m + 2, n] = _rounded(a2, bias, n, with_bias, gelu)
+                out[m + 3, n] = _rounded(a3, bias, n, with_bias, gelu)
+                m += 4
+            if m + 2 <= rows:
+                a0 = a1 = np.float32(0.0)
+                for k in range(size):
+                    w = widen(weight[n, k])
+                    a0 += x[m, k] * w
+                    a1 += x[m + 1, k] * w
+                out[m, n] = _rounded(a0, bias, n, with_bias, gelu)
+                out[m + 1, n] = _rounded(a1, bias, n, with_bias, gelu)
+                m += 2
+            if m < rows:
+                a0 = np.float32(0.0)
+                for k in range(size):
+                    a0 += x[m, k] * widen(weight[n, k])
+                out[m, n] = _rounded(a0, bias, n, with_bias, gelu)

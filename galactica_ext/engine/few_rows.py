@@ -61,9 +61,9 @@ BF16_MAX_ROWS = 1
 #: bfloat16 weights on a CPU without bfloat16 arithmetic (:mod:`.widened`): up to this many
 #: rows by the kernel, more by a float32 copy of the weight. Measured on a 2-core AMD EPYC (Zen 1,
 #: AVX2), galactica-125m's layer matrices and output projection, 1 and 2 threads: the kernel
-#: was faster up to 12 rows in every case (12 rows: 1.2-2.7x), at 16 in three of four
-#: (``benchmarks/products.py --widened``)
-WIDENED_MAX_ROWS = 12
+#: was faster at every row count up to 32 (32 rows: 1.4-2.6x the copy's product;
+#: ``benchmarks/products.py --widened``)
+WIDENED_MAX_ROWS = 32
 
 #: the share of the available memory a plain copy of the weights may take
 MEMORY_SHARE = 0.125
