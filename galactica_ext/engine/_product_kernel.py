@@ -37,6 +37,16 @@ def few_row_product(x, weight, bias, out):
                 out[m, n] = acc
 
 
+@njit(inline="always")
+def _rounded(acc, bias, n, with_bias, gelu):
+    """A float32 sum with its bias and (``gelu``) the exact GELU, rounded to bfloat16 bits."""
+    if with_bias:
+        acc += widen(bias[n])
+    if gelu:
+        acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
+    return narrow(acc)
+
+
 # one row, each chunk of output features on one thread: measured faster than the row loop of
 # few_row_product for bfloat16 (that loop is no faster than oneDNN at one row)
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
@@ -53,21 +63,7 @@ def one_row_bf16(x, weight, bias, gelu, out):
             acc = np.float32(0.0)
             for k in range(size):
                 acc += widen(x[k]) * widen(weight[n, k])
-            if with_bias:
-                acc += widen(bias[n])
-            if gelu:
-                acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
-            out[n] = narrow(acc)
-
-
-@njit(inline="always")
-def _rounded(acc, bias, n, with_bias, gelu):
-    """A float32 sum with its bias and (``gelu``) the exact GELU, rounded to bfloat16 bits."""
-    if with_bias:
-        acc += widen(bias[n])
-    if gelu:
-        acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
-    return narrow(acc)
+            out[n] = _rounded(acc, bias, n, with_bias, gelu)
 
 
 # several rows over bfloat16 weights, for CPUs without bfloat16 arithmetic (.widened): each
