@@ -2,10 +2,10 @@
 
 Most laptops, and older servers, have AVX2 but neither AVX-512 BF16 nor AMX. There oneDNN has
 no bfloat16 kernels (:func:`.cpu.can_pack` is False) and torch's own bfloat16 product is slow:
-on a 2-core AMD EPYC (Zen 1, AVX2 only), galactica-125m's layer matrices took 2-6x as long in
-bfloat16 as in float32 (a 256-row prompt chunk 6x). A scientist who picks bfloat16 there still
-wants what it promises (half float32's memory, half the bytes per decoding step), so
-:class:`WidenedLinear` keeps the bfloat16 weight and computes in float32:
+on a 2-core AMD EPYC (Zen 1, AVX2 only), galactica-125m's layer matrices took longer in bfloat16
+than in float32 (one row 1.2-1.7x, a 256-row prompt chunk 5.6-6.6x). A scientist who picks
+bfloat16 there still wants what it promises (half float32's memory, half the bytes per decoding
+step), so :class:`WidenedLinear` keeps the bfloat16 weight and computes in float32:
 
 - **decoding steps** (up to :data:`.few_rows.WIDENED_MAX_ROWS` sequences): a numba kernel reads
   each bfloat16 weight once, widens it in registers, sums in float32 and rounds once, as
