@@ -219,20 +219,19 @@ def load_model(
             fuse_qkv(model)
         quantize_linears(model, options.int8_kernel)
         use_decode_attention(model)
-    elif options.pack_weights and not options.quantize and can_widen(dtype, device):
-        if options.fuse:
-            fuse_qkv(model)
-        widen_linears(model)
-        if options.fuse:
-            fuse_gelu(model)
-        use_decode_attention(model)
-    elif options.pack_weights and not options.quantize and can_pack(dtype, device):
-        if options.fuse:
-            fuse_qkv(model)
-        pack_linears(model, own_copies=not direct)
-        if options.fuse:
-            fuse_gelu(model)
-        use_decode_attention(model)
+    elif options.pack_weights and not options.quantize:
+        # bfloat16 without bfloat16 arithmetic: widened products; else oneDNN's packed ones
+        widen = can_widen(dtype, device)
+        if widen or can_pack(dtype, device):
+            if options.fuse:
+                fuse_qkv(model)
+            if widen:
+                widen_linears(model)
+            else:
+                pack_linears(model, own_copies=not direct)
+            if options.fuse:
+                fuse_gelu(model)
+            use_decode_attention(model)
     threads = apply_threads(model, options.threads) if device.type == "cpu" else None
     report("load", 0.9)
     tokenizer = load_tokenizer(source)

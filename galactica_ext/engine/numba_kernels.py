@@ -25,11 +25,11 @@ CHOICES = ("auto", "torch")
 LOCK = threading.Lock()
 
 
-def wanted(env: str) -> str:
-    """The choice in ``$env`` ("auto" when unset); ValueError if it is not one of CHOICES."""
+def wanted(env: str, choices: tuple[str, ...] = CHOICES) -> str:
+    """The choice in ``$env`` ("auto" when unset); ValueError if it is not one of ``choices``."""
     choice = os.environ.get(env, "").strip() or "auto"
-    if choice not in CHOICES:
-        raise ValueError(f"${env}={choice!r}: expected one of {', '.join(CHOICES)}")
+    if choice not in choices:
+        raise ValueError(f"${env}={choice!r}: expected one of {', '.join(choices)}")
     return choice
 
 

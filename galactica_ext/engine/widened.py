@@ -25,12 +25,11 @@ Measured: ``benchmarks/products.py --widened``.
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
 from torch import nn
 
-from . import few_rows
+from . import few_rows, numba_kernels
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +73,7 @@ def wanted() -> bool:
     where oneDNN has no bfloat16 kernels)."""
     from .cpu import native_bf16
 
-    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if choice not in CHOICES:
-        raise ValueError(f"${ENV} is {choice!r}; accepted: {', '.join(CHOICES)}")
+    choice = numba_kernels.wanted(ENV, CHOICES)
     return choice == "always" or (choice == "auto" and not native_bf16())
 
 
