@@ -97,8 +97,9 @@ def products(
 
 def widened_products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> dict[str, float]:
     """Median ms of ``rows`` rows through every matrix of ``shapes``: torch's bfloat16 product;
-    :class:`WidenedLinear`'s two ways on the same weights, the kernel (up to 32 rows) and the
-    float32 copy of the weight; torch's float32 product on float32 weights made beforehand."""
+    :class:`WidenedLinear`'s ways on the same weights: the kernel (up to 32 rows), the float32
+    copy of the weight through oneDNN's product (where it runs) and through torch's; torch's
+    float32 product on float32 weights made beforehand."""
     from galactica_ext.engine.widened import WidenedLinear
 
     seeded = torch.Generator().manual_seed(0)
@@ -107,9 +108,13 @@ def widened_products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> d
         linear = torch.nn.Linear(size, features, dtype=torch.bfloat16)
         with torch.no_grad():
             linear.weight.copy_(torch.randn(features, size, generator=seeded) * 0.02)
-        kernel, copy = WidenedLinear(linear), WidenedLinear(linear)
-        kernel.few_rows.max_rows, copy.few_rows.max_rows = rows, 0
-        layers.append((linear, kernel, copy, linear.weight.float(), linear.bias.float()))
+        kernel, copy, torch_copy = (WidenedLinear(linear) for _ in range(3))
+        kernel.few_rows.max_rows = rows
+        copy.few_rows.max_rows = torch_copy.few_rows.max_rows = 0
+        torch_copy.onednn = False
+        layers.append(
+            (linear, kernel, copy, torch_copy, linear.weight.float(), linear.bias.float())
+        )
     inputs = {size: torch.randn(rows, size, generator=seeded).bfloat16() for size, _ in shapes}
     wide = {size: x.float() for size, x in inputs.items()}
 
@@ -124,9 +129,17 @@ def widened_products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> d
         for linear, *_, weight, bias in layers:
             torch.nn.functional.linear(wide[linear.in_features], weight, bias)
 
-    paths = {"bfloat16": through(0), "kernel": through(1), "copy": through(2), "float32": float32}
+    paths = {
+        "bfloat16": through(0),
+        "kernel": through(1),
+        "copy": through(2),
+        "torch copy": through(3),
+        "float32": float32,
+    }
     if rows > 32:
         del paths["kernel"]
+    if rows <= 32 or not copy.onednn:
+        del paths["torch copy"]  # the same path as "copy" without oneDNN
     return _interleaved(paths, rounds) | {"bytes": sum(x[0].weight.nbytes for x in layers)}
 
 
@@ -137,13 +150,14 @@ def widened_main(args: argparse.Namespace, threads: list[int]) -> int:
     print(
         f"\n## bfloat16 weights, float32 products (widened), galactica-{args.shape}'s matrices: "
         f"ms for the rows through every matrix (median of {args.rounds}). The engine takes the "
-        f"kernel up to {few_rows.WIDENED_MAX_ROWS} rows, the float32 copy past that\n"
+        f"kernel up to {few_rows.WIDENED_MAX_ROWS} rows, the float32 copy past that (through "
+        f"oneDNN's product where it runs; torch's product: the column after it)\n"
     )
     print(
-        "| products | rows | threads | torch bfloat16 | kernel | float32 copy | torch float32 "
-        "| bfloat16 ÷ engine | float32 ÷ engine |"
+        "| products | rows | threads | torch bfloat16 | kernel | float32 copy | float32 copy, "
+        "torch's product | torch float32 | bfloat16 ÷ engine | float32 ÷ engine |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with torch.inference_mode():
         for part in ("layers", "output projection"):
             for rows in (1, 2, 4, 8, 16, 24, 32, 256):
@@ -154,6 +168,7 @@ def widened_main(args: argparse.Namespace, threads: list[int]) -> int:
                     print(
                         f"| {part} | {rows} | {count} | {r['bfloat16']:.2f} | "
                         f"{r.get('kernel', float('nan')):.2f} | {r['copy']:.2f} | "
+                        f"{r.get('torch copy', float('nan')):.2f} | "
                         f"{r['float32']:.2f} | {r['bfloat16'] / engine:.2f} | "
                         f"{r['float32'] / engine:.2f} |",
                         flush=True,

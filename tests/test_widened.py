@@ -61,6 +61,31 @@ def test_widened_product_is_the_float32_sum_rounded_once(
     assert torch.allclose(single.float(), got.float(), rtol=BF16_STEP, atol=1e-3)
 
 
+@pytest.mark.parametrize("onednn", [True, False])
+@pytest.mark.parametrize("activation", ["none", "gelu"])
+def test_prompt_products_through_onednn_or_torch_are_the_same_sums(
+    onednn: bool, activation: str
+) -> None:
+    """Prompts (more rows than the kernel takes) go through oneDNN's float32 product where it
+    runs, with fc1's GELU inside, else through torch's product and GELU: both are the float32
+    sum of the bfloat16 values, rounded once."""
+    if onednn and not widened.onednn_float32():
+        pytest.skip("oneDNN's float32 product does not run here")
+    linear = _linear(200, 70, bias=True, seed=3)
+    product = widened.WidenedLinear(linear)
+    product.activation, product.onednn = activation, onednn
+    rows = few_rows.WIDENED_MAX_ROWS + 9
+    x = torch.randn(2, rows, 200, generator=torch.Generator().manual_seed(2)).bfloat16()
+    with torch.inference_mode():
+        got = product(x)
+        exact = torch.nn.functional.linear(x.double(), linear.weight.double(), linear.bias.double())
+        if activation == "gelu":
+            exact = torch.nn.functional.gelu(exact)
+    assert got.dtype == torch.bfloat16 and got.shape == (2, rows, 70)
+    scale = exact.abs().clamp(min=1e-2)
+    assert ((got.double() - exact).abs() / scale).max() <= 0.5 * BF16_STEP + 1e-4
+
+
 def test_widened_product_keeps_leading_dimensions_and_the_tied_weight() -> None:
     linear = _linear(64, 32, bias=False, seed=0)
     product = widened.WidenedLinear(linear)
