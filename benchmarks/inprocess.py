@@ -245,14 +245,19 @@ def step_breakdown(
     from galactica_ext.engine.cpu import PackedLinear
     from galactica_ext.engine.decode_step import DecodeStep
     from galactica_ext.engine.kvcache import GrowingLayer
+    from galactica_ext.engine.widened import WidenedLinear
+
+    products = "weight products (packed or widened linears)"
 
     step = DecodeStep.build(model)
     if step is None:
         raise RuntimeError("the engine's decoding step does not apply to this model")
-    linear, update = PackedLinear.forward, GrowingLayer.update
+    # oneDNN's packed products, or float32 products over bfloat16 weights (no AVX-512 BF16)
+    linears = {cls: cls.forward for cls in (PackedLinear, WidenedLinear)}
+    update = GrowingLayer.update
     writing = bf16_attention.write_and_attend
     timers = {
-        "weight products (packed linears)": _Timer(linear),
+        products: _Timer(lambda self, x: linears[type(self)](self, x)),
         "attention": _Timer(step.attention),
         "KV cache writes (in place)": _Timer(update),
         # the kernel that writes the cache and attends in one call (bfloat16): attention
@@ -272,9 +277,8 @@ def step_breakdown(
                 bare.append(time.perf_counter() - start)
             unwrapped = statistics.median(bare[2:]) * 1000
             context += steps + 2
-            PackedLinear.forward = lambda self, x: timers[  # type: ignore[method-assign]
-                "weight products (packed linears)"
-            ](self, x)
+            for cls in linears:
+                cls.forward = lambda self, x: timers[products](self, x)  # type: ignore[method-assign]
             GrowingLayer.update = lambda self, *a, **k: timers[  # type: ignore[method-assign]
                 "KV cache writes (in place)"
             ](self, *a, **k)
@@ -291,7 +295,9 @@ def step_breakdown(
             ms = (time.perf_counter() - start) * 1000 / steps
     finally:
         torch.set_num_threads(before)
-        PackedLinear.forward, GrowingLayer.update = linear, update  # type: ignore[method-assign]
+        for cls, forward in linears.items():
+            cls.forward = forward  # type: ignore[method-assign]
+        GrowingLayer.update = update  # type: ignore[method-assign]
         bf16_attention.write_and_attend = writing
     result = {name: timer.seconds * 1000 / steps for name, timer in timers.items()}
     result["attention"] += result.pop("attention, with the cache writes")

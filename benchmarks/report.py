@@ -507,7 +507,8 @@ class Report:
                 "",
                 "## 7. Where a decoding step's time goes",
                 "",
-                "The engine's bfloat16 model (prepacked weights, decoding attention) decoding "
+                "The engine's bfloat16 model (prepacked weights, or bfloat16 weights multiplied "
+                "in float32 where the CPU has no bfloat16 arithmetic; decoding attention) decoding "
                 "as the engine does (DecodeStep, a cache written in place), with the thread "
                 "count the bfloat16 agent chose for steps, for batch × context tokens; the "
                 "weight products, the attention and the cache writes are timed by wrapping "
