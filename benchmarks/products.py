@@ -100,7 +100,7 @@ def widened_products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> d
     :class:`WidenedLinear`'s ways on the same weights: the kernel (up to 32 rows), the float32
     copy of the weight through oneDNN's product (where it runs) and through torch's; torch's
     float32 product on float32 weights made beforehand."""
-    from galactica_ext.engine.widened import WidenedLinear
+    from galactica_ext.engine.widened import WidenedLinear, onednn_float32
 
     seeded = torch.Generator().manual_seed(0)
     layers = []
@@ -138,7 +138,7 @@ def widened_products(shapes: list[tuple[int, int]], rows: int, rounds: int) -> d
     }
     if rows > 32:
         del paths["kernel"]
-    if rows <= 32 or not copy.onednn:
+    if rows <= 32 or not onednn_float32():
         del paths["torch copy"]  # the same path as "copy" without oneDNN
     return _interleaved(paths, rounds) | {"bytes": sum(x[0].weight.nbytes for x in layers)}
 

@@ -26,6 +26,20 @@ def _linear(size: int, features: int, bias: bool, seed: int) -> torch.nn.Linear:
     return linear
 
 
+def _exact(linear: torch.nn.Linear, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """``linear`` (and the exact GELU) of ``x`` in float64."""
+    bias = None if linear.bias is None else linear.bias.double()
+    exact = torch.nn.functional.linear(x.double(), linear.weight.double(), bias)
+    return torch.nn.functional.gelu(exact) if activation == "gelu" else exact
+
+
+def _assert_rounded_once(got: torch.Tensor, exact: torch.Tensor) -> None:
+    """float32 sums rounded once: within half a bfloat16 step of the exact value, plus
+    float32's own rounding."""
+    scale = exact.abs().clamp(min=1e-2)
+    assert ((got.double() - exact).abs() / scale).max() <= 0.5 * BF16_STEP + 1e-4
+
+
 @pytest.mark.parametrize(
     "rows", [1, 2, 3, 5, 7, few_rows.WIDENED_MAX_ROWS, few_rows.WIDENED_MAX_ROWS + 1, 40]
 )
@@ -40,21 +54,13 @@ def test_widened_product_is_the_float32_sum_rounded_once(
     x = torch.randn(rows, 200, generator=torch.Generator().manual_seed(1)).bfloat16()
     with torch.inference_mode():
         got = product(x)
-        exact = torch.nn.functional.linear(
-            x.double(),
-            linear.weight.double(),
-            None if linear.bias is None else linear.bias.double(),
-        )
-        if activation == "gelu":
-            exact = torch.nn.functional.gelu(exact)
+        exact = _exact(linear, x, activation)
         torch_bf16 = linear(x)
         if activation == "gelu":
             torch_bf16 = torch.nn.functional.gelu(torch_bf16)
     assert got.dtype == torch.bfloat16 and got.shape == (rows, 70)
-    # float32 sums rounded once: within half a bfloat16 step of the exact value, plus float32's
-    # own rounding; torch's bfloat16 product (GELU after rounding) within a step of it
-    scale = exact.abs().clamp(min=1e-2)
-    assert ((got.double() - exact).abs() / scale).max() <= 0.5 * BF16_STEP + 1e-4
+    _assert_rounded_once(got, exact)
+    # torch's bfloat16 product (GELU after rounding) within a step of it
     assert torch.allclose(got.float(), torch_bf16.float(), rtol=2 * BF16_STEP, atol=1e-2)
     # a row alone: the same float32 sum, in another order where the kernel shared it with others
     single = torch.cat([product(row) for row in x.split(1)])
@@ -78,12 +84,9 @@ def test_prompt_products_through_onednn_or_torch_are_the_same_sums(
     x = torch.randn(2, rows, 200, generator=torch.Generator().manual_seed(2)).bfloat16()
     with torch.inference_mode():
         got = product(x)
-        exact = torch.nn.functional.linear(x.double(), linear.weight.double(), linear.bias.double())
-        if activation == "gelu":
-            exact = torch.nn.functional.gelu(exact)
+        exact = _exact(linear, x, activation)
     assert got.dtype == torch.bfloat16 and got.shape == (2, rows, 70)
-    scale = exact.abs().clamp(min=1e-2)
-    assert ((got.double() - exact).abs() / scale).max() <= 0.5 * BF16_STEP + 1e-4
+    _assert_rounded_once(got, exact)
 
 
 def test_widened_product_keeps_leading_dimensions_and_the_tied_weight() -> None:

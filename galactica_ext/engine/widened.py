@@ -60,13 +60,14 @@ class WidenedLinear(nn.Module):
         out = self.few_rows(x, self.activation)
         if out is not None:
             return out
+        wide, weight = x.float(), self.weight.float()
         bias = None if self.bias is None else self.bias.float()
         if self.onednn:
             out = torch.ops.mkldnn._linear_pointwise(
-                x.float(), self.weight.float(), bias, self.activation, [], "none"
+                wide, weight, bias, self.activation, [], "none"
             )
         else:
-            out = nn.functional.linear(x.float(), self.weight.float(), bias)
+            out = nn.functional.linear(wide, weight, bias)
             if self.activation == "gelu":
                 out = nn.functional.gelu(out)
         return out.to(x.dtype)
