@@ -16,13 +16,20 @@ CHUNK = 64
 _SQRT_HALF = np.float32(math.sqrt(0.5))
 
 
+@njit(inline="always")
+def _gelu(acc):
+    """The exact (erf) GELU of a float32, as oneDNN's post-op computes it."""
+    return np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
+
+
 # nogil: the agent's HTTP thread streams tokens while a step runs
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
-def few_row_product(x, weight, bias, out):
+def few_row_product(x, weight, bias, gelu, out):
     """``out = x · weightᵀ + bias`` in float32 for a few rows ``x`` (``[M, K]``) and a
     C-contiguous ``weight`` (``[N, K]``, as ``nn.Linear`` holds it), reading the weight once:
     each weight row is multiplied by every row of ``x`` while it is in cache. ``bias`` is
-    ``[N]`` or empty (none); ``out`` is ``[M, N]``."""
+    ``[N]`` or empty (none); ``gelu``: the exact GELU applied to each sum; ``out`` is
+    ``[M, N]``."""
     rows, size = x.shape
     features = weight.shape[0]
     with_bias = bias.shape[0] > 0
@@ -34,7 +41,7 @@ def few_row_product(x, weight, bias, out):
                     acc += x[m, k] * weight[n, k]
                 if with_bias:
                     acc += bias[n]
-                out[m, n] = acc
+                out[m, n] = _gelu(acc) if gelu else acc
 
 
 @njit(inline="always")
@@ -42,9 +49,7 @@ def _rounded(acc, bias, n, with_bias, gelu):
     """A float32 sum with its bias and (``gelu``) the exact GELU, rounded to bfloat16 bits."""
     if with_bias:
         acc += widen(bias[n])
-    if gelu:
-        acc = np.float32(0.5) * acc * (np.float32(1.0) + math.erf(acc * _SQRT_HALF))
-    return narrow(acc)
+    return narrow(_gelu(acc) if gelu else acc)
 
 
 # one row, each chunk of output features on one thread: measured faster than the row loop of

@@ -90,7 +90,7 @@ def _build() -> Kernels:
     from ._product_kernel import few_row_product, one_row_bf16, rows_bf16
 
     weight, out = np.zeros((3, 8), np.float32), np.empty((1, 3), np.float32)
-    few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, out)
+    few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, True, out)
     bits = np.zeros((3, 8), np.uint16)
     one_row_bf16(bits[0], bits, NO_BF16_BIAS, True, np.empty(3, np.uint16))
     rows_bf16(np.zeros((1, 8), np.float32), bits, NO_BF16_BIAS, True, np.empty((1, 3), np.uint16))
@@ -217,9 +217,10 @@ class FewRows:
                     out.view(torch.uint16).numpy().reshape(self.features),
                 )
                 return out
-            self.run(x.numpy(), weight, bias, out.view(rows, self.features).numpy())
-        # float32: GELU of the float32 product is what oneDNN's post-op computes
-        return out if activation == "none" else torch.nn.functional.gelu(out)
+            self.run(
+                x.numpy(), weight, bias, activation == "gelu", out.view(rows, self.features).numpy()
+            )
+        return out
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         address = self.weight.data_ptr()
