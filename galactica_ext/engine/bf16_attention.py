@@ -59,7 +59,9 @@ def _build() -> Kernels:
     cache = np.zeros((1, 1, 4, 8), dtype=np.uint16)
     query, out = np.zeros((1, 1, 8), np.uint16), np.empty((1, 1, 8), np.uint16)
     decode_attention(query, cache, cache, 4, np.float32(1.0), _NO_MASK, out)
-    write_and_attend(np.zeros((1, 3, 1, 8), np.uint16), cache, cache.copy(), 2, _NO_MASK, out)
+    write_and_attend(
+        np.zeros((1, 3, 1, 8), np.uint16), cache, cache.copy(), 2, np.float32(1.0), _NO_MASK, out
+    )
     return Kernels(decode_attention, write_and_attend)
 
 
@@ -182,6 +184,7 @@ def write_and_attend(
             key_bits,
             value_bits,
             layer.length,
+            np.float32(1.0),
             attend_to,
             out.view(torch.uint16).numpy().reshape(rows, heads, dim),
         )
