@@ -15,6 +15,10 @@ It applies to the pre-norm OPT decoders GALACTICA uses, once :func:`.cpu.fuse_qk
 q/k/v one product (the CPU paths: prepacked or int8 weights), with an attention that takes a
 boolean mask (SDPA, or the CPU decoding attention); :meth:`DecodeStep.build` returns None for
 anything else, and the engine calls the model as before.
+
+A float32 step of one or two sequences goes further where numba works: each layer is one
+kernel call (:mod:`.fused_layers`: galactica-125m steps 1.18-1.37x as fast on a 2-core AMD
+EPYC), its logits equal to the modules' to float32 rounding rather than bit for bit.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import bf16_attention
+from .fused_layers import FusedLayers
 
 
 class _Layer(NamedTuple):
@@ -93,6 +98,9 @@ class DecodeStep:
             )
             for layer in decoder.layers
         ]
+        #: float32, one or two sequences: each layer one kernel call (None where it does not
+        #: apply; :mod:`.fused_layers`)
+        self.fused = FusedLayers.build(self.plan, self.heads, self.width)
 
     @classmethod
     def build(cls, model: nn.Module) -> DecodeStep | None:
@@ -135,6 +143,8 @@ class DecodeStep:
         x = self.tokens(tokens) + F.embedding(
             positions + self.positions.offset, self.positions.weight
         )
+        if self.fused is not None and self.fused.run(x, cache, attend):
+            return self.lm_head(self.final_norm(x))[:, -1]
         fused = self.writes_and_attends
         for layer, cached in zip(self.plan, cache.layers, strict=True):
             qkv = layer.qkv.forward(norm(x, *layer.first_norm))

@@ -1,0 +1,61 @@
+"""The numba kernel behind :mod:`.fused_layers` (imported only where numba works)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._attention_kernel import write_and_attend
+from ._product_kernel import few_row_product
+from .numba_kernels import FAST
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def _layer_norm(x, weight, bias, eps, out):
+    """``out`` = each row of ``x`` (``[M, W]``) normalized (biased variance, as torch's
+    ``layer_norm``), times ``weight``, plus ``bias``; float32."""
+    rows, width = x.shape
+    for m in range(rows):
+        mean = np.float32(0.0)
+        for k in range(width):
+            mean += x[m, k]
+        mean /= np.float32(width)
+        variance = np.float32(0.0)
+        for k in range(width):
+            centred = x[m, k] - mean
+            variance += centred * centred
+        scale = np.float32(1.0) / np.sqrt(variance / np.float32(width) + eps)
+        for k in range(width):
+            out[m, k] = (x[m, k] - mean) * scale * weight[k] + bias[k]
+
+
+# nogil: the agent's HTTP thread streams tokens while a step runs
+@njit(fastmath=FAST, cache=True, nogil=True)
+def decoder_layer(
+    x, first_norm, qkv, keys, values, length, scale, mask, out_proj, second_norm, fc1, fc2
+):
+    """One pre-norm OPT decoder layer for one new token per row, float32, ``x`` (``[M, W]``,
+    the residual stream) updated in place: the first norm, the fused q/k/v product, the new key
+    and value written at token ``length`` of ``keys``/``values`` (``[M, H, capacity, D]``) and
+    the attention over the ``length + 1`` tokens (queries times ``scale``; ``mask``
+    ``[M, length + 1]`` or empty), the output projection added to ``x``, the second norm, fc1
+    with the exact GELU, fc2 added to ``x``. Each norm is ``(weight, bias, eps)``, each product
+    ``(weight [N, K], bias [N])``; the products run in parallel (:func:`few_row_product`)."""
+    rows, width = x.shape
+    heads, dim = keys.shape[1], keys.shape[3]
+    normed = np.empty_like(x)
+    _layer_norm(x, first_norm[0], first_norm[1], first_norm[2], normed)
+    projected = np.empty((rows, qkv[0].shape[0]), np.float32)
+    few_row_product(normed, qkv[0], qkv[1], False, projected)
+    attended = np.empty((rows, heads, dim), np.float32)
+    write_and_attend(
+        projected.reshape(rows, 3, heads, dim), keys, values, length, scale, mask, attended
+    )
+    added = np.empty_like(x)
+    few_row_product(attended.reshape(rows, width), out_proj[0], out_proj[1], False, added)
+    x += added
+    _layer_norm(x, second_norm[0], second_norm[1], second_norm[2], normed)
+    hidden = np.empty((rows, fc1[0].shape[0]), np.float32)
+    few_row_product(normed, fc1[0], fc1[1], True, hidden)
+    few_row_product(hidden, fc2[0], fc2[1], False, added)
+    x += added

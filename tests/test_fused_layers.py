@@ -1,0 +1,129 @@
+"""engine/fused_layers.py: a float32 decoding step's layers as one numba call each give the
+modules' logits and caches (float32 sums in another order), and step aside where they do not
+apply, changing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture(scope="module")
+def float32_model(tiny_checkpoint: Path):
+    from galactica_ext.engine.loading import LoadOptions, load_model
+
+    return load_model(str(tiny_checkpoint), LoadOptions(dtype="float32", device="cpu"))
+
+
+def _caches(loaded, prompts: list[str]):
+    """Two copies of one batch cache (``BatchKV``) of ``prompts``, prefilled."""
+    from galactica_ext.engine.kvcache import BatchKV
+    from galactica_ext.engine.prefill import prefill
+
+    ids = [loaded.tokenizer(text, add_special_tokens=False).input_ids for text in prompts]
+    ours, theirs = BatchKV(), BatchKV()
+    with torch.inference_mode():
+        for one in ids:
+            _, layers = prefill(loaded.model, torch.device("cpu"), one, None, 0)
+            ours.add(layers)
+            theirs.add(layers)
+    return ids, ours, theirs
+
+
+def _steps(fused_runs: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record what every FusedLayers.run returns."""
+    from galactica_ext.engine.fused_layers import FusedLayers
+
+    run = FusedLayers.run
+
+    def recorded(self, *args):
+        fused_runs.append(run(self, *args))
+        return fused_runs[-1]
+
+    monkeypatch.setattr(FusedLayers, "run", recorded)
+
+
+@pytest.mark.parametrize("prompts", [["Proteins fold because of", "The"], ["Proteins fold"]])
+def test_fused_layers_give_the_modules_logits_and_caches(
+    float32_model, prompts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A padded batch of two (masked) and a single row (no mask), eight steps each, fed the
+    fused step's own greedy tokens: logits within float32 rounding of the modules', the same
+    greedy tokens, the same caches."""
+    from galactica_ext.engine.decode_step import DecodeStep
+
+    fused, modules = DecodeStep.build(float32_model.model), DecodeStep.build(float32_model.model)
+    assert fused.fused is not None
+    modules.fused = None
+    ids, ours, theirs = _caches(float32_model, prompts)
+    runs: list[bool] = []
+    _steps(runs, monkeypatch)
+    rows = len(prompts)
+    tokens = torch.tensor([[5], [9]][:rows])
+    positions = torch.tensor([[len(one)] for one in ids])
+    with torch.inference_mode():
+        for _ in range(8):
+            mask = None
+            if rows > 1:
+                mask = torch.cat([ours.mask, ours.mask.new_ones((rows, 1))], dim=1)
+            got = fused(tokens, positions, ours.cache, mask)
+            want = modules(tokens, positions, theirs.cache, mask)
+            ours.grew()
+            theirs.grew()
+            scale = want.abs().max()
+            assert (got - want).abs().max() <= 2e-5 * scale
+            assert torch.equal(got.argmax(-1), want.argmax(-1))
+            tokens, positions = got.argmax(-1, keepdim=True), positions + 1
+    assert runs == [True] * 8
+    for (k, v), (k2, v2) in zip(ours.layers, theirs.layers, strict=True):
+        assert k.shape == k2.shape
+        assert torch.allclose(k, k2, atol=1e-5) and torch.allclose(v, v2, atol=1e-5)
+
+
+def test_fused_layers_step_aside_changing_nothing(float32_model) -> None:
+    """Three rows (more than the kernel takes) or a cache without room for the step: run
+    returns False and the caches are as they were; the step then runs the modules."""
+    from galactica_ext.engine.decode_step import DecodeStep
+
+    step = DecodeStep.build(float32_model.model)
+    _, three, _ = _caches(float32_model, ["Proteins fold", "The cell", "A"])
+    x = torch.zeros((3, 1, step.width))
+    before = [(k.clone(), v.clone()) for k, v in three.layers]
+    assert not step.fused.run(x, three.cache, None)
+    _, full, _ = _caches(float32_model, ["Proteins fold"])
+    for layer in full.cache.layers:
+        layer._grow(layer.length)  # no room left
+    length = full.cache.layers[0].length
+    x = torch.zeros((1, 1, step.width))
+    assert not step.fused.run(x, full.cache, None)
+    assert torch.equal(x, torch.zeros_like(x))
+    for (k, v), (k2, v2) in zip(three.layers, before, strict=True):
+        assert torch.equal(k, k2) and torch.equal(v, v2)
+    with torch.inference_mode():  # the modules' path grows the cache and goes on
+        logits = step(torch.tensor([[5]]), torch.tensor([[length]]), full.cache)
+    assert torch.isfinite(logits).all()
+    assert full.cache.layers[0].length == length + 1
+
+
+def test_fused_layers_apply_to_float32_only_and_can_be_turned_off(
+    tiny_checkpoint: Path, float32_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from galactica_ext.engine import fused_layers
+    from galactica_ext.engine.decode_step import DecodeStep
+    from galactica_ext.engine.loading import LoadOptions, load_model
+
+    int8 = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", quantize="8bit"))
+    step = DecodeStep.build(int8.model)
+    assert step is not None and step.fused is None
+    monkeypatch.setenv(fused_layers.FUSED_ENV, "torch")
+    fused_layers.kernel.cache_clear()
+    try:
+        assert DecodeStep.build(float32_model.model).fused is None
+    finally:
+        monkeypatch.delenv(fused_layers.FUSED_ENV)
+        fused_layers.kernel.cache_clear()
+    assert DecodeStep.build(float32_model.model).fused is not None
