@@ -240,10 +240,13 @@ def step_breakdown(
     DecodeStep over a cache written in place) spent in the weight products, the attention and
     the KV cache writes, timed by wrapping those functions (torch's profiler inflates small
     operators several-fold); ``batch`` sequences at ``context`` tokens, ``threads`` threads.
-    The rest is layer norms, activations, residuals, logits, and Python."""
+    The rest is layer norms, activations, residuals, logits, and Python. A float32 step of
+    one or two sequences runs its layers as one kernel call each (engine/fused_layers.py):
+    those calls are their own row (products, attention, cache writes and norms inside)."""
     from galactica_ext.engine import bf16_attention
     from galactica_ext.engine.cpu import PackedLinear
     from galactica_ext.engine.decode_step import DecodeStep
+    from galactica_ext.engine.fused_layers import FusedLayers
     from galactica_ext.engine.kvcache import GrowingLayer
     from galactica_ext.engine.widened import WidenedLinear
 
@@ -256,12 +259,15 @@ def step_breakdown(
     linears = {cls: cls.forward for cls in (PackedLinear, WidenedLinear)}
     update = GrowingLayer.update
     writing = bf16_attention.write_and_attend
+    fused_run = FusedLayers.run
+    fused = "decoder layers, fused (their products, attention, cache writes, norms)"
     timers = {
         products: _Timer(lambda self, x: linears[type(self)](self, x)),
         "attention": _Timer(step.attention),
         "KV cache writes (in place)": _Timer(update),
         # the kernel that writes the cache and attends in one call (bfloat16): attention
         "attention, with the cache writes": _Timer(writing),
+        fused: _Timer(lambda self, *a: fused_run(self, *a)),
     }
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -284,6 +290,7 @@ def step_breakdown(
             ](self, *a, **k)
             step.attention = timers["attention"]
             bf16_attention.write_and_attend = timers["attention, with the cache writes"]
+            FusedLayers.run = lambda self, *a: timers[fused](self, *a)  # type: ignore[method-assign]
             for i in range(steps + 2):
                 if i == 2:  # two warm-up steps, then time
                     for timer in timers.values():
@@ -299,6 +306,7 @@ def step_breakdown(
             cls.forward = forward  # type: ignore[method-assign]
         GrowingLayer.update = update  # type: ignore[method-assign]
         bf16_attention.write_and_attend = writing
+        FusedLayers.run = fused_run  # type: ignore[method-assign]
     result = {name: timer.seconds * 1000 / steps for name, timer in timers.items()}
     result["attention"] += result.pop("attention, with the cache writes")
     result["everything else (norms, activations, logits, Python)"] = ms - sum(result.values())
