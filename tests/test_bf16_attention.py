@@ -134,6 +134,7 @@ def test_decoding_with_the_kernel_gives_the_torch_paths_logits(
     model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
     step = DecodeStep.build(model)
     assert step is not None
+    step.fused = None  # the modules' path (fused layers: test_fused_layers.py)
     prompts = [list(range(100, 130)), list(range(200, 211))]
     torch.manual_seed(2)
     fed = torch.randint(100, 1000, (12, 2))
@@ -231,6 +232,7 @@ def test_the_engines_step_writes_and_attends_in_one_call_with_the_same_logits(
     def run(one_call: bool) -> list[torch.Tensor]:
         step = DecodeStep.build(model)
         assert step is not None and step.writes_and_attends
+        step.fused = None  # the modules' path (fused layers: test_fused_layers.py)
         step.writes_and_attends = one_call
         return decode_padded(model, step, prompts, fed)
 

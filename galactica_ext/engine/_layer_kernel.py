@@ -6,7 +6,8 @@ import numpy as np
 from numba import njit
 
 from ._attention_kernel import write_and_attend
-from ._product_kernel import few_row_product
+from ._bf16_bits import narrow, widen
+from ._product_kernel import few_row_product, rows_bf16
 from .numba_kernels import FAST
 
 
@@ -59,3 +60,74 @@ def decoder_layer(
     few_row_product(normed, fc1[0], fc1[1], True, hidden)
     few_row_product(hidden, fc2[0], fc2[1], False, added)
     x += added
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def _layer_norm_bf16(x, weight, bias, eps, out):
+    """:func:`_layer_norm` of bfloat16 rows (bits, as are ``weight`` and ``bias``) in
+    float32, each result rounded once to bfloat16, as torch's bfloat16 ``layer_norm`` gives
+    it; ``out`` holds those bfloat16 values as float32 (the products' input)."""
+    rows, width = x.shape
+    for m in range(rows):
+        mean = np.float32(0.0)
+        for k in range(width):
+            mean += widen(x[m, k])
+        mean /= np.float32(width)
+        variance = np.float32(0.0)
+        for k in range(width):
+            centred = widen(x[m, k]) - mean
+            variance += centred * centred
+        scale = np.float32(1.0) / np.sqrt(variance / np.float32(width) + eps)
+        for k in range(width):
+            value = (widen(x[m, k]) - mean) * scale * widen(weight[k]) + widen(bias[k])
+            out[m, k] = widen(narrow(value))
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def _add_bf16(x, added):
+    """``x += added``, both bfloat16 bits, the float32 sum rounded once (torch's addition)."""
+    rows, width = x.shape
+    for m in range(rows):
+        for k in range(width):
+            x[m, k] = narrow(widen(x[m, k]) + widen(added[m, k]))
+
+
+@njit(fastmath=FAST, cache=True, nogil=True)
+def _widened(bits):
+    """bfloat16 bits ``[M, N]`` as float32 values (the products' input)."""
+    rows, size = bits.shape
+    out = np.empty((rows, size), np.float32)
+    for m in range(rows):
+        for k in range(size):
+            out[m, k] = widen(bits[m, k])
+    return out
+
+
+# nogil: the agent's HTTP thread streams tokens while a step runs
+@njit(fastmath=FAST, cache=True, nogil=True)
+def decoder_layer_bf16(
+    x, first_norm, qkv, keys, values, length, mask, out_proj, second_norm, fc1, fc2
+):
+    """:func:`decoder_layer` for bfloat16 (every array its bits, uint16; the query scaling
+    folded into the q/k/v weights), rounding to bfloat16 where the modules do: each norm, each
+    product (float32 sums rounded once, fc1's GELU before rounding: :func:`rows_bf16`), the
+    attention's output and each residual addition."""
+    rows, width = x.shape
+    heads, dim = keys.shape[1], keys.shape[3]
+    normed = np.empty((rows, width), np.float32)
+    _layer_norm_bf16(x, first_norm[0], first_norm[1], first_norm[2], normed)
+    projected = np.empty((rows, qkv[0].shape[0]), np.uint16)
+    rows_bf16(normed, qkv[0], qkv[1], False, projected)
+    attended = np.empty((rows, heads, dim), np.uint16)
+    write_and_attend(
+        projected.reshape(rows, 3, heads, dim), keys, values, length, np.float32(1.0), mask,
+        attended,
+    )  # fmt: skip
+    added = np.empty((rows, width), np.uint16)
+    rows_bf16(_widened(attended.reshape(rows, width)), out_proj[0], out_proj[1], False, added)
+    _add_bf16(x, added)
+    _layer_norm_bf16(x, second_norm[0], second_norm[1], second_norm[2], normed)
+    hidden = np.empty((rows, fc1[0].shape[0]), np.uint16)
+    rows_bf16(normed, fc1[0], fc1[1], True, hidden)
+    rows_bf16(_widened(hidden), fc2[0], fc2[1], False, added)
+    _add_bf16(x, added)
