@@ -234,15 +234,16 @@ def alternated_steps(
 
 
 def step_breakdown(
-    model, batch: int, context: int, threads: int, steps: int = 24
+    model, batch: int, context: int, threads: int, steps: int = 24, fused: bool = True
 ) -> dict[str, float]:
     """Milliseconds per decoding step of ``model`` (as the engine loads it and decodes: its
     DecodeStep over a cache written in place) spent in the weight products, the attention and
     the KV cache writes, timed by wrapping those functions (torch's profiler inflates small
     operators several-fold); ``batch`` sequences at ``context`` tokens, ``threads`` threads.
-    The rest is layer norms, activations, residuals, logits, and Python. A float32 step of
-    one or two sequences runs its layers as one kernel call each (engine/fused_layers.py):
-    those calls are their own row (products, attention, cache writes and norms inside)."""
+    The rest is layer norms, activations, residuals, logits, and Python. Where the engine
+    runs each layer as one kernel call (engine/fused_layers.py), those calls are their own row
+    (products, attention, cache writes and norms inside); ``fused=False``: through the
+    layers' modules instead."""
     from galactica_ext.engine import bf16_attention
     from galactica_ext.engine.cpu import PackedLinear
     from galactica_ext.engine.decode_step import DecodeStep
@@ -255,6 +256,8 @@ def step_breakdown(
     step = DecodeStep.build(model)
     if step is None:
         raise RuntimeError("the engine's decoding step does not apply to this model")
+    if not fused:
+        step.fused = None
     # oneDNN's packed products, or float32 products over bfloat16 weights (no AVX-512 BF16)
     linears = {cls: cls.forward for cls in (PackedLinear, WidenedLinear)}
     update = GrowingLayer.update

@@ -296,7 +296,7 @@ class Report:
             f"{far:.2f} ms vs {near:.2f} ms per step ({how})" + self._step_floor(),
         )
         for label in ("1 × 1000 tokens", "4 × 300 tokens"):
-            kernel = self.breakdown.get(label, {}).get("attention")
+            kernel = self.breakdown.get(f"{label}, modules", {}).get("attention")
             torch_path = self.breakdown.get(f"{label}, torch attention", {}).get("attention")
             if kernel and torch_path:
                 row(
@@ -304,7 +304,7 @@ class Report:
                     kernel / torch_path,
                     "(small)",
                     None,
-                    f"{kernel:.2f} vs {torch_path:.2f} ms per step (section 7)",
+                    f"{kernel:.2f} vs {torch_path:.2f} ms per step (section 7, the modules)",
                 )
         one_thread = max(self.bandwidths_1t, default=float("nan"))
         for label in ("agent bfloat16", "agent float32", "agent int8", "vllm bfloat16"):
@@ -516,8 +516,11 @@ class Report:
                 "wrappers add a little). With the numba kernel, one call per layer writes "
                 "the step's key and value into the cache and attends (`bf16_attention."
                 "write_and_attend`): its time is the attention row, and the cache-write row "
-                "holds only the steps where the cache had to grow. Columns marked torch "
-                "attention decode with the torch attention path (float32 copies of the "
+                "holds only the steps where the cache had to grow. Where the engine runs each "
+                "layer as one kernel call (`engine/fused_layers.py`), those calls are the fused "
+                "row (their products, attention, cache writes and norms inside); columns marked "
+                "modules decode through the layers' modules instead, and so do those marked "
+                "torch attention, with the torch attention path (float32 copies of the "
                 "cache) instead of the numba kernel (`GALACTICA_DECODE_ATTENTION=torch`). "
                 "ms per step:",
                 "",

@@ -491,10 +491,13 @@ def step_profile(report, model, threads: int) -> None:
     for batch, context in ((1, 32), (4, 32), (1, 1000), (4, 300)):
         label = f"{batch} × {context} tokens"
         report.breakdown[label] = inprocess.step_breakdown(model, batch, context, threads)
-        if context >= 300:  # the same with torch's attention instead of the numba kernel
+        if context >= 300:  # through the modules, with the numba attention and with torch's
+            report.breakdown[label + ", modules"] = inprocess.step_breakdown(
+                model, batch, context, threads, fused=False
+            )
             with inprocess.torch_attention():
                 report.breakdown[label + ", torch attention"] = inprocess.step_breakdown(
-                    model, batch, context, threads
+                    model, batch, context, threads, fused=False
                 )
     report.step_pairs = inprocess.alternated_steps(model, threads)
     report.seconds["step profile"] = time.perf_counter() - t

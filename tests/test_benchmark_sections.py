@@ -145,7 +145,9 @@ def test_alternated_steps_time_both_contexts(tiny_checkpoint: Path) -> None:
 def test_attention_rows_compare_the_kernel_with_the_torch_path() -> None:
     report = Report(SETTINGS, "test")
     report.breakdown = {
-        "1 × 1000 tokens": {"attention": 2.0, "step": 13.0, "step, unwrapped": 12.5},
+        # the engine's step: attention inside the fused layers
+        "1 × 1000 tokens": {"attention": 0.0, "step": 11.0, "step, unwrapped": 10.5},
+        "1 × 1000 tokens, modules": {"attention": 2.0, "step": 13.0, "step, unwrapped": 12.5},
         "1 × 1000 tokens, torch attention": {"attention": 5.0, "step": 16.0},
     }
     text = report.markdown()
@@ -153,7 +155,7 @@ def test_attention_rows_compare_the_kernel_with_the_torch_path() -> None:
         "| decoding attention at 1 × 1000 tokens, numba kernel ÷ torch path | 0.40 | (small) |"
         in text
     )
-    assert "2.00 vs 5.00 ms per step (section 7)" in text
+    assert "2.00 vs 5.00 ms per step (section 7, the modules)" in text
     assert "at 4 × 300 tokens" not in text  # not measured: no row
 
 
@@ -193,12 +195,16 @@ def test_a_step_breakdown_with_the_kernel_and_with_torchs_attention(
     from galactica_ext.engine.loading import LoadOptions, load_model
 
     model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
-    kernel = inprocess.step_breakdown(model, 2, 20, 1, steps=3)
+    engine = inprocess.step_breakdown(model, 2, 20, 1, steps=3)
+    kernel = inprocess.step_breakdown(model, 2, 20, 1, steps=3, fused=False)
     with inprocess.torch_attention():
         assert bf16_attention.kernel() is None
         torch_path = inprocess.step_breakdown(model, 2, 20, 1, steps=3)
     assert bf16_attention.kernel() is not None  # back as it was
-    for parts in (kernel, torch_path):
+    fused = "decoder layers, fused (their products, attention, cache writes, norms)"
+    assert engine[fused] > 0 and engine["attention"] == 0  # inside the fused layers
+    for parts in (kernel, torch_path):  # through the modules (torch's attention: no fused)
+        assert parts[fused] == 0
         assert parts["attention"] > 0 and parts["step"] >= parts["attention"]
 
 
