@@ -4,6 +4,8 @@ round), and step aside where they do not apply, changing nothing."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,18 @@ def _caches(loaded, prompts: list[str]):
             ours.add(layers)
             theirs.add(layers)
     return ids, ours, theirs
+
+
+@contextlib.contextmanager
+def _turned_off(module, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``module``'s numba kernel switched off by its environment variable, meanwhile."""
+    monkeypatch.setenv(module.kernel.env, "torch")
+    module.kernel.cache_clear()
+    try:
+        yield
+    finally:
+        monkeypatch.delenv(module.kernel.env)
+        module.kernel.cache_clear()
 
 
 def _steps(fused_runs: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,19 +159,9 @@ def test_fused_layers_apply_to_plain_weights_only_and_can_be_turned_off(
     int8 = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", quantize="8bit"))
     step = DecodeStep.build(int8.model)
     assert step is not None and step.fused is None
-    monkeypatch.setenv(fused_layers.FUSED_ENV, "torch")
-    fused_layers.kernel.cache_clear()
-    try:
+    with _turned_off(fused_layers, monkeypatch):
         assert DecodeStep.build(float32_model.model).fused is None
-    finally:
-        monkeypatch.delenv(fused_layers.FUSED_ENV)
-        fused_layers.kernel.cache_clear()
-    monkeypatch.setenv(bf16_attention.ATTENTION_ENV, "torch")  # they attend by its kernel
-    bf16_attention.kernel.cache_clear()
-    try:
+    with _turned_off(bf16_attention, monkeypatch):  # they attend by its kernel
         assert DecodeStep.build(bfloat16_model.model).fused is None
-    finally:
-        monkeypatch.delenv(bf16_attention.ATTENTION_ENV)
-        bf16_attention.kernel.cache_clear()
     assert DecodeStep.build(float32_model.model).fused.dtype == torch.float32
     assert DecodeStep.build(bfloat16_model.model).fused.dtype == torch.bfloat16
