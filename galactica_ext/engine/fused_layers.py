@@ -108,10 +108,10 @@ class FusedLayers:
 
     @classmethod
     def build(cls, plan: list, heads: int, width: int) -> FusedLayers | None:
-        """From a step's plan (``DecodeStep.plan``), or None: no kernel (or no decoding
-        attention kernel, :mod:`.bf16_attention`), or a layer whose
-        products have no few-row kernel (no plain weights kept), are not all float32 or all
-        bfloat16, or lack the GELU inside fc1, or (bfloat16) whose query scaling is not folded."""
+        """From a step's plan (``DecodeStep.plan``), or None where any of these holds:
+        no kernel here, or no decoding attention kernel (:mod:`.bf16_attention`); a product
+        without a few-row kernel (no plain weight kept); products not all float32 or all
+        bfloat16; an fc1 without the GELU inside; in bfloat16, a query scaling not folded."""
         kernels = kernel()
         # they attend by the decoding attention's kernel: off where it is (or cannot run)
         if kernels is None or not plan or bf16_attention.kernel() is None:
