@@ -12,9 +12,9 @@ alternating every round), for each dtype:
    12 layers, 170 MB in bfloat16, 340 MB in float32; galactica-1.3b: 4 of its 24 layers,
    400 / 800 MB: the weights come from memory as in a step) and through the output
    projection (50,000 × width), oneDNN packed (as ``cpu.PackedLinear`` packs them) against
-   the kernel on the plain weight: ms, GB/s, and the ratio (the engine gives the float32 kernel
-   up to ``few_rows.MAX_ROWS`` rows, where it was measured faster, and one row past that is
-   measured too; the bfloat16 kernel takes one row);
+   the kernel on the plain weight: ms, GB/s, and the ratio (the engine gives the kernels up to
+   ``few_rows.row_limit`` rows, where they were measured faster, and one row past that is
+   measured too);
 2. the engine's decoding steps on the galactica-125m shape (random weights, cached as
    ``run.py`` builds them) for 1, 2 and 3 sequences, the model loaded as the agent loads it
    against the same load with ``GALACTICA_FEW_ROW_PRODUCT=torch``, step by step in turn:
@@ -85,11 +85,8 @@ def products(
         for weight, _, _, product in layers:
             product(inputs[weight.shape[1]])
 
-    if dtype == torch.float32:  # measured past the engine's limit too: how it was chosen
-        for *_, product in layers:
-            product.max_rows = max(rows, product.max_rows)
-    elif rows > few_rows.row_limit(dtype):
-        raise ValueError(f"the {dtype} kernel takes {few_rows.row_limit(dtype)} row(s)")
+    for *_, product in layers:  # measured past the engine's limit too: how it was chosen
+        product.max_rows = max(rows, product.max_rows)
     return _interleaved({"oneDNN": onednn, "kernel": kernel}, rounds) | {
         "bytes": sum(w.numel() * w.element_size() for w, *_ in layers)
     }
@@ -258,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                 "| GB/s oneDNN / kernel |"
             )
             print("|---|---|---|---|---|---|---|")
-            # float32: one row past the kernel's limit too (the bfloat16 one takes one row)
-            most = few_rows.row_limit(getattr(torch, dtype)) + (dtype == "float32")
+            # one row past the kernel's limit too
+            most = few_rows.row_limit(getattr(torch, dtype)) + 1
             for part in ("layers", "output projection"):
                 shapes = matrices(part, args.shape)
                 for rows in range(1, most + 1):

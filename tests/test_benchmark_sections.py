@@ -233,12 +233,11 @@ def test_the_products_benchmark_times_both_paths_and_leaves_the_engine_as_it_was
 
     from galactica_ext.engine import few_rows
 
-    limit = few_rows.MAX_ROWS
-    rows = limit + 1 if dtype == "float32" else few_rows.BF16_MAX_ROWS
-    result = products.products([(16, 24), (24, 16)], rows, 2, getattr(torch, dtype))
+    limit = few_rows.row_limit(getattr(torch, dtype))
+    result = products.products([(16, 24), (24, 16)], limit + 1, 2, getattr(torch, dtype))
     assert result["oneDNN"] > 0 and result["kernel"] > 0
     assert result["bytes"] == 2 * 16 * 24 * (4 if dtype == "float32" else 2)
-    assert limit == few_rows.MAX_ROWS  # measured past it there only
+    assert limit == few_rows.row_limit(getattr(torch, dtype))  # measured past it there only
     models = {"oneDNN": products.load(tiny_checkpoint, False, dtype)}
     models["kernel"] = products.load(tiny_checkpoint, True, dtype)
     assert models["oneDNN"].lm_head.few_rows is None

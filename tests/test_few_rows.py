@@ -41,10 +41,10 @@ def exact_product(x, weight, bias, gelu: bool) -> torch.Tensor:
     return (nn.functional.gelu(exact) if gelu else exact).to(x.dtype)
 
 
-@pytest.mark.parametrize("shape", [(1, 768), (1, 1, 768), (1, 96)])
+@pytest.mark.parametrize("shape", [(1, 768), (1, 1, 768), (1, 96), (2, 1, 768), (2, 96)])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("gelu", [True, False])
-def test_one_bfloat16_row_gives_the_exact_product_rounded_once(shape, bias, gelu) -> None:
+def test_bfloat16_rows_give_the_exact_product_rounded_once(shape, bias, gelu) -> None:
     """float32 sums rounded once: the exact result's bfloat16 but where a float32 sum in
     another order crosses a rounding boundary (then one bfloat16 step away), as oneDNN's."""
     torch.manual_seed(1)

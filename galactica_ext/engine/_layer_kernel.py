@@ -64,9 +64,9 @@ def decoder_layer(
 
 @njit(fastmath=FAST, cache=True, nogil=True)
 def _layer_norm_bf16(x, weight, bias, eps, out):
-    """:func:`_layer_norm` of bfloat16 rows (bits, as are ``weight`` and ``bias``) in
+    """:func:`_layer_norm` of bfloat16 rows (bits, as are ``weight``, ``bias`` and ``out``) in
     float32, each result rounded once to bfloat16, as torch's bfloat16 ``layer_norm`` gives
-    it; ``out`` holds those bfloat16 values as float32 (the products' input)."""
+    it."""
     rows, width = x.shape
     for m in range(rows):
         mean = np.float32(0.0)
@@ -79,8 +79,7 @@ def _layer_norm_bf16(x, weight, bias, eps, out):
             variance += centred * centred
         scale = np.float32(1.0) / np.sqrt(variance / np.float32(width) + eps)
         for k in range(width):
-            value = (widen(x[m, k]) - mean) * scale * widen(weight[k]) + widen(bias[k])
-            out[m, k] = widen(narrow(value))
+            out[m, k] = narrow((widen(x[m, k]) - mean) * scale * widen(weight[k]) + widen(bias[k]))
 
 
 @njit(fastmath=FAST, cache=True, nogil=True)
@@ -90,17 +89,6 @@ def _add_bf16(x, added):
     for m in range(rows):
         for k in range(width):
             x[m, k] = narrow(widen(x[m, k]) + widen(added[m, k]))
-
-
-@njit(fastmath=FAST, cache=True, nogil=True)
-def _widened(bits):
-    """bfloat16 bits ``[M, N]`` as float32 values (the products' input)."""
-    rows, size = bits.shape
-    out = np.empty((rows, size), np.float32)
-    for m in range(rows):
-        for k in range(size):
-            out[m, k] = widen(bits[m, k])
-    return out
 
 
 # nogil: the agent's HTTP thread streams tokens while a step runs
@@ -114,7 +102,7 @@ def decoder_layer_bf16(
     attention's output and each residual addition."""
     rows, width = x.shape
     heads, dim = keys.shape[1], keys.shape[3]
-    normed = np.empty((rows, width), np.float32)
+    normed = np.empty((rows, width), np.uint16)
     _layer_norm_bf16(x, first_norm[0], first_norm[1], first_norm[2], normed)
     projected = np.empty((rows, qkv[0].shape[0]), np.uint16)
     rows_bf16(normed, qkv[0], qkv[1], False, projected)
@@ -124,10 +112,10 @@ def decoder_layer_bf16(
         attended,
     )  # fmt: skip
     added = np.empty((rows, width), np.uint16)
-    rows_bf16(_widened(attended.reshape(rows, width)), out_proj[0], out_proj[1], False, added)
+    rows_bf16(attended.reshape(rows, width), out_proj[0], out_proj[1], False, added)
     _add_bf16(x, added)
     _layer_norm_bf16(x, second_norm[0], second_norm[1], second_norm[2], normed)
     hidden = np.empty((rows, fc1[0].shape[0]), np.uint16)
     rows_bf16(normed, fc1[0], fc1[1], True, hidden)
-    rows_bf16(_widened(hidden), fc2[0], fc2[1], False, added)
+    rows_bf16(hidden, fc2[0], fc2[1], False, added)
     _add_bf16(x, added)

@@ -52,34 +52,19 @@ def _rounded(acc, bias, n, with_bias, gelu):
     return narrow(_gelu(acc) if gelu else acc)
 
 
-# one row, each chunk of output features on one thread: measured faster than the row loop of
-# few_row_product for bfloat16 (that loop is no faster than oneDNN at one row)
-@njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
-def one_row_bf16(x, weight, bias, gelu, out):
-    """``out = x · weightᵀ + bias`` for one bfloat16 row ``x`` (``[K]``) and a C-contiguous
-    bfloat16 ``weight`` (``[N, K]``), all as their bits (uint16), summed in float32 and rounded
-    once to ``out`` (``[N]``), as oneDNN's bfloat16 product does. ``bias``: ``[N]`` or empty
-    (none). ``gelu``: apply the exact (erf) GELU in float32 before rounding, as oneDNN's
-    post-op does."""
-    features, size = weight.shape
-    with_bias = bias.shape[0] > 0
-    for chunk in prange((features + CHUNK - 1) // CHUNK):
-        for n in range(chunk * CHUNK, min(features, chunk * CHUNK + CHUNK)):
-            acc = np.float32(0.0)
-            for k in range(size):
-                acc += widen(x[k]) * widen(weight[n, k])
-            out[n] = _rounded(acc, bias, n, with_bias, gelu)
-
-
-# several rows over bfloat16 weights, for CPUs without bfloat16 arithmetic (.widened): each
-# weight row is read once from memory; rows go in blocks of four (then two, then one) that
-# share each widened weight (measured on AVX2, 4-12 rows: 1.6-2.1x a loop over single rows)
+# a few rows over bfloat16 weights, on any CPU (.widened: up to 32 rows where it has no
+# bfloat16 arithmetic): each weight row is read once from memory; rows go in blocks of four
+# (then two, then one) that share each widened weight (measured on AVX2, 4-12 rows: 1.6-2.1x
+# a loop over single rows). The rows come as bfloat16 bits, widened where they are read: half
+# the bytes of float32 rows through the load ports, measured faster on an AMD EPYC with
+# AVX-512 code and with AVX2 code (galactica-125m's layer matrices, 1 and 2 threads: 1 row
+# 1.2-1.3x, 2 rows 1.3-1.5x, 4 rows 1.0-1.2x; BENCHMARKS.md, eleventh round)
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
 def rows_bf16(x, weight, bias, gelu, out):
-    """``out = x · weightᵀ + bias`` for float32 rows ``x`` (``[M, K]``: bfloat16 values,
-    widened) and a C-contiguous bfloat16 ``weight`` (``[N, K]``, its bits), summed in float32
-    and rounded once to ``out`` (``[M, N]``, bfloat16 bits). ``bias``: ``[N]`` bits or empty.
-    ``gelu``: the exact (erf) GELU in float32 before rounding."""
+    """``out = x · weightᵀ + bias`` for bfloat16 rows ``x`` (``[M, K]``) and a C-contiguous
+    bfloat16 ``weight`` (``[N, K]``), all as their bits (uint16), summed in float32 and rounded
+    once to ``out`` (``[M, N]``, bits). ``bias``: ``[N]`` bits or empty (none). ``gelu``: the
+    exact (erf) GELU in float32 before rounding."""
     rows, size = x.shape
     features = weight.shape[0]
     with_bias = bias.shape[0] > 0
@@ -90,10 +75,10 @@ def rows_bf16(x, weight, bias, gelu, out):
                 a0 = a1 = a2 = a3 = np.float32(0.0)
                 for k in range(size):
                     w = widen(weight[n, k])
-                    a0 += x[m, k] * w
-                    a1 += x[m + 1, k] * w
-                    a2 += x[m + 2, k] * w
-                    a3 += x[m + 3, k] * w
+                    a0 += widen(x[m, k]) * w
+                    a1 += widen(x[m + 1, k]) * w
+                    a2 += widen(x[m + 2, k]) * w
+                    a3 += widen(x[m + 3, k]) * w
                 out[m, n] = _rounded(a0, bias, n, with_bias, gelu)
                 out[m + 1, n] = _rounded(a1, bias, n, with_bias, gelu)
                 out[m + 2, n] = _rounded(a2, bias, n, with_bias, gelu)
@@ -103,13 +88,13 @@ def rows_bf16(x, weight, bias, gelu, out):
                 a0 = a1 = np.float32(0.0)
                 for k in range(size):
                     w = widen(weight[n, k])
-                    a0 += x[m, k] * w
-                    a1 += x[m + 1, k] * w
+                    a0 += widen(x[m, k]) * w
+                    a1 += widen(x[m + 1, k]) * w
                 out[m, n] = _rounded(a0, bias, n, with_bias, gelu)
                 out[m + 1, n] = _rounded(a1, bias, n, with_bias, gelu)
                 m += 2
             if m < rows:
                 a0 = np.float32(0.0)
                 for k in range(size):
-                    a0 += x[m, k] * widen(weight[n, k])
+                    a0 += widen(x[m, k]) * widen(weight[n, k])
                 out[m, n] = _rounded(a0, bias, n, with_bias, gelu)

@@ -10,13 +10,15 @@ products read the weights more slowly than memory delivers them for so few rows:
   decoding step of one sequence ran 1.16-1.35x as fast, of two sequences 1.26-1.44x, with
   AVX-512 or AVX2 code (``benchmarks/products.py``, 1 and 2 threads). At three rows it is no
   longer faster than oneDNN with AVX-512, so it takes up to :data:`MAX_ROWS`.
-- **bfloat16**, one row (one sequence decoding: a scientist's own completions): oneDNN read
+- **bfloat16**, one or two rows (one or two sequences decoding: a scientist's own
+  completions): the kernel widens each bfloat16 (rows and weight, as their bits) to float32 in
+  registers and rounds the float32 sum once, as oneDNN does. One row: oneDNN read
   galactica-125m's layer matrices at 17-19 GB/s and its output projection at 13-18, the kernel
-  at 25-27 and 18-28 GB/s (it widens each bfloat16 to float32 in registers and rounds the
-  float32 sum once); a whole galactica-125m step ran 1.40-1.62x as fast (1 and 2 threads,
-  ``benchmarks/products.py``). The same widening over two rows at once was no faster than
-  oneDNN (AVX-512 BF16's own dot product was, 1.16-1.5x, but only as inline assembly:
-  BENCHMARKS.md), so it takes :data:`BF16_MAX_ROWS`.
+  at 25-27 and 18-28 GB/s; a whole galactica-125m step ran 1.40-1.62x as fast (1 and 2
+  threads, ``benchmarks/products.py``). Rows read as bits rather than float32 made the kernel
+  1.2-1.5x as fast at one and two rows (BENCHMARKS.md, eleventh round), and two rows then
+  took half oneDNN's time on an AMD EPYC with AVX-512 BF16 (2 threads: 6.1 against 12.3 ms for
+  the layer matrices); at four rows it was no faster, so it takes :data:`BF16_MAX_ROWS`.
 
 The kernels read the plain ``[N, K]`` weight, which oneDNN's packed copy replaces, so
 :func:`.cpu.pack_linears` keeps the plain weights as well where :func:`keeps_plain` allows: at
@@ -54,9 +56,10 @@ PRODUCT_ENV = "GALACTICA_FEW_ROW_PRODUCT"
 #: 1.26-1.44x; at 3 rows 0.98-1.05x, its layer products 0.78-0.98x with AVX-512 code)
 MAX_ROWS = 2
 
-#: bfloat16: one row (galactica-125m steps 1.40-1.62x as fast; widening two rows at once was
-#: no faster than oneDNN)
-BF16_MAX_ROWS = 1
+#: bfloat16 on a CPU with bfloat16 arithmetic: up to two rows (galactica-125m's layer
+#: matrices, 2 threads, AVX-512 BF16: 1 row 1.4x, 2 rows 2x oneDNN's packed product; 3 rows
+#: 1.1x, 4 rows 1.0x, so oneDNN from three)
+BF16_MAX_ROWS = 2
 
 #: bfloat16 weights on a CPU without bfloat16 arithmetic (:mod:`.widened`): up to this many
 #: rows by the kernel, more by a float32 copy of the weight. Measured on a 2-core AMD EPYC (Zen 1,
@@ -82,19 +85,17 @@ class Kernels(NamedTuple):
     """The compiled kernels (:mod:`._product_kernel`)."""
 
     float32: Callable  # few_row_product: up to MAX_ROWS rows
-    bfloat16: Callable  # one_row_bf16: one row, bfloat16 bits in and out
-    widened: Callable  # rows_bf16: up to WIDENED_MAX_ROWS float32 rows, bfloat16 weight bits
+    bfloat16: Callable  # rows_bf16: bfloat16 bits in and out (widened too: more rows)
 
 
 def _build() -> Kernels:
-    from ._product_kernel import few_row_product, one_row_bf16, rows_bf16
+    from ._product_kernel import few_row_product, rows_bf16
 
     weight, out = np.zeros((3, 8), np.float32), np.empty((1, 3), np.float32)
     few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, True, out)
     bits = np.zeros((3, 8), np.uint16)
-    one_row_bf16(bits[0], bits, NO_BF16_BIAS, True, np.empty(3, np.uint16))
-    rows_bf16(np.zeros((1, 8), np.float32), bits, NO_BF16_BIAS, True, np.empty((1, 3), np.uint16))
-    return Kernels(few_row_product, one_row_bf16, rows_bf16)
+    rows_bf16(bits[:1], bits, NO_BF16_BIAS, True, np.empty((1, 3), np.uint16))
+    return Kernels(few_row_product, rows_bf16)
 
 
 #: the kernels, or None (``numba_kernels.loader``); the engine asks at model load
@@ -171,8 +172,6 @@ class FewRows:
         self.run: Callable | None = None
         if kernels is not None and self.dtype == torch.float32:
             self.run = kernels.float32
-        elif kernels is not None and self.widened:
-            self.run = kernels.widened
         elif kernels is not None and self.dtype == torch.bfloat16:
             self.run = kernels.bfloat16
         self.max_rows = 0
@@ -199,22 +198,13 @@ class FewRows:
         x = x.detach().reshape(rows, self.size).contiguous()
         with numba_kernels.LOCK:
             numba_kernels.match_threads()
-            if self.widened:  # GELU in float32 before rounding, as in the one-row kernel
+            if self.dtype == torch.bfloat16:  # GELU in float32 before rounding, as oneDNN
                 self.run(
-                    x.float().numpy(),
+                    x.view(torch.uint16).numpy(),
                     weight,
                     bias,
                     activation == "gelu",
                     out.view(torch.uint16).numpy().reshape(rows, self.features),
-                )
-                return out
-            if self.dtype == torch.bfloat16:  # GELU in float32 before rounding, as oneDNN
-                self.run(
-                    x.view(torch.uint16).numpy()[0],
-                    weight,
-                    bias,
-                    activation == "gelu",
-                    out.view(torch.uint16).numpy().reshape(self.features),
                 )
                 return out
             self.run(
