@@ -56,9 +56,9 @@ def _rounded(acc, bias, n, with_bias, gelu):
 # bfloat16 arithmetic): each weight row is read once from memory; rows go in blocks of four
 # (then two, then one) that share each widened weight (measured on AVX2, 4-12 rows: 1.6-2.1x
 # a loop over single rows). The rows come as bfloat16 bits, widened where they are read: half
-# the bytes of float32 rows through the load ports, measured faster on an AMD EPYC with
-# AVX-512 code and with AVX2 code (galactica-125m's layer matrices, 1 and 2 threads: 1 row
-# 1.2-1.3x, 2 rows 1.3-1.5x, 4 rows 1.0-1.2x; BENCHMARKS.md, eleventh round)
+# the bytes of float32 rows through the load ports. On an AMD EPYC, galactica-125m's layer
+# matrices, 1 and 2 threads: AVX-512 code 1 row 1.2-1.3x, 2 rows 1.5-1.6x, 3-8 rows 1.0-1.2x;
+# AVX2 code 1 row 1.0-1.3x, 2 rows 1.4-1.6x, 3-8 rows 0.9-1.05x (BENCHMARKS.md, eleventh round)
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
 def rows_bf16(x, weight, bias, gelu, out):
     """``out = x · weightᵀ + bias`` for bfloat16 rows ``x`` (``[M, K]``) and a C-contiguous

@@ -16,7 +16,7 @@ products read the weights more slowly than memory delivers them for so few rows:
   galactica-125m's layer matrices at 17-19 GB/s and its output projection at 13-18, the kernel
   at 25-27 and 18-28 GB/s; a whole galactica-125m step ran 1.40-1.62x as fast (1 and 2
   threads, ``benchmarks/products.py``). Rows read as bits rather than float32 made the kernel
-  1.2-1.5x as fast at one and two rows (BENCHMARKS.md, eleventh round), and two rows then
+  1.0-1.6x as fast at one and two rows (BENCHMARKS.md, eleventh round), and two rows then
   took half oneDNN's time on an AMD EPYC with AVX-512 BF16 (2 threads: 6.1 against 12.3 ms for
   the layer matrices); at four rows it was no faster, so it takes :data:`BF16_MAX_ROWS`.
 
