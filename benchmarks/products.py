@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n## Decoding steps, galactica-125m shape, {dtype}, 32 tokens of context\n")
             print("| sequences | threads | oneDNN ms | kernel ms | oneDNN ÷ kernel (per pair) |")
             print("|---|---|---|---|---|")
-            for batch in range(1, few_rows.MAX_ROWS + 2):
+            for batch in range(1, most + 1):  # one past the limit, as above
                 for count in threads:
                     torch.set_num_threads(count)
                     r = steps(models, batch)
