@@ -40,7 +40,7 @@ results; in bfloat16 the fused GELU rounds once instead of twice.
 
 **Decoding one or two sequences** reads oneDNN's packed weights more slowly than
 :mod:`.few_rows`' numba kernels read the plain ones (galactica-125m steps: float32, one or two
-sequences, 1.16-1.44x as fast with them; bfloat16, one sequence, 1.40-1.62x). Where memory
+sequences, 1.16-1.44x as fast with them; bfloat16, one or two, 1.4-1.8x). Where memory
 allows (:func:`.few_rows.keeps_plain`), :func:`pack_linears` keeps the plain weights beside the
 packed copies for them (:class:`PackedLinear` ``few_rows``).
 """

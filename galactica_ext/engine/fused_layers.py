@@ -11,7 +11,8 @@ operations, the products by the same kernels, the cache written in place and att
 kernel of :mod:`.bf16_attention` (float32 or bfloat16 values). Measured with
 ``benchmarks/fused_layers.py`` on that machine, galactica-125m, 1 and 2 threads, 32 and 1,000
 tokens of context, steps in turn: float32 steps of one or two sequences 1.18-1.37x as fast,
-bfloat16 steps of one to four 1.12-1.23x.
+bfloat16 steps of one to four 1.12-1.23x. On a Zen 4 EPYC (AVX-512 BF16): float32 1.10-1.25x,
+bfloat16 (one or two sequences: what its kernel takes there) 1.09-1.21x.
 
 - **float32**: the logits agree with the modules' to float32 rounding (sums in another order:
   about 1e-6), greedy tokens the same (tested).
