@@ -195,8 +195,7 @@ def test_a_step_breakdown_with_the_kernel_and_with_torchs_attention(
     from galactica_ext.engine.loading import LoadOptions, load_model
 
     model = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu")).model
-    # one sequence: what the fused layers take on every CPU (two: only without bfloat16
-    # arithmetic, where the widened kernels take up to 32 rows)
+    # one sequence: a step the fused layers take on every CPU where their kernels run
     engine = inprocess.step_breakdown(model, 1, 20, 1, steps=3)
     kernel = inprocess.step_breakdown(model, 1, 20, 1, steps=3, fused=False)
     with inprocess.torch_attention():
