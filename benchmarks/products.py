@@ -1,6 +1,6 @@
 """Decoding products: oneDNN's packed product against ``few_rows``' numba kernels.
 
-    python benchmarks/products.py [--dtype float32 bfloat16] [--shape 125m|1.3b]
+    python benchmarks/products.py [--dtype float32 bfloat16 int8] [--shape 125m|1.3b]
                                   [--threads N ...] [--rounds 9] [--skip-steps] [--widened]
 
 float32 is what the agent runs on CPUs without AVX-512 BF16 (most laptops), bfloat16 where
@@ -19,6 +19,10 @@ alternating every round), for each dtype:
    ``run.py`` builds them) for 1, 2 and 3 sequences, the model loaded as the agent loads it
    against the same load with ``GALACTICA_FEW_ROW_PRODUCT=torch``, step by step in turn:
    ms per step and the median of the per-pair ratios.
+
+``--dtype int8``: int8 weights (``--quantize 8bit``) and bfloat16 rows, torch's dynamic int8
+product in the oneDNN column (fbgemm) against ``few_rows.Int8Rows`` on the plain int8 copy;
+the steps load the model with ``--quantize 8bit``.
 
 ``--widened``: bfloat16 weights on a CPU without bfloat16 arithmetic (``widened.WidenedLinear``:
 the kernel up to ``few_rows.WIDENED_MAX_ROWS`` rows, a float32 copy of the weight past it; both
@@ -63,32 +67,49 @@ def matrices(part: str, shape: str = "125m") -> list[tuple[int, int]]:
 def products(
     shapes: list[tuple[int, int]], rows: int, rounds: int, dtype: torch.dtype = torch.float32
 ) -> dict[str, float]:
-    """Median ms of ``rows`` rows through every matrix of ``shapes``, each path; their bytes."""
+    """Median ms of ``rows`` rows through every matrix of ``shapes``, each path; their bytes.
+    int8: bfloat16 rows through int8 weights, torch's dynamic product ("oneDNN") against the
+    kernel on the plain int8 copy."""
     from galactica_ext.engine import few_rows
     from galactica_ext.engine.cpu import PACK_HINTS
+    from galactica_ext.engine.int8 import Int8Linear
 
     seeded = torch.Generator().manual_seed(0)
     layers = []
     for size, features in shapes:
-        weight = (torch.randn(features, size, generator=seeded) * 0.02).to(dtype)
-        bias = (torch.randn(features, generator=seeded) * 0.02).to(dtype)
+        weight = torch.randn(features, size, generator=seeded) * 0.02
+        bias = torch.randn(features, generator=seeded) * 0.02
+        if dtype == torch.int8:
+            linear = torch.nn.Linear(size, features, device="meta").bfloat16()
+            linear.weight = torch.nn.Parameter(weight.bfloat16(), requires_grad=False)
+            linear.bias = torch.nn.Parameter(bias.bfloat16(), requires_grad=False)
+            int8 = Int8Linear(linear, "dynamic", tied=False, few_rows_too=True)
+            layers.append((size, features, int8.forward, int8.few_rows))
+            int8.few_rows = None  # its forward: the dynamic product alone
+            continue
+        weight, bias = weight.to(dtype), bias.to(dtype)
         packed = torch.ops.mkldnn._reorder_linear_weight(weight, PACK_HINTS[dtype])
-        layers.append((weight, bias, packed, few_rows.FewRows(weight, bias)))
-    inputs = {size: torch.randn(rows, size, generator=seeded).to(dtype) for size, _ in shapes}
+
+        def onednn(x, packed=packed, bias=bias):
+            return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "none")
+
+        layers.append((size, features, onednn, few_rows.FewRows(weight, bias)))
+    row_dtype = torch.bfloat16 if dtype == torch.int8 else dtype
+    inputs = {size: torch.randn(rows, size, generator=seeded).to(row_dtype) for size, _ in shapes}
 
     def onednn() -> None:
-        for weight, bias, packed, _ in layers:
-            x = inputs[weight.shape[1]]
-            torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "none")
+        for size, _, product, _ in layers:
+            product(inputs[size])
 
     def kernel() -> None:
-        for weight, _, _, product in layers:
-            product(inputs[weight.shape[1]])
+        for size, _, _, product in layers:
+            product(inputs[size])
 
     for *_, product in layers:  # measured past the engine's limit too: how it was chosen
         product.max_rows = max(rows, product.max_rows)
+    bytes_per_weight = 1 if dtype == torch.int8 else dtype.itemsize
     return _interleaved({"oneDNN": onednn, "kernel": kernel}, rounds) | {
-        "bytes": sum(w.numel() * w.element_size() for w, *_ in layers)
+        "bytes": sum(size * features * bytes_per_weight for size, features, *_ in layers)
     }
 
 
@@ -188,14 +209,18 @@ def _interleaved(paths: dict, rounds: int) -> dict[str, float]:
 
 
 def load(checkpoint: Path, kernel: bool, dtype: str = "float32"):
-    """The model as the agent loads it in ``dtype``, with or without the kernel."""
+    """The model as the agent loads it in ``dtype`` (int8: bfloat16 with ``--quantize 8bit``),
+    with or without the kernel."""
     from inprocess import kernel_off
 
     from galactica_ext.engine import few_rows
     from galactica_ext.engine.loading import LoadOptions, load_model
 
+    options = LoadOptions(dtype=dtype, device="cpu")
+    if dtype == "int8":
+        options = LoadOptions(dtype="bfloat16", device="cpu", quantize="8bit")
     with contextlib.nullcontext() if kernel else kernel_off(few_rows):
-        return load_model(str(checkpoint), LoadOptions(dtype=dtype, device="cpu")).model
+        return load_model(str(checkpoint), options).model
 
 
 def steps(models: dict, batch: int, count: int = 30) -> dict[str, float]:
@@ -225,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, torch.get_num_threads()])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument(
-        "--dtype", nargs="+", choices=("float32", "bfloat16"), default=["float32", "bfloat16"]
+        "--dtype",
+        nargs="+",
+        choices=("float32", "bfloat16", "int8"),
+        default=["float32", "bfloat16"],
+        help="int8: int8 weights and bfloat16 rows, torch's dynamic product as oneDNN's",
     )
     parser.add_argument("--shape", choices=tuple(SHAPES), default="125m", help="matrices")
     parser.add_argument("--skip-steps", action="store_true", help="products only")
@@ -241,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = list(dict.fromkeys(args.threads))
     if args.widened:
         return widened_main(args, threads)
-    dtypes = [d for d in args.dtype if can_pack(getattr(torch, d), torch.device("cpu"))]
+    dtypes = [
+        d for d in args.dtype if d == "int8" or can_pack(getattr(torch, d), torch.device("cpu"))
+    ]
     if dtypes != args.dtype:
         print("bfloat16: oneDNN does not pack it on this CPU (no AVX-512 BF16); not measured")
     with torch.inference_mode():

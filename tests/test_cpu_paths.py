@@ -142,12 +142,13 @@ def test_int8_model_tracks_the_bfloat16_one(tiny_checkpoint: Path, kernel: str) 
         slow = bf16.model.generate(ids[:, :10], **kwargs)
     assert torch.equal(fast, slow)
     # quantized layer by layer while loading == the whole bfloat16 model quantized afterwards
-    from galactica_ext.engine.cpu import fuse_qkv, use_decode_attention
+    from galactica_ext.engine.cpu import fuse_gelu, fuse_qkv, use_decode_attention
     from galactica_ext.engine.int8 import quantize_linears
 
     after = _plain(tiny_checkpoint, torch.bfloat16)
     fuse_qkv(after)
     quantize_linears(after, kernel)
+    fuse_gelu(after)
     use_decode_attention(after)
     with torch.inference_mode():
         assert torch.equal(after(input_ids=ids).logits[0].float(), got)

@@ -246,3 +246,51 @@ def test_a_default_dtype_changed_elsewhere_does_not_reach_the_output() -> None:
     finally:
         torch.set_default_dtype(before)
     assert got is not None and got.dtype == torch.float32
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+@pytest.mark.parametrize("gelu", [True, False])
+def test_int8_rows_give_the_weight_only_product_rounded_once(rows: int, gelu: bool) -> None:
+    """bfloat16 rows times int8 weights: the exact product of the rows and the rounded
+    weights, scaled, rounded once (within a bfloat16 step where a float32 sum crosses a
+    rounding boundary)."""
+    from galactica_ext.engine.int8 import quantize_weight
+
+    torch.manual_seed(rows)
+    weight = torch.randn(300, 768) * 0.02
+    q, scale = quantize_weight(weight)
+    bias = torch.randn(300).bfloat16()
+    product = few_rows.Int8Rows(q, scale, bias)
+    x = torch.randn(rows, 768).bfloat16()
+    with torch.inference_mode():
+        got = product(x, "gelu" if gelu else "none")
+    dequantized = q.double() * scale.double()[:, None]
+    want = exact_product(x, dequantized, bias, gelu)
+    assert got is not None and got.dtype == torch.bfloat16 and got.shape == want.shape
+    assert torch.allclose(got.float(), want.float(), rtol=2**-7, atol=1e-4)
+    assert (got == want).float().mean() > 0.97
+    assert product(torch.randn(few_rows.INT8_MAX_ROWS + 1, 768).bfloat16()) is None
+    assert product(x.float()) is None  # float32 rows: torch's kernel
+
+
+def test_int8_linears_use_the_kernel_for_a_few_rows_and_fbgemm_past_them() -> None:
+    """An int8 linear with its plain copy: the kernel's weight-only product for up to
+    INT8_MAX_ROWS bfloat16 rows (closer to the dense product than the dynamic kernel, which
+    also rounds the rows), torch's dynamic product for more; the GELU in float32 either way."""
+    from galactica_ext.engine.int8 import Int8Linear
+
+    torch.manual_seed(0)
+    dense = nn.Linear(768, 256).bfloat16().requires_grad_(False)
+    fast = Int8Linear(dense, "dynamic", tied=False, few_rows_too=True)
+    packed = Int8Linear(dense, "dynamic", tied=False)
+    assert fast.few_rows is not None and packed.few_rows is None
+    x = torch.randn(few_rows.INT8_MAX_ROWS + 1, 768).bfloat16()
+    with torch.inference_mode():
+        want = dense(x).float()
+        few, dynamic = fast(x[:1]).float(), packed(x[:1]).float()
+        assert torch.equal(fast(x), packed(x))  # past the limit: the same dynamic product
+        fast.activation = packed.activation = "gelu"
+        assert torch.equal(fast(x), packed(x))
+        gelu = fast(x[:1])
+    assert torch.equal(gelu, fast.few_rows(x[:1], "gelu"))
+    assert (few - want).abs().max() < (dynamic - want).abs().max()

@@ -28,9 +28,17 @@ def bfloat16_model(tiny_checkpoint: Path):
     return load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", device="cpu"))
 
 
+@pytest.fixture(scope="module")
+def int8_model(tiny_checkpoint: Path):
+    from galactica_ext.engine.loading import LoadOptions, load_model
+
+    options = LoadOptions(dtype="bfloat16", device="cpu", quantize="8bit")
+    return load_model(str(tiny_checkpoint), options)
+
+
 #: how far the fused step's logits may be from the modules', times their largest magnitude:
 #: float32 sums in another order; bfloat16 a rounding step where a sum lands on the other side
-TOLERANCE = {"float32": 2e-5, "bfloat16": 2e-2}
+TOLERANCE = {"float32": 2e-5, "bfloat16": 2e-2, "int8": 2e-2}
 
 
 def _caches(loaded, prompts: list[str]):
@@ -73,7 +81,7 @@ def _steps(fused_runs: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FusedLayers, "run", recorded)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
 @pytest.mark.parametrize("prompts", [["Proteins fold because of", "The"], ["Proteins fold"]])
 def test_fused_layers_give_the_modules_logits_and_caches(
     request: pytest.FixtureRequest, dtype: str, prompts: list[str], monkeypatch: pytest.MonkeyPatch
@@ -102,7 +110,7 @@ def test_fused_layers_give_the_modules_logits_and_caches(
             want = modules(tokens, positions, theirs.cache, mask)
             ours.grew()
             theirs.grew()
-            if dtype == "bfloat16":  # rounded where the modules round: mostly the same bits
+            if dtype != "float32":  # rounded where the modules round: mostly the same bits
                 # (all of them on a 2-core EPYC; a norm left unrounded: 30%)
                 assert (got == want).float().mean() >= 0.9
             got, want = got.float(), want.float()
@@ -147,17 +155,24 @@ def test_fused_layers_step_aside_changing_nothing(float32_model) -> None:
 
 
 def test_fused_layers_apply_to_plain_weights_only_and_can_be_turned_off(
-    tiny_checkpoint: Path, float32_model, bfloat16_model, monkeypatch: pytest.MonkeyPatch
+    tiny_checkpoint: Path,
+    float32_model,
+    bfloat16_model,
+    int8_model,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """int8 weights have no few-row kernel: no fused layers; float32 and bfloat16 have them,
-    each with its own kernel, unless $GALACTICA_FUSED_LAYERS=torch or
-    $GALACTICA_DECODE_ATTENTION=torch."""
-    from galactica_ext.engine import bf16_attention, fused_layers
+    """int8 weights without their plain copy have no few-row kernel: no fused layers; float32,
+    bfloat16 and int8 (a bfloat16 model's) have them, each with its kernel, unless
+    $GALACTICA_FUSED_LAYERS=torch or $GALACTICA_DECODE_ATTENTION=torch."""
+    from galactica_ext.engine import bf16_attention, few_rows, fused_layers
     from galactica_ext.engine.decode_step import DecodeStep
     from galactica_ext.engine.loading import LoadOptions, load_model
 
-    int8 = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", quantize="8bit"))
-    step = DecodeStep.build(int8.model)
+    monkeypatch.setattr(few_rows, "BF16_PLAIN_LIMIT", 0)  # int8's plain copy too
+    packed_only = load_model(str(tiny_checkpoint), LoadOptions(dtype="bfloat16", quantize="8bit"))
+    monkeypatch.undo()
+    assert packed_only.model.lm_head.few_rows is None
+    step = DecodeStep.build(packed_only.model)
     assert step is not None and step.fused is None
     with _turned_off(fused_layers, monkeypatch):
         assert DecodeStep.build(float32_model.model).fused is None
@@ -165,3 +180,6 @@ def test_fused_layers_apply_to_plain_weights_only_and_can_be_turned_off(
         assert DecodeStep.build(bfloat16_model.model).fused is None
     assert DecodeStep.build(float32_model.model).fused.dtype == torch.float32
     assert DecodeStep.build(bfloat16_model.model).fused.dtype == torch.bfloat16
+    int8_step = DecodeStep.build(int8_model.model).fused
+    assert int8_step is not None and int8_step.dtype == torch.bfloat16
+    assert len(int8_step.layers[0][1][0]._arrays()) == 3  # int8 weight, bias, scales

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 from ._attention_kernel import write_and_attend
 from ._bf16_bits import narrow, widen
-from ._product_kernel import few_row_product, rows_bf16
+from ._product_kernel import few_row_product, rows_bf16, rows_int8
 from .numba_kernels import FAST
 
 
@@ -91,6 +92,33 @@ def _add_bf16(x, added):
             x[m, k] = narrow(widen(x[m, k]) + widen(added[m, k]))
 
 
+def _product_bf16(x, linear, gelu, out):
+    """A product of bfloat16 rows: ``linear`` is ``(weight, bias)`` in bfloat16 bits
+    (:func:`rows_bf16`) or ``(int8 weight, bias, scales)`` (:func:`rows_int8`); numba picks
+    which by the tuple's length when it compiles."""
+    raise NotImplementedError("compiled by numba only")
+
+
+@overload(_product_bf16, inline="always")
+def _product_bf16_kinds(x, linear, gelu, out):
+    if len(linear) == 3:
+
+        def int8(x, linear, gelu, out):
+            rows, size = x.shape
+            widened = np.empty((rows, size), np.float32)
+            for m in range(rows):
+                for k in range(size):
+                    widened[m, k] = widen(x[m, k])
+            rows_int8(widened, linear[0], linear[2], linear[1], gelu, out)
+
+        return int8
+
+    def bfloat16(x, linear, gelu, out):
+        rows_bf16(x, linear[0], linear[1], gelu, out)
+
+    return bfloat16
+
+
 # nogil: the agent's HTTP thread streams tokens while a step runs
 @njit(fastmath=FAST, cache=True, nogil=True)
 def decoder_layer_bf16(
@@ -99,23 +127,24 @@ def decoder_layer_bf16(
     """:func:`decoder_layer` for bfloat16 (every array its bits, uint16; the query scaling
     folded into the q/k/v weights), rounding to bfloat16 where the modules do: each norm, each
     product (float32 sums rounded once, fc1's GELU before rounding: :func:`rows_bf16`), the
-    attention's output and each residual addition."""
+    attention's output and each residual addition. Each product's ``(weight, bias)`` may be
+    ``(int8 weight, bias, scales)`` instead (an int8 model: :func:`rows_int8`)."""
     rows, width = x.shape
     heads, dim = keys.shape[1], keys.shape[3]
     normed = np.empty((rows, width), np.uint16)
     _layer_norm_bf16(x, first_norm[0], first_norm[1], first_norm[2], normed)
     projected = np.empty((rows, qkv[0].shape[0]), np.uint16)
-    rows_bf16(normed, qkv[0], qkv[1], False, projected)
+    _product_bf16(normed, qkv, False, projected)
     attended = np.empty((rows, heads, dim), np.uint16)
     write_and_attend(
         projected.reshape(rows, 3, heads, dim), keys, values, length, np.float32(1.0), mask,
         attended,
     )  # fmt: skip
     added = np.empty((rows, width), np.uint16)
-    rows_bf16(attended.reshape(rows, width), out_proj[0], out_proj[1], False, added)
+    _product_bf16(attended.reshape(rows, width), out_proj, False, added)
     _add_bf16(x, added)
     _layer_norm_bf16(x, second_norm[0], second_norm[1], second_norm[2], normed)
     hidden = np.empty((rows, fc1[0].shape[0]), np.uint16)
-    rows_bf16(normed, fc1[0], fc1[1], True, hidden)
-    rows_bf16(hidden, fc2[0], fc2[1], False, added)
+    _product_bf16(normed, fc1, True, hidden)
+    _product_bf16(hidden, fc2, False, added)
     _add_bf16(x, added)

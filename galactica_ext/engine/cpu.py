@@ -406,13 +406,14 @@ def fuse_qkv(model: nn.Module) -> int:
 
 
 def fuse_gelu(model: nn.Module) -> int:
-    """Let oneDNN (or :class:`.WidenedLinear`) apply the exact GELU inside each fc1 (OPT decoder
-    layers whose activation is exactly ``F.gelu``); returns how many layers were changed."""
+    """Let oneDNN (or :class:`.WidenedLinear`, or :class:`.int8.Int8Linear`: any product with
+    ``fuses_gelu``) apply the exact GELU inside each fc1 (OPT decoder layers whose activation
+    is exactly ``F.gelu``); returns how many layers were changed."""
     probe = torch.linspace(-6, 6, 97)
     count = 0
     for layer in model.modules():
         fc1, act = getattr(layer, "fc1", None), getattr(layer, "activation_fn", None)
-        products = isinstance(fc1, PackedLinear | WidenedLinear)
+        products = isinstance(fc1, PackedLinear | WidenedLinear) or getattr(fc1, "fuses_gelu", 0)
         if not products or fc1.activation != "none" or act is None:
             continue
         if not torch.equal(act(probe), torch.nn.functional.gelu(probe)):

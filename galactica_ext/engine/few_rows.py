@@ -20,6 +20,17 @@ products read the weights more slowly than memory delivers them for so few rows:
   took half oneDNN's time on an AMD EPYC with AVX-512 BF16 (2 threads: 6.1 against 12.3 ms for
   the layer matrices); at four rows it was no faster, so it takes :data:`BF16_MAX_ROWS`.
 
+- **int8** (``--quantize 8bit``: a bfloat16 model with int8 weights, :class:`Int8Rows`), one
+  or two rows: torch's dynamic int8 product (fbgemm) rounds each input row to 8 bits and runs
+  as fast at one row as at eight; the kernel multiplies the bfloat16 rows (widened to float32)
+  by the int8 weights and scales the float32 sums, rounding only the weights (weight-only
+  int8, closer to the bfloat16 model; tested). A whole galactica-125m step, each layer one
+  numba call (:mod:`.fused_layers`), on a 2-core AMD EPYC (Zen 4): one sequence 1.4-1.6x as
+  fast with 2 threads, 1.1-1.2x with one; two sequences 1.2-1.3x with 2 threads but 0.8-1.0x
+  with one (``benchmarks/products.py --dtype int8``). Converting each int8 weight to float32
+  makes the kernel compute-bound at about 16 G weights/s per core there, about the memory's
+  rate at one row.
+
 The kernels read the plain ``[N, K]`` weight, which oneDNN's packed copy replaces, so
 :func:`.cpu.pack_linears` keeps the plain weights as well where :func:`keeps_plain` allows: at
 most :data:`MEMORY_SHARE` of the memory available at load, and in bfloat16 at most
@@ -68,11 +79,16 @@ BF16_MAX_ROWS = 2
 #: ``benchmarks/products.py --widened``)
 WIDENED_MAX_ROWS = 32
 
+#: int8 weights (:class:`Int8Rows`): up to this many rows by the kernel, more by torch's dynamic
+#: int8 product (galactica-125m steps, 2 threads: one row 1.4-1.6x, two 1.2-1.3x; three 1.0x)
+INT8_MAX_ROWS = 2
+
 #: the share of the available memory a plain copy of the weights may take
 MEMORY_SHARE = 0.125
 
-#: bfloat16's plain copy at most this many bytes: galactica-125m's (170 MB) gains 1.40-1.62x
-#: per step; galactica-1.3b's (2.4 GB) would double the model's memory for 1.12-1.42x
+#: bfloat16's (and int8's) plain copy at most this many bytes: galactica-125m's (bfloat16
+#: 170 MB) gains 1.40-1.62x per step; galactica-1.3b's (2.4 GB) would double the model's
+#: memory for 1.12-1.42x. int8: galactica-125m's 124 MB, not galactica-1.3b's 1.3 GB
 BF16_PLAIN_LIMIT = 512 * 2**20
 
 NO_BIAS = np.zeros(0, dtype=np.float32)
@@ -86,16 +102,20 @@ class Kernels(NamedTuple):
 
     float32: Callable  # few_row_product: up to MAX_ROWS rows
     bfloat16: Callable  # rows_bf16: bfloat16 bits in and out (widened too: more rows)
+    int8: Callable  # rows_int8: bfloat16 bits in and out, int8 weights
 
 
 def _build() -> Kernels:
-    from ._product_kernel import few_row_product, rows_bf16
+    from ._product_kernel import few_row_product, rows_bf16, rows_int8
 
     weight, out = np.zeros((3, 8), np.float32), np.empty((1, 3), np.float32)
     few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, True, out)
     bits = np.zeros((3, 8), np.uint16)
     rows_bf16(bits[:1], bits, NO_BF16_BIAS, True, np.empty((1, 3), np.uint16))
-    return Kernels(few_row_product, rows_bf16)
+    scale = np.ones(3, np.float32)
+    rows = np.zeros((1, 8), np.float32)
+    rows_int8(rows, np.zeros((3, 8), np.int8), scale, NO_BF16_BIAS, True, bits[:1, :3])
+    return Kernels(few_row_product, rows_bf16, rows_int8)
 
 
 #: the kernels, or None (``numba_kernels.loader``); the engine asks at model load
@@ -103,24 +123,27 @@ kernel = numba_kernels.loader(PRODUCT_ENV, "few-row products", "oneDNN", _build)
 
 
 def row_limit(dtype: torch.dtype) -> int:
-    """The most rows the kernel for ``dtype`` takes: :data:`MAX_ROWS` (float32),
-    :data:`BF16_MAX_ROWS` (bfloat16), 0 (no kernel for it)."""
-    return {torch.float32: MAX_ROWS, torch.bfloat16: BF16_MAX_ROWS}.get(dtype, 0)
+    """The most rows the kernel for weights of ``dtype`` takes: :data:`MAX_ROWS` (float32),
+    :data:`BF16_MAX_ROWS` (bfloat16), :data:`INT8_MAX_ROWS` (int8), 0 (no kernel for it)."""
+    limits = {torch.float32: MAX_ROWS, torch.bfloat16: BF16_MAX_ROWS, torch.int8: INT8_MAX_ROWS}
+    return limits.get(dtype, 0)
 
 
 def keeps_plain(dtype: torch.dtype, plain_bytes: int) -> bool:
-    """Whether a model in ``dtype`` keeps a plain copy of its weights (``plain_bytes``) beside
-    oneDNN's packed one, for the kernels: float32 where :func:`affordable`, bfloat16 where
-    also at most :data:`BF16_PLAIN_LIMIT`; no other dtype."""
-    if dtype == torch.bfloat16 and plain_bytes > BF16_PLAIN_LIMIT:
+    """Whether a model with weights in ``dtype`` keeps a plain copy of them (``plain_bytes``)
+    beside oneDNN's (or fbgemm's) packed one, for the kernels: float32 where
+    :func:`affordable`, bfloat16 and int8 where also at most :data:`BF16_PLAIN_LIMIT`; no
+    other dtype."""
+    if dtype in (torch.bfloat16, torch.int8) and plain_bytes > BF16_PLAIN_LIMIT:
         log.info(
-            "bfloat16 few-row products: oneDNN (a plain copy of the weights, %.1f GB, is more "
-            "than %d MB)",
+            "%s few-row products: the packed weights alone (a plain copy of them, %.1f GB, is "
+            "more than %d MB)",
+            str(dtype).removeprefix("torch."),
             plain_bytes / 1e9,
             BF16_PLAIN_LIMIT >> 20,
         )
         return False
-    return dtype in (torch.float32, torch.bfloat16) and affordable(plain_bytes)
+    return dtype in (torch.float32, torch.bfloat16, torch.int8) and affordable(plain_bytes)
 
 
 def affordable(plain_bytes: int) -> bool:
@@ -226,3 +249,54 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     if tensor.dtype == torch.bfloat16:
         return tensor.view(torch.uint16).numpy()
     return tensor.numpy()
+
+
+class Int8Rows:
+    """:class:`FewRows` for int8 weights (:class:`.int8.Int8Linear`'s plain copy, one float32
+    scale per row) and bfloat16 rows: up to :data:`INT8_MAX_ROWS` rows by the kernel, which
+    rounds only the weights (weight-only int8), where torch's dynamic kernel also rounds each
+    input row to 8 bits."""
+
+    #: the rows it takes (the model's dtype, as :class:`.fused_layers.FusedLayers` asks)
+    dtype = torch.bfloat16
+
+    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
+        self.weight, self.bias = weight.contiguous(), bias
+        self.scale = scale.float().contiguous()
+        self.size, self.features = weight.shape[1], weight.shape[0]
+        kernels = kernel()
+        usable = bias is None or bias.dtype == torch.bfloat16
+        self.run: Callable | None = kernels.int8 if kernels is not None and usable else None
+        self.max_rows = INT8_MAX_ROWS if self.run is not None else 0
+        bias_bits = _array(bias) if bias is not None else NO_BF16_BIAS
+        self._views = (self.weight.numpy(), bias_bits, self.scale.numpy())
+
+    def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor | None:
+        """The product then ``activation`` ("none" or "gelu"), or None where the kernel does
+        not apply (more rows, rows not bfloat16, gradients wanted)."""
+        rows = x.numel() // self.size
+        if (
+            self.run is None
+            or rows > self.max_rows
+            or x.dtype != torch.bfloat16
+            or (torch.is_grad_enabled() and x.requires_grad)
+        ):
+            return None
+        weight, bias, scale = self._views
+        out = torch.empty((*x.shape[:-1], self.features), dtype=torch.bfloat16)
+        x = x.detach().reshape(rows, self.size).contiguous()
+        with numba_kernels.LOCK:
+            numba_kernels.match_threads()
+            self.run(
+                x.float().numpy(),
+                weight,
+                scale,
+                bias,
+                activation == "gelu",
+                out.view(torch.uint16).numpy().reshape(rows, self.features),
+            )
+        return out
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kernel's arrays: the int8 weight, the bias (bits, or empty), the scales."""
+        return self._views

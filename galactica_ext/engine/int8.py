@@ -18,6 +18,11 @@ Weights are quantized symmetrically per output channel (``w ≈ q * scale[row]``
 
 ``auto`` picks ``dynamic`` where torch has a quantized engine for this CPU, else
 ``weight-only``, else refuses with the reason.
+
+Decoding steps of one or two sequences (bfloat16 rows) skip both where the plain int8 weights
+stay beside the packed ones (:func:`keeps_plain`: galactica-125m, not galactica-1.3b): a numba
+kernel (:class:`.few_rows.Int8Rows`) multiplies the rows by them, rounding only the weights,
+and each decoder layer of such a step is one numba call (:mod:`.fused_layers`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from . import few_rows
 from .cpu import kept_or_placeholder
 
 log = logging.getLogger(__name__)
@@ -92,12 +98,23 @@ class Int8Linear(nn.Module):
     ``weight`` stays a parameter of the original shape: the shared tensor where it is tied
     (output projection and embeddings), else an int8 placeholder on the meta device, so
     parameter counts are unchanged and byte counts show one byte per weight.
+
+    ``few_rows_too``: a plain copy of the int8 weight stays beside the dynamic kernel's packed
+    one (the weight-only kernel's own is shared), for :class:`.few_rows.Int8Rows`: products of
+    one or two bfloat16 rows, a decoding step's, by a numba kernel.
     """
 
-    def __init__(self, linear: nn.Linear, kernel: Kernel, tied: bool) -> None:
+    #: :func:`.cpu.fuse_gelu` may set ``activation`` to "gelu"
+    fuses_gelu = True
+
+    def __init__(
+        self, linear: nn.Linear, kernel: Kernel, tied: bool, few_rows_too: bool = False
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.kernel = kernel
+        #: applied to the product: "none" or "gelu" (the exact GELU, :func:`.cpu.fuse_gelu`)
+        self.activation = "none"
         q, scale = quantize_weight(linear.weight)
         bias = linear.bias.detach() if linear.bias is not None else None
         if kernel == "dynamic":
@@ -120,8 +137,15 @@ class Int8Linear(nn.Module):
         # kept for counting (the dynamic kernel holds a float32 copy inside its packed weight)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
         self.weight = kept_or_placeholder(linear, tied, torch.int8)
+        #: products of up to few_rows.INT8_MAX_ROWS bfloat16 rows by numba, or None
+        self.few_rows = few_rows.Int8Rows(q, scale, self.bias) if few_rows_too else None
+        del q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.few_rows is not None:
+            out = self.few_rows(x, self.activation)
+            if out is not None:
+                return out
         shape = x.shape
         rows = x.reshape(-1, self.in_features)
         if self.kernel == "dynamic":
@@ -130,16 +154,45 @@ class Int8Linear(nn.Module):
             out = torch.ops.aten._weight_int8pack_mm(rows.to(torch.bfloat16), self.q, self.scale)
             if self.bias is not None:
                 out = out + self.bias.to(out.dtype)  # the dynamic kernel adds its own
+        if self.activation == "gelu":  # in float32, rounded once below (as the kernel does)
+            out = nn.functional.gelu(out.float())
         return out.to(x.dtype).reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, {self.kernel}"
+        post = "" if self.activation == "none" else f", then {self.activation}"
+        if self.few_rows is not None:
+            post += f", up to {self.few_rows.max_rows} rows: numba"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, {self.kernel}{post}"
+        )
 
 
-def quantize_linears(model: nn.Module, kernel: str = "auto") -> int:
+def keeps_plain(linear_weights: int, kernel: str = "auto") -> bool:
+    """Whether int8 linears keep a plain copy of their weights for :class:`.few_rows.Int8Rows`,
+    for a model of ``linear_weights`` weights in its linear layers: where
+    :func:`.few_rows.keeps_plain` allows it for the dynamic kernel (the weight-only kernel's is
+    there anyway)."""
+    if few_rows.kernel() is None:
+        return False
+    if pick_kernel(kernel) == "weight-only":
+        return True
+    return few_rows.keeps_plain(torch.int8, linear_weights)
+
+
+def linear_weights(config) -> int:
+    """How many weights an OPT model of ``config`` has in its linear layers (the output
+    projection included): its int8 bytes."""
+    width, hidden = config.hidden_size, config.ffn_dim
+    layer = 4 * width * width + 2 * width * hidden
+    return config.num_hidden_layers * layer + config.vocab_size * config.word_embed_proj_dim
+
+
+def quantize_linears(model: nn.Module, kernel: str = "auto", plain: bool | None = None) -> int:
     """Replace every ``nn.Linear`` of ``model`` (on the CPU) by an :class:`Int8Linear`, one at a
-    time (each dense weight is freed once replaced); returns how many. Raises ValueError where
-    this torch has no int8 kernel for the CPU."""
+    time (each dense weight is freed once replaced); returns how many. ``plain``: whether they
+    keep a plain copy for :mod:`.few_rows` (None: as :func:`keeps_plain` decides for these
+    linears; a model quantized layer by layer decides once, for all of them). Raises
+    ValueError where this torch has no int8 kernel for the CPU."""
     chosen = pick_kernel(kernel)
     linears = [
         (parent, name, child)
@@ -147,6 +200,8 @@ def quantize_linears(model: nn.Module, kernel: str = "auto") -> int:
         for name, child in parent.named_children()
         if type(child) is nn.Linear and child.weight.device.type == "cpu"
     ]
+    if plain is None:
+        plain = keeps_plain(sum(child.weight.numel() for *_, child in linears), chosen)
     users: dict[int, int] = {}
     for module in model.modules():
         for param in module.parameters(recurse=False):
@@ -156,7 +211,7 @@ def quantize_linears(model: nn.Module, kernel: str = "auto") -> int:
         while linears:
             parent, name, child = linears.pop()
             tied = users.get(id(child.weight), 0) > 1
-            setattr(parent, name, Int8Linear(child, chosen, tied))
+            setattr(parent, name, Int8Linear(child, chosen, tied, few_rows_too=plain))
             del child
     log.debug("int8 weights (%s kernel) for %d linear layers", chosen, count)
     return count

@@ -16,7 +16,8 @@ from ..specs import is_local, resolve_model_spec
 from . import widened
 from .cpu import can_pack, fuse_gelu, fuse_qkv, pack_linears, use_decode_attention
 from .direct import load_direct
-from .int8 import KERNELS, pick_kernel, quantize_linears
+from .int8 import KERNELS, linear_weights, pick_kernel, quantize_linears
+from .int8 import keeps_plain as int8_keeps_plain
 from .threads import ThreadSetting, apply_threads
 from .tokenizer import load_tokenizer
 from .widened import can_widen, widen_linears
@@ -201,11 +202,15 @@ def load_model(
     model, direct = None, False
     per_layer = None
     if cpu_int8:  # quantize each layer as it is read: its bfloat16 weights never all exist
+        # a plain int8 copy for decoding steps beside the packed one: decided for the model
+        plain = options.pack_weights and int8_keeps_plain(
+            linear_weights(config), options.int8_kernel
+        )
 
         def per_layer(layer: torch.nn.Module) -> None:
             if options.pack_weights and options.fuse:
                 fuse_qkv(layer)
-            quantize_linears(layer, options.int8_kernel)
+            quantize_linears(layer, options.int8_kernel, plain)
 
     if device.type == "cpu" and options.low_cpu_mem_usage and (cpu_int8 or not options.quantize):
         model = load_direct(
@@ -217,7 +222,9 @@ def load_model(
     if cpu_int8:
         if options.pack_weights and options.fuse:
             fuse_qkv(model)
-        quantize_linears(model, options.int8_kernel)
+        quantize_linears(model, options.int8_kernel, plain)
+        if options.pack_weights and options.fuse:
+            fuse_gelu(model)
         use_decode_attention(model)
     elif options.pack_weights and not options.quantize:
         # bfloat16 without bfloat16 arithmetic: widened products; else oneDNN's packed ones
