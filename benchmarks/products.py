@@ -30,9 +30,11 @@ measured at each row count, which is how the limit was chosen) against torch's b
 product on the same weights and torch's float32 product on float32 weights, for 1 to 256 rows
 (256: a prompt chunk), through the same matrices.
 
-To see what a laptop without AVX-512 runs, set ``NUMBA_CPU_NAME=haswell`` and
-``ONEDNN_MAX_CPU_ISA=AVX2`` (both libraries then emit AVX2 code; the memory stays this
-machine's), with ``NUMBA_CACHE_DIR`` pointing at a fresh folder.
+``--avx2``: what a laptop without AVX-512 runs: the script runs itself again with numba and
+oneDNN emitting AVX2 code (:data:`AVX2_ENV`, and a fresh ``NUMBA_CACHE_DIR``); the memory stays
+this machine's. ``NUMBA_CPU_NAME=haswell`` alone is not enough: numba still hands the host's
+features (AVX-512 among them) to LLVM, which then emits AVX-512 code anyway; the report says
+which code numba emitted.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import contextlib
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +56,31 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 VOCABULARY = 50000
 #: width and layers measured per shape
 SHAPES = {"125m": (768, 12), "1.3b": (2048, 4)}
+
+
+#: ``--avx2``: numba and oneDNN emit AVX2 code, as on a CPU without AVX-512
+AVX2_ENV = {
+    "NUMBA_CPU_NAME": "haswell",
+    "NUMBA_CPU_FEATURES": "+avx2,+fma,+f16c",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
+
+
+def _again_as_avx2(argv: list[str]) -> None:
+    """This script run again with :data:`AVX2_ENV` and a fresh numba cache (never returns)."""
+    env = os.environ | AVX2_ENV | {"NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix="numba-avx2-")}
+    args = [arg for arg in argv if arg != "--avx2"]
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *args], env)
+
+
+def numba_code() -> str:
+    """Which vector code numba emits here: its target CPU and whether AVX-512 is on."""
+    from numba.core.registry import cpu_target
+
+    codegen = cpu_target.target_context.codegen()
+    features = codegen._get_host_cpu_features().split(",")
+    wide = "AVX-512" if "+avx512f" in features else "AVX2" if "+avx2" in features else "SSE"
+    return f"{codegen._get_host_cpu_name()}, {wide}"
 
 
 def matrices(part: str, shape: str = "125m") -> list[tuple[int, int]]:
@@ -246,9 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     from galactica_ext.engine import few_rows
     from galactica_ext.engine.cpu import can_pack
 
+    argv = sys.argv[1:] if argv is None else argv
+    if "--avx2" in argv and os.environ.get("NUMBA_CPU_FEATURES") != AVX2_ENV["NUMBA_CPU_FEATURES"]:
+        _again_as_avx2(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, torch.get_num_threads()])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--avx2", action="store_true", help="AVX2 code (run again as such)")
     parser.add_argument(
         "--dtype",
         nargs="+",
@@ -264,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for key, value in machine_facts().items():
         print(f"{key}: {value}")
-    for name in ("NUMBA_CPU_NAME", "ONEDNN_MAX_CPU_ISA"):
+    for name in AVX2_ENV:
         if os.environ.get(name):
             print(f"{name}: {os.environ[name]}")
+    print(f"numba emits: {numba_code()}")
     threads = list(dict.fromkeys(args.threads))
     if args.widened:
         return widened_main(args, threads)
