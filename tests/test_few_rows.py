@@ -19,12 +19,13 @@ def test_the_kernel_runs_in_this_environment() -> None:
     assert few_rows.kernel() is not None
 
 
-@pytest.mark.parametrize("shape", [(1, 96), (1, 1, 96), (2, 1, 96), (2, 96)])
+@pytest.mark.parametrize("shape", [(1, 96), (1, 1, 96), (2, 1, 96), (2, 96), (4, 1, 96)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_a_few_rows_give_nn_linears_numbers(shape, bias) -> None:
     torch.manual_seed(0)
     linear = nn.Linear(96, 200, bias=bias).requires_grad_(False)
     product = few_rows.FewRows(linear.weight, linear.bias)
+    product.max_rows = few_rows.AVX2_MAX_ROWS  # what it takes where numba emits AVX2 code
     x = torch.randn(*shape)
     with torch.inference_mode():
         got, want = product(x), linear(x)
@@ -65,10 +66,24 @@ def test_bfloat16_rows_give_the_exact_product_rounded_once(shape, bias, gelu) ->
         assert torch.allclose(onednn.float(), want.float(), rtol=2**-7, atol=1e-4)
 
 
+def test_float32_takes_more_rows_where_numba_emits_avx2_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """oneDNN's AVX2 code was measured slower than the kernel's up to four rows, its AVX-512
+    code from three."""
+    from galactica_ext.engine import numba_kernels
+
+    for avx512, limit in ((True, few_rows.MAX_ROWS), (False, few_rows.AVX2_MAX_ROWS)):
+        monkeypatch.setattr(numba_kernels, "emits_avx512", lambda avx512=avx512: avx512)
+        assert few_rows.row_limit(torch.float32) == limit
+        assert few_rows.FewRows(torch.randn(8, 16), None).max_rows == limit
+        assert few_rows.row_limit(torch.bfloat16) == few_rows.BF16_MAX_ROWS
+
+
 def test_more_rows_other_dtypes_and_gradients_are_left_to_the_caller() -> None:
     linear = nn.Linear(16, 8)
     product = few_rows.FewRows(linear.weight, linear.bias)
-    assert product(torch.randn(few_rows.MAX_ROWS + 1, 16)) is None
+    assert product(torch.randn(few_rows.row_limit(torch.float32) + 1, 16)) is None
     assert product(torch.randn(1, 16).bfloat16()) is None
     assert product(torch.randn(1, 16)) is None  # the weight wants gradients
     with torch.no_grad():

@@ -82,11 +82,18 @@ def _steps(fused_runs: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
-@pytest.mark.parametrize("prompts", [["Proteins fold because of", "The"], ["Proteins fold"]])
+@pytest.mark.parametrize(
+    "prompts",
+    [
+        ["Proteins fold because of", "The"],
+        ["Proteins fold"],
+        ["Proteins fold because of", "The", "Enzymes bind their", "A"],  # float32 AVX2: fused
+    ],
+)
 def test_fused_layers_give_the_modules_logits_and_caches(
     request: pytest.FixtureRequest, dtype: str, prompts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A padded batch of two (masked) and a single row (no mask), eight steps each, fed the
+    """A padded batch of two or four (masked) and a single row (no mask), eight steps each, fed the
     fused step's own greedy tokens: logits within rounding of the modules', the same greedy
     tokens (bfloat16: wherever the top two are further apart than that), the same caches."""
     from galactica_ext.engine.decode_step import DecodeStep
@@ -99,7 +106,7 @@ def test_fused_layers_give_the_modules_logits_and_caches(
     runs: list[bool] = []
     _steps(runs, monkeypatch)
     rows = len(prompts)
-    tokens = torch.tensor([[5], [9]][:rows])
+    tokens = torch.tensor([[5], [9], [7], [11]][:rows])
     positions = torch.tensor([[len(one)] for one in ids])
     with torch.inference_mode():
         for _ in range(8):
@@ -120,7 +127,8 @@ def test_fused_layers_give_the_modules_logits_and_caches(
             clear = top[:, 0] - top[:, 1] > 2 * tolerance
             assert torch.equal(got.argmax(-1)[clear], want.argmax(-1)[clear])
             tokens, positions = got.argmax(-1, keepdim=True), positions + 1
-    # every kernel takes two sequences (bfloat16 without bfloat16 arithmetic: up to 32)
+    # every kernel takes two sequences (float32 with AVX2 code: four; bfloat16 without bfloat16
+    # arithmetic: up to 32)
     assert runs == [rows <= fused.fused.rows] * 8
     for (k, v), (k2, v2) in zip(ours.layers, theirs.layers, strict=True):
         assert k.shape == k2.shape
@@ -130,13 +138,14 @@ def test_fused_layers_give_the_modules_logits_and_caches(
 
 
 def test_fused_layers_step_aside_changing_nothing(float32_model) -> None:
-    """Three rows (more than the kernel takes) or a cache without room for the step: run
-    returns False and the caches are as they were; the step then runs the modules."""
+    """More rows than the kernels take or a cache without room for the step: run returns
+    False and the caches are as they were; the step then runs the modules."""
     from galactica_ext.engine.decode_step import DecodeStep
 
     step = DecodeStep.build(float32_model.model)
-    _, three, _ = _caches(float32_model, ["Proteins fold", "The cell", "A"])
-    x = torch.zeros((3, 1, step.width))
+    prompts = ["Proteins fold", "The cell", "A", "Enzymes", "Ions"][: step.fused.rows + 1]
+    _, three, _ = _caches(float32_model, prompts)
+    x = torch.zeros((len(prompts), 1, step.width))
     before = [(k.clone(), v.clone()) for k, v in three.layers]
     assert not step.fused.run(x, three.cache, None)
     _, full, _ = _caches(float32_model, ["Proteins fold"])

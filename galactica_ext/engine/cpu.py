@@ -116,7 +116,7 @@ class PackedLinear(nn.Module):
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, hint)
         self.bias = linear.bias
         self.weight = kept_or_placeholder(linear, tied or few_rows_too, weight.dtype)
-        #: products of up to few_rows.MAX_ROWS rows by few_rows' kernel on the plain weight
+        #: products of up to few_rows.row_limit(dtype) rows by few_rows' kernel on the plain weight
         #: (kept for it), or None
         self.few_rows = few_rows.FewRows(self.weight, self.bias) if few_rows_too else None
 

@@ -67,6 +67,11 @@ PRODUCT_ENV = "GALACTICA_FEW_ROW_PRODUCT"
 #: 1.26-1.44x; at 3 rows 0.98-1.05x, its layer products 0.78-0.98x with AVX-512 code)
 MAX_ROWS = 2
 
+#: float32 where numba emits AVX2 code (no AVX-512: most laptops): against oneDNN's AVX2
+#: code, galactica-125m's layer products 1.4-1.9x at 2 and 3 rows, 1.2-1.4x at 4, 1.05-1.15x
+#: at 6, 0.9-1.05x at 8 (a Zen 4 EPYC running AVX2 code: ``products.py --avx2``)
+AVX2_MAX_ROWS = 4
+
 #: bfloat16 on a CPU with bfloat16 arithmetic: up to two rows (galactica-125m's layer
 #: matrices, 2 threads, AVX-512 BF16: 1 row 1.4x, 2 rows 2x oneDNN's packed product; 3 rows
 #: 1.1x, 4 rows 1.0x, so oneDNN from three)
@@ -123,8 +128,11 @@ kernel = numba_kernels.loader(PRODUCT_ENV, "few-row products", "oneDNN", _build)
 
 
 def row_limit(dtype: torch.dtype) -> int:
-    """The most rows the kernel for weights of ``dtype`` takes: :data:`MAX_ROWS` (float32),
-    :data:`BF16_MAX_ROWS` (bfloat16), :data:`INT8_MAX_ROWS` (int8), 0 (no kernel for it)."""
+    """The most rows the kernel for weights of ``dtype`` takes: :data:`MAX_ROWS` (float32;
+    :data:`AVX2_MAX_ROWS` where numba emits no AVX-512 code), :data:`BF16_MAX_ROWS`
+    (bfloat16), :data:`INT8_MAX_ROWS` (int8), 0 (no kernel for it)."""
+    if dtype == torch.float32 and kernel() is not None and not numba_kernels.emits_avx512():
+        return AVX2_MAX_ROWS
     limits = {torch.float32: MAX_ROWS, torch.bfloat16: BF16_MAX_ROWS, torch.int8: INT8_MAX_ROWS}
     return limits.get(dtype, 0)
 

@@ -85,3 +85,13 @@ def match_threads() -> None:
     if numba.get_num_threads() != threads:
         numba.set_num_threads(threads)
     _matched.threads = wanted
+
+
+@lru_cache(maxsize=1)
+def emits_avx512() -> bool:
+    """Whether numba compiles for AVX-512 here: the features it hands LLVM (the host's, or
+    ``$NUMBA_CPU_FEATURES``). Call it only where numba imports."""
+    from numba.core.registry import cpu_target
+
+    features = cpu_target.target_context.codegen()._get_host_cpu_features()
+    return "+avx512f" in features.split(",")
