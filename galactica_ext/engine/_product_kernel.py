@@ -57,8 +57,8 @@ def _rounded(acc, bias, n, with_bias, gelu):
 # (then two, then one) that share each widened weight (measured on AVX2, 4-12 rows: 1.6-2.1x
 # a loop over single rows). The rows come as bfloat16 bits, widened where they are read: half
 # the bytes of float32 rows through the load ports. On an AMD EPYC, galactica-125m's layer
-# matrices, 1 and 2 threads: AVX-512 code 1 row 1.2-1.3x, 2 rows 1.5-1.6x, 3-8 rows 1.0-1.2x;
-# AVX2 code 1 row 1.0-1.3x, 2 rows 1.4-1.6x, 3-8 rows 0.9-1.05x (BENCHMARKS.md, eleventh round)
+# matrices, 1 and 2 threads: 1 row 1.2-1.3x, 2 rows 1.5-1.6x, 3-8 rows 1.0-1.2x (AVX-512 code;
+# BENCHMARKS.md, eleventh round: its "AVX2 code" figures were AVX-512 code too, twelfth round)
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
 def rows_bf16(x, weight, bias, gelu, out):
     """``out = x · weightᵀ + bias`` for bfloat16 rows ``x`` (``[M, K]``) and a C-contiguous
@@ -109,8 +109,9 @@ def _scaled(acc, scale, bias, n, with_bias, gelu):
 
 # a few rows over int8 weights (int8.Int8Linear's plain copy): weight-only int8, as gpt-fast's
 # kernel computes it, each weight read once from memory at one byte. The rows come widened to
-# float32 (a few kB): an int8 weight costs a conversion to float32 already, and widening the
-# rows in the loop too made it 1.2-1.3x slower (galactica-125m's layers, Zen 4)
+# float32 (a few kB) so that the loop converts only the weight (measured within noise of
+# widening the rows in the loop). Compute-bound: about 16 G weights/s per core on a Zen 4, where
+# the same loop over bfloat16 weights streams 10-20 G weights/s from memory
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
 def rows_int8(x, weight, scale, bias, gelu, out):
     """``out = (x · weightᵀ) * scale + bias`` for float32 rows ``x`` (``[M, K]``: bfloat16

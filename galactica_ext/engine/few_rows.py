@@ -1,15 +1,17 @@
-"""Products of one or two rows at the speed the weights stream from memory: numba kernels.
+"""Products of a few rows at the speed the weights stream from memory: numba kernels.
 
 A decoding step multiplies one row per sequence by every weight matrix, and oneDNN's packed
 products read the weights more slowly than memory delivers them for so few rows:
 
 - **float32** (what the agent runs on CPUs without AVX-512 BF16, most laptops; galactica-125m
   is its default model): for one row, oneDNN read galactica-125m's layer matrices at 19-22 GB/s
-  on a 2-core AMD EPYC, and at 15-22 GB/s with its AVX2 code (what a laptop without AVX-512
-  runs); the kernel read them at 25-26 GB/s, and 21-31 GB/s as AVX2 code. A whole float32
-  decoding step of one sequence ran 1.16-1.35x as fast, of two sequences 1.26-1.44x, with
-  AVX-512 or AVX2 code (``benchmarks/products.py``, 1 and 2 threads). At three rows it is no
-  longer faster than oneDNN with AVX-512, so it takes up to :data:`MAX_ROWS`.
+  on a 2-core AMD EPYC with AVX-512, the kernel at 25-26 GB/s; a whole float32 decoding step of
+  one sequence ran 1.16-1.35x as fast, of two sequences 1.26-1.44x (``benchmarks/products.py``,
+  1 and 2 threads). At three rows it is no longer faster than oneDNN's AVX-512 code, so it
+  takes up to :data:`MAX_ROWS` there. With AVX2 code (what a laptop without AVX-512 runs:
+  ``products.py --avx2`` on a Zen 4 EPYC), oneDNN read them at 15-17 GB/s and the kernel at
+  23-31; steps of one to three sequences ran 1.8-2.3x as fast, of four 1.3-1.8x, of five
+  (oneDNN for both) 1.0x: where numba emits AVX2 code it takes :data:`AVX2_MAX_ROWS`.
 - **bfloat16**, one or two rows (one or two sequences decoding: a scientist's own
   completions): the kernel widens each bfloat16 (rows and weight, as their bits) to float32 in
   registers and rounds the float32 sum once, as oneDNN does. One row: oneDNN read
