@@ -20,8 +20,10 @@ alternating every round), for each dtype:
    against the same load with ``GALACTICA_FEW_ROW_PRODUCT=torch``, step by step in turn:
    ms per step and the median of the per-pair ratios.
 
-``--dtype int8``: int8 weights (``--quantize 8bit``) and bfloat16 rows, torch's dynamic int8
-product in the oneDNN column (fbgemm) against ``few_rows.Int8Rows`` on the plain int8 copy;
+``--dtype int8``: int8 weights (``--quantize 8bit``) and the rows of the model's dtype here
+(:func:`int8_rows`: bfloat16 where oneDNN runs it natively, else float32, as on a laptop; with
+``--avx2`` too), torch's dynamic int8 product in the oneDNN column (fbgemm) against
+``few_rows.Int8Rows`` on the plain int8 copy;
 the steps load the model with ``--quantize 8bit``.
 
 ``--widened``: bfloat16 weights on a CPU without bfloat16 arithmetic (``widened.WidenedLinear``:
@@ -96,8 +98,8 @@ def products(
     shapes: list[tuple[int, int]], rows: int, rounds: int, dtype: torch.dtype = torch.float32
 ) -> dict[str, float]:
     """Median ms of ``rows`` rows through every matrix of ``shapes``, each path; their bytes.
-    int8: bfloat16 rows through int8 weights, torch's dynamic product ("oneDNN") against the
-    kernel on the plain int8 copy."""
+    int8: rows of :func:`int8_rows` through int8 weights, torch's dynamic product ("oneDNN")
+    against the kernel on the plain int8 copy."""
     from galactica_ext.engine import few_rows
     from galactica_ext.engine.cpu import PACK_HINTS
     from galactica_ext.engine.int8 import Int8Linear
@@ -108,9 +110,9 @@ def products(
         weight = torch.randn(features, size, generator=seeded) * 0.02
         bias = torch.randn(features, generator=seeded) * 0.02
         if dtype == torch.int8:
-            linear = torch.nn.Linear(size, features, device="meta").bfloat16()
-            linear.weight = torch.nn.Parameter(weight.bfloat16(), requires_grad=False)
-            linear.bias = torch.nn.Parameter(bias.bfloat16(), requires_grad=False)
+            linear = torch.nn.Linear(size, features, device="meta")
+            linear.weight = torch.nn.Parameter(weight.to(int8_rows()), requires_grad=False)
+            linear.bias = torch.nn.Parameter(bias.to(int8_rows()), requires_grad=False)
             int8 = Int8Linear(linear, "dynamic", tied=False, few_rows_too=True)
             layers.append((size, features, int8.forward, int8.few_rows))
             int8.few_rows = None  # its forward: the dynamic product alone
@@ -122,7 +124,7 @@ def products(
             return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "none")
 
         layers.append((size, features, onednn, few_rows.FewRows(weight, bias)))
-    row_dtype = torch.bfloat16 if dtype == torch.int8 else dtype
+    row_dtype = int8_rows() if dtype == torch.int8 else dtype
     inputs = {size: torch.randn(rows, size, generator=seeded).to(row_dtype) for size, _ in shapes}
 
     def onednn() -> None:
@@ -222,6 +224,21 @@ def widened_main(args: argparse.Namespace, threads: list[int]) -> int:
     return 0
 
 
+def int8_rows() -> torch.dtype:
+    """The rows an int8 model multiplies here: bfloat16 where oneDNN runs it natively (the
+    model's dtype then), else float32."""
+    from galactica_ext.engine.cpu import can_pack
+
+    return torch.bfloat16 if can_pack(torch.bfloat16, torch.device("cpu")) else torch.float32
+
+
+def label(dtype: str) -> str:
+    """A dtype as the report names it (int8: with its rows' dtype)."""
+    if dtype != "int8":
+        return dtype
+    return f"int8 ({str(int8_rows()).removeprefix('torch.')} rows)"
+
+
 def _interleaved(paths: dict, rounds: int) -> dict[str, float]:
     """Median ms of each of ``paths``, run in turn, the order alternating every round."""
 
@@ -237,8 +254,8 @@ def _interleaved(paths: dict, rounds: int) -> dict[str, float]:
 
 
 def load(checkpoint: Path, kernel: bool, dtype: str = "float32"):
-    """The model as the agent loads it in ``dtype`` (int8: bfloat16 with ``--quantize 8bit``),
-    with or without the kernel."""
+    """The model as the agent loads it in ``dtype`` (int8: :func:`int8_rows` with ``--quantize
+    8bit``), with or without the kernel."""
     from inprocess import kernel_off
 
     from galactica_ext.engine import few_rows
@@ -246,7 +263,8 @@ def load(checkpoint: Path, kernel: bool, dtype: str = "float32"):
 
     options = LoadOptions(dtype=dtype, device="cpu")
     if dtype == "int8":
-        options = LoadOptions(dtype="bfloat16", device="cpu", quantize="8bit")
+        rows = str(int8_rows()).removeprefix("torch.")
+        options = LoadOptions(dtype=rows, device="cpu", quantize="8bit")
     with contextlib.nullcontext() if kernel else kernel_off(few_rows):
         return load_model(str(checkpoint), options).model
 
@@ -286,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=("float32", "bfloat16", "int8"),
         default=["float32", "bfloat16"],
-        help="int8: int8 weights and bfloat16 rows, torch's dynamic product as oneDNN's",
+        help="int8: int8 weights (bfloat16 or float32 rows), torch's dynamic product as oneDNN's",
     )
     parser.add_argument("--shape", choices=tuple(SHAPES), default="125m", help="matrices")
     parser.add_argument("--skip-steps", action="store_true", help="products only")
@@ -311,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         for dtype in dtypes:
             print(
-                f"\n## {dtype} products, galactica-{args.shape}'s matrices: ms for the rows "
+                f"\n## {label(dtype)} products, galactica-{args.shape}'s matrices: ms for the rows "
                 f"through every matrix (median of {args.rounds})\n"
             )
             print(
@@ -340,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = build_random_checkpoint(cache, "125m")
             models = {"oneDNN": load(checkpoint, False, dtype)}
             models["kernel"] = load(checkpoint, True, dtype)
-            print(f"\n## Decoding steps, galactica-125m shape, {dtype}, 32 tokens of context\n")
+            print(
+                f"\n## Decoding steps, galactica-125m shape, {label(dtype)}, 32 tokens of context\n"
+            )
             print("| sequences | threads | oneDNN ms | kernel ms | oneDNN ÷ kernel (per pair) |")
             print("|---|---|---|---|---|")
             for batch in range(1, most + 1):  # one past the limit, as above

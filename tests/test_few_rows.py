@@ -70,14 +70,20 @@ def test_float32_takes_more_rows_where_numba_emits_avx2_code(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """oneDNN's AVX2 code was measured slower than the kernel's up to four rows, its AVX-512
-    code from three."""
+    code from three; the int8 kernel's AVX2 code wins at one row only."""
     from galactica_ext.engine import numba_kernels
 
-    for avx512, limit in ((True, few_rows.MAX_ROWS), (False, few_rows.AVX2_MAX_ROWS)):
+    cases = (
+        (True, few_rows.MAX_ROWS, few_rows.INT8_MAX_ROWS),
+        (False, few_rows.AVX2_MAX_ROWS, few_rows.INT8_AVX2_MAX_ROWS),
+    )
+    q, scale = torch.zeros(8, 16, dtype=torch.int8), torch.ones(8)
+    for avx512, limit, int8_limit in cases:
         monkeypatch.setattr(numba_kernels, "emits_avx512", lambda avx512=avx512: avx512)
         assert few_rows.row_limit(torch.float32) == limit
         assert few_rows.FewRows(torch.randn(8, 16), None).max_rows == limit
         assert few_rows.row_limit(torch.bfloat16) == few_rows.BF16_MAX_ROWS
+        assert few_rows.Int8Rows(q, scale, None).max_rows == int8_limit
 
 
 def test_more_rows_other_dtypes_and_gradients_are_left_to_the_caller() -> None:
@@ -276,6 +282,8 @@ def test_int8_rows_give_the_weight_only_product_rounded_once(rows: int, gelu: bo
     q, scale = quantize_weight(weight)
     bias = torch.randn(300).bfloat16()
     product = few_rows.Int8Rows(q, scale, bias)
+    limit = product.max_rows
+    product.max_rows = 2  # the kernel's numbers at two rows wherever it takes them
     x = torch.randn(rows, 768).bfloat16()
     with torch.inference_mode():
         got = product(x, "gelu" if gelu else "none")
@@ -284,13 +292,14 @@ def test_int8_rows_give_the_weight_only_product_rounded_once(rows: int, gelu: bo
     assert got is not None and got.dtype == torch.bfloat16 and got.shape == want.shape
     assert torch.allclose(got.float(), want.float(), rtol=2**-7, atol=1e-4)
     assert (got == want).float().mean() > 0.97
-    assert product(torch.randn(few_rows.INT8_MAX_ROWS + 1, 768).bfloat16()) is None
+    product.max_rows = limit
+    assert product(torch.randn(limit + 1, 768).bfloat16()) is None
     assert product(x.float()) is None  # float32 rows: torch's kernel
 
 
 def test_int8_linears_use_the_kernel_for_a_few_rows_and_fbgemm_past_them() -> None:
     """An int8 linear with its plain copy: the kernel's weight-only product for up to
-    INT8_MAX_ROWS bfloat16 rows (closer to the dense product than the dynamic kernel, which
+    its row limit of bfloat16 rows (closer to the dense product than the dynamic kernel, which
     also rounds the rows), torch's dynamic product for more; the GELU in float32 either way."""
     from galactica_ext.engine.int8 import Int8Linear
 
@@ -299,9 +308,9 @@ def test_int8_linears_use_the_kernel_for_a_few_rows_and_fbgemm_past_them() -> No
     fast = Int8Linear(dense, "dynamic", tied=False, few_rows_too=True)
     packed = Int8Linear(dense, "dynamic", tied=False)
     assert fast.few_rows is not None and packed.few_rows is None
-    x = torch.randn(few_rows.INT8_MAX_ROWS + 1, 768).bfloat16()
+    x = torch.randn(few_rows.row_limit(torch.int8) + 1, 768).bfloat16()
     with torch.inference_mode():
-        want = dense(x).float()
+        want = dense(x[:1]).float()
         few, dynamic = fast(x[:1]).float(), packed(x[:1]).float()
         assert torch.equal(fast(x), packed(x))  # past the limit: the same dynamic product
         fast.activation = packed.activation = "gelu"
@@ -309,3 +318,26 @@ def test_int8_linears_use_the_kernel_for_a_few_rows_and_fbgemm_past_them() -> No
         gelu = fast(x[:1])
     assert torch.equal(gelu, fast.few_rows(x[:1], "gelu"))
     assert (few - want).abs().max() < (dynamic - want).abs().max()
+
+
+def test_int8_rows_of_a_float32_model_give_the_weight_only_product() -> None:
+    """A float32 model's int8 linears (CPUs without AVX-512 BF16): float32 rows in and out,
+    the exact product of the rows and the rounded weights to float32 rounding."""
+    from galactica_ext.engine.int8 import Int8Linear, quantize_weight
+
+    torch.manual_seed(2)
+    dense = nn.Linear(768, 300).requires_grad_(False)
+    q, scale = quantize_weight(dense.weight)
+    product = few_rows.Int8Rows(q, scale, dense.bias, torch.float32)
+    product.max_rows = 2  # the kernel's numbers at two rows wherever it takes them
+    x = torch.randn(2, 768)
+    dequantized = q.double() * scale.double()[:, None]
+    for activation in ("none", "gelu"):
+        with torch.inference_mode():
+            got = product(x, activation)
+        want = exact_product(x, dequantized, dense.bias, activation == "gelu")
+        assert got is not None and got.dtype == torch.float32
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert product(x.bfloat16()) is None  # another dtype: torch's kernel
+    linear = Int8Linear(dense, "dynamic", tied=False, few_rows_too=True)
+    assert linear.few_rows.dtype == torch.float32 and linear.few_rows.run is not None

@@ -36,9 +36,18 @@ def int8_model(tiny_checkpoint: Path):
     return load_model(str(tiny_checkpoint), options)
 
 
+@pytest.fixture(scope="module")
+def int8_float32_model(tiny_checkpoint: Path):
+    """int8 weights in a float32 model: what a CPU without AVX-512 BF16 loads for 8 bits."""
+    from galactica_ext.engine.loading import LoadOptions, load_model
+
+    options = LoadOptions(dtype="float32", device="cpu", quantize="8bit")
+    return load_model(str(tiny_checkpoint), options)
+
+
 #: how far the fused step's logits may be from the modules', times their largest magnitude:
 #: float32 sums in another order; bfloat16 a rounding step where a sum lands on the other side
-TOLERANCE = {"float32": 2e-5, "bfloat16": 2e-2, "int8": 2e-2}
+TOLERANCE = {"float32": 2e-5, "bfloat16": 2e-2, "int8": 2e-2, "int8_float32": 2e-5}
 
 
 def _caches(loaded, prompts: list[str]):
@@ -81,7 +90,7 @@ def _steps(fused_runs: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FusedLayers, "run", recorded)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8", "int8_float32"])
 @pytest.mark.parametrize(
     "prompts",
     [
@@ -117,7 +126,10 @@ def test_fused_layers_give_the_modules_logits_and_caches(
             want = modules(tokens, positions, theirs.cache, mask)
             ours.grew()
             theirs.grew()
-            if dtype != "float32":  # rounded where the modules round: mostly the same bits
+            if dtype in (
+                "bfloat16",
+                "int8",
+            ):  # rounded where the modules round: mostly the same bits
                 # (all of them on a 2-core EPYC; a norm left unrounded: 30%)
                 assert (got == want).float().mean() >= 0.9
             got, want = got.float(), want.float()
@@ -168,6 +180,7 @@ def test_fused_layers_apply_to_plain_weights_only_and_can_be_turned_off(
     float32_model,
     bfloat16_model,
     int8_model,
+    int8_float32_model,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """int8 weights without their plain copy have no few-row kernel: no fused layers; float32,
@@ -189,6 +202,7 @@ def test_fused_layers_apply_to_plain_weights_only_and_can_be_turned_off(
         assert DecodeStep.build(bfloat16_model.model).fused is None
     assert DecodeStep.build(float32_model.model).fused.dtype == torch.float32
     assert DecodeStep.build(bfloat16_model.model).fused.dtype == torch.bfloat16
-    int8_step = DecodeStep.build(int8_model.model).fused
-    assert int8_step is not None and int8_step.dtype == torch.bfloat16
-    assert len(int8_step.layers[0][1][0]._arrays()) == 3  # int8 weight, bias, scales
+    for model, dtype in ((int8_model, torch.bfloat16), (int8_float32_model, torch.float32)):
+        int8_step = DecodeStep.build(model.model).fused
+        assert int8_step is not None and int8_step.dtype == dtype
+        assert len(int8_step.layers[0][1][0]._arrays()) == 3  # int8 weight, bias, scales

@@ -31,6 +31,28 @@ def _layer_norm(x, weight, bias, eps, out):
             out[m, k] = (x[m, k] - mean) * scale * weight[k] + bias[k]
 
 
+def _product_f32(x, linear, gelu, out):
+    """A product of float32 rows: ``linear`` is ``(weight, bias)`` (:func:`few_row_product`)
+    or ``(int8 weight, bias, scales)`` (:func:`rows_int8`); numba picks which by the tuple's
+    length when it compiles."""
+    raise NotImplementedError("compiled by numba only")
+
+
+@overload(_product_f32, inline="always")
+def _product_f32_kinds(x, linear, gelu, out):
+    if len(linear) == 3:
+
+        def int8(x, linear, gelu, out):
+            rows_int8(x, linear[0], linear[2], linear[1], gelu, out)
+
+        return int8
+
+    def float32(x, linear, gelu, out):
+        few_row_product(x, linear[0], linear[1], gelu, out)
+
+    return float32
+
+
 # nogil: the agent's HTTP thread streams tokens while a step runs
 @njit(fastmath=FAST, cache=True, nogil=True)
 def decoder_layer(
@@ -42,24 +64,25 @@ def decoder_layer(
     the attention over the ``length + 1`` tokens (queries times ``scale``; ``mask``
     ``[M, length + 1]`` or empty), the output projection added to ``x``, the second norm, fc1
     with the exact GELU, fc2 added to ``x``. Each norm is ``(weight, bias, eps)``, each product
-    ``(weight [N, K], bias [N])``; the products run in parallel (:func:`few_row_product`)."""
+    ``(weight [N, K], bias [N])``, or ``(int8 weight, bias, scales)`` (an int8 model:
+    :func:`rows_int8`); the products run in parallel (:func:`few_row_product`)."""
     rows, width = x.shape
     heads, dim = keys.shape[1], keys.shape[3]
     normed = np.empty_like(x)
     _layer_norm(x, first_norm[0], first_norm[1], first_norm[2], normed)
     projected = np.empty((rows, qkv[0].shape[0]), np.float32)
-    few_row_product(normed, qkv[0], qkv[1], False, projected)
+    _product_f32(normed, qkv, False, projected)
     attended = np.empty((rows, heads, dim), np.float32)
     write_and_attend(
         projected.reshape(rows, 3, heads, dim), keys, values, length, scale, mask, attended
     )
     added = np.empty_like(x)
-    few_row_product(attended.reshape(rows, width), out_proj[0], out_proj[1], False, added)
+    _product_f32(attended.reshape(rows, width), out_proj, False, added)
     x += added
     _layer_norm(x, second_norm[0], second_norm[1], second_norm[2], normed)
     hidden = np.empty((rows, fc1[0].shape[0]), np.float32)
-    few_row_product(normed, fc1[0], fc1[1], True, hidden)
-    few_row_product(hidden, fc2[0], fc2[1], False, added)
+    _product_f32(normed, fc1, True, hidden)
+    _product_f32(hidden, fc2, False, added)
     x += added
 
 

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.core import types
+from numba.extending import overload
 
 from ._bf16_bits import narrow, widen
 from .numba_kernels import FAST
@@ -100,11 +102,28 @@ def rows_bf16(x, weight, bias, gelu, out):
                 out[m, n] = _rounded(a0, bias, n, with_bias, gelu)
 
 
-@njit(inline="always")
-def _scaled(acc, scale, bias, n, with_bias, gelu):
-    """A float32 sum of int8 weights times their row's scale, its bias and (``gelu``) the
-    exact GELU, rounded to bfloat16 bits."""
-    return _rounded(acc * scale[n], bias, n, with_bias, gelu)
+def _finished(value, bias, n, gelu, out):
+    """``value`` (a float32 sum) plus ``bias[n]`` (none where empty) and (``gelu``) the exact
+    GELU, in ``out``'s kind: rounded to bfloat16 bits for a uint16 ``out``, as it is for a
+    float32 one; numba picks which from the arrays' types when it compiles."""
+    raise NotImplementedError("compiled by numba only")
+
+
+@overload(_finished)
+def _finished_kinds(value, bias, n, gelu, out):
+    if out.dtype == types.uint16:
+
+        def bfloat16(value, bias, n, gelu, out):
+            return _rounded(value, bias, n, bias.shape[0] > 0, gelu)
+
+        return bfloat16
+
+    def float32(value, bias, n, gelu, out):
+        if bias.shape[0] > 0:
+            value += bias[n]
+        return _gelu(value) if gelu else value
+
+    return float32
 
 
 # a few rows over int8 weights (int8.Int8Linear's plain copy): weight-only int8, as gpt-fast's
@@ -114,15 +133,15 @@ def _scaled(acc, scale, bias, n, with_bias, gelu):
 # the same loop over bfloat16 weights streams 10-20 G weights/s from memory
 @njit(parallel=True, fastmath=FAST, cache=True, nogil=True)
 def rows_int8(x, weight, scale, bias, gelu, out):
-    """``out = (x · weightᵀ) * scale + bias`` for float32 rows ``x`` (``[M, K]``: bfloat16
-    rows widened) and a C-contiguous int8 ``weight`` (``[N, K]``) with one float32 ``scale``
-    per row (``[N]``): float32 sums of the exact products, scaled, the bias (``[N]`` bfloat16
-    bits, or empty) added and (``gelu``) the exact GELU applied, rounded once to ``out``
-    (``[M, N]``, bfloat16 bits). Only the weights are rounded (torch's dynamic kernel rounds
-    each input row to 8 bits too). Rows in pairs that share each weight."""
+    """``out = (x · weightᵀ) * scale + bias`` for float32 rows ``x`` (``[M, K]``: a float32
+    model's, or bfloat16 rows widened) and a C-contiguous int8 ``weight`` (``[N, K]``) with one
+    float32 ``scale`` per row (``[N]``): float32 sums of the exact products, scaled, the bias
+    (``[N]``, or empty) added and (``gelu``) the exact GELU applied, into ``out`` (``[M, N]``):
+    a bfloat16 model's (``bias`` and ``out`` bfloat16 bits: rounded once) or a float32 one's.
+    Only the weights are rounded (torch's dynamic kernel rounds each input row to 8 bits too).
+    Rows in pairs that share each weight."""
     rows, size = x.shape
     features = weight.shape[0]
-    with_bias = bias.shape[0] > 0
     for chunk in prange((features + CHUNK - 1) // CHUNK):
         for n in range(chunk * CHUNK, min(features, chunk * CHUNK + CHUNK)):
             m = 0
@@ -132,11 +151,11 @@ def rows_int8(x, weight, scale, bias, gelu, out):
                     w = np.float32(weight[n, k])
                     a0 += x[m, k] * w
                     a1 += x[m + 1, k] * w
-                out[m, n] = _scaled(a0, scale, bias, n, with_bias, gelu)
-                out[m + 1, n] = _scaled(a1, scale, bias, n, with_bias, gelu)
+                out[m, n] = _finished(a0 * scale[n], bias, n, gelu, out)
+                out[m + 1, n] = _finished(a1 * scale[n], bias, n, gelu, out)
                 m += 2
             if m < rows:
                 a0 = np.float32(0.0)
                 for k in range(size):
                     a0 += x[m, k] * np.float32(weight[n, k])
-                out[m, n] = _scaled(a0, scale, bias, n, with_bias, gelu)
+                out[m, n] = _finished(a0 * scale[n], bias, n, gelu, out)

@@ -90,6 +90,10 @@ WIDENED_MAX_ROWS = 32
 #: int8 product (galactica-125m steps, 2 threads: one row 1.4-1.6x, two 1.2-1.3x; three 1.0x)
 INT8_MAX_ROWS = 2
 
+#: int8 where numba emits AVX2 code: its two-row products were 0.6-0.7x torch's (steps of two
+#: sequences 0.7-1.0x), one row 1.1-1.2x (steps 1.2-1.4x; ``products.py --avx2 --dtype int8``)
+INT8_AVX2_MAX_ROWS = 1
+
 #: the share of the available memory a plain copy of the weights may take
 MEMORY_SHARE = 0.125
 
@@ -119,9 +123,9 @@ def _build() -> Kernels:
     few_row_product(np.zeros((1, 8), np.float32), weight, NO_BIAS, True, out)
     bits = np.zeros((3, 8), np.uint16)
     rows_bf16(bits[:1], bits, NO_BF16_BIAS, True, np.empty((1, 3), np.uint16))
-    scale = np.ones(3, np.float32)
-    rows = np.zeros((1, 8), np.float32)
-    rows_int8(rows, np.zeros((3, 8), np.int8), scale, NO_BF16_BIAS, True, bits[:1, :3])
+    scale, rows, q = np.ones(3, np.float32), np.zeros((1, 8), np.float32), np.zeros((3, 8), np.int8)
+    rows_int8(rows, q, scale, NO_BF16_BIAS, True, bits[:1, :3])  # a bfloat16 model's
+    rows_int8(rows, q, scale, NO_BIAS, True, rows[:, :3].copy())  # a float32 model's
     return Kernels(few_row_product, rows_bf16, rows_int8)
 
 
@@ -130,11 +134,13 @@ kernel = numba_kernels.loader(PRODUCT_ENV, "few-row products", "oneDNN", _build)
 
 
 def row_limit(dtype: torch.dtype) -> int:
-    """The most rows the kernel for weights of ``dtype`` takes: :data:`MAX_ROWS` (float32;
-    :data:`AVX2_MAX_ROWS` where numba emits no AVX-512 code), :data:`BF16_MAX_ROWS`
-    (bfloat16), :data:`INT8_MAX_ROWS` (int8), 0 (no kernel for it)."""
-    if dtype == torch.float32 and kernel() is not None and not numba_kernels.emits_avx512():
-        return AVX2_MAX_ROWS
+    """The most rows the kernel for weights of ``dtype`` takes: :data:`MAX_ROWS` (float32),
+    :data:`BF16_MAX_ROWS` (bfloat16), :data:`INT8_MAX_ROWS` (int8), 0 (no kernel for it);
+    where numba emits no AVX-512 code, :data:`AVX2_MAX_ROWS` (float32) and
+    :data:`INT8_AVX2_MAX_ROWS` (int8)."""
+    narrow = dtype in (torch.float32, torch.int8) and kernel() is not None
+    if narrow and not numba_kernels.emits_avx512():
+        return AVX2_MAX_ROWS if dtype == torch.float32 else INT8_AVX2_MAX_ROWS
     limits = {torch.float32: MAX_ROWS, torch.bfloat16: BF16_MAX_ROWS, torch.int8: INT8_MAX_ROWS}
     return limits.get(dtype, 0)
 
@@ -263,50 +269,49 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 
 class Int8Rows:
     """:class:`FewRows` for int8 weights (:class:`.int8.Int8Linear`'s plain copy, one float32
-    scale per row) and bfloat16 rows: up to :data:`INT8_MAX_ROWS` rows by the kernel, which
-    rounds only the weights (weight-only int8), where torch's dynamic kernel also rounds each
-    input row to 8 bits."""
+    scale per row) and the rows of a bfloat16 or float32 model (``dtype``, as its bias): up to
+    ``row_limit(torch.int8)`` rows by the kernel, which rounds only the weights (weight-only int8),
+    where torch's dynamic kernel also rounds each input row to 8 bits."""
 
-    #: the rows it takes (the model's dtype, as :class:`.fused_layers.FusedLayers` asks)
-    dtype = torch.bfloat16
-
-    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
-        self.weight, self.bias = weight.contiguous(), bias
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        dtype: torch.dtype = torch.bfloat16,
+    ) -> None:
+        self.weight, self.bias, self.dtype = weight.contiguous(), bias, dtype
         self.scale = scale.float().contiguous()
         self.size, self.features = weight.shape[1], weight.shape[0]
         kernels = kernel()
-        usable = bias is None or bias.dtype == torch.bfloat16
+        usable = dtype in _NO_BIASES and (bias is None or bias.dtype == dtype)
         self.run: Callable | None = kernels.int8 if kernels is not None and usable else None
-        self.max_rows = INT8_MAX_ROWS if self.run is not None else 0
-        bias_bits = _array(bias) if bias is not None else NO_BF16_BIAS
-        self._views = (self.weight.numpy(), bias_bits, self.scale.numpy())
+        self.max_rows = row_limit(torch.int8) if self.run is not None else 0
+        bias_array = _array(bias) if bias is not None else _NO_BIASES.get(dtype, NO_BIAS)
+        self._views = (self.weight.numpy(), bias_array, self.scale.numpy())
 
     def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor | None:
         """The product then ``activation`` ("none" or "gelu"), or None where the kernel does
-        not apply (more rows, rows not bfloat16, gradients wanted)."""
+        not apply (more rows, rows of another dtype, gradients wanted)."""
         rows = x.numel() // self.size
         if (
             self.run is None
             or rows > self.max_rows
-            or x.dtype != torch.bfloat16
+            or x.dtype != self.dtype
             or (torch.is_grad_enabled() and x.requires_grad)
         ):
             return None
         weight, bias, scale = self._views
-        out = torch.empty((*x.shape[:-1], self.features), dtype=torch.bfloat16)
-        x = x.detach().reshape(rows, self.size).contiguous()
+        out = torch.empty((*x.shape[:-1], self.features), dtype=self.dtype)
+        x = x.detach().reshape(rows, self.size).float().contiguous()
         with numba_kernels.LOCK:
             numba_kernels.match_threads()
             self.run(
-                x.float().numpy(),
-                weight,
-                scale,
-                bias,
-                activation == "gelu",
-                out.view(torch.uint16).numpy().reshape(rows, self.features),
+                x.numpy(), weight, scale, bias, activation == "gelu", _array(out).reshape(rows, -1)
             )
         return out
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The kernel's arrays: the int8 weight, the bias (bits, or empty), the scales."""
+        """The kernel's arrays: the int8 weight, the bias (bfloat16 as bits; or empty), the
+        scales."""
         return self._views

@@ -54,6 +54,12 @@ class Kernels(NamedTuple):
     bfloat16: Callable  # decoder_layer_bf16
 
 
+def _as_int8(product: tuple) -> tuple:
+    """A ``(weight, bias)`` of zeros as an int8 model's ``(int8 weight, bias, scales)``."""
+    weight, bias = product
+    return np.zeros(weight.shape, np.int8), bias, np.ones(len(bias), np.float32)
+
+
 def _build() -> Kernels:
     from ._layer_kernel import decoder_layer, decoder_layer_bf16
 
@@ -63,23 +69,14 @@ def _build() -> Kernels:
         square = (np.zeros((width, width), kind), np.zeros(width, kind))
         qkv = (np.zeros((3 * width, width), kind), np.zeros(3 * width, kind))
         cache = np.zeros((1, heads, 4, width // heads), kind)
-        x, mask = np.ones((1, width), kind), bf16_attention._NO_MASK
-        if kind is np.float32:
-            scale = np.float32(1.0)
-            decoder_layer(
-                x, norm, qkv, cache, cache.copy(), 0, scale, mask, square, norm, square, square
-            )
-        else:
-            decoder_layer_bf16(
-                x, norm, qkv, cache, cache.copy(), 0, mask, square, norm, square, square
-            )
-            # an int8 model's products: (int8 weight, bias, scales)
-            qkv, square = (
-                (q[0].view(np.int8), q[1], np.ones(len(q[1]), np.float32)) for q in (qkv, square)
-            )
-            decoder_layer_bf16(
-                x, norm, qkv, cache, cache.copy(), 0, mask, square, norm, square, square
-            )
+        x, mask, scale = np.ones((1, width), kind), bf16_attention._NO_MASK, np.float32(1.0)
+        # the model's own weights, then an int8 model's (int8 weight, bias, scales)
+        for products in ((qkv, square), (_as_int8(qkv), _as_int8(square))):
+            q, s = products
+            if kind is np.float32:
+                decoder_layer(x, norm, q, cache, cache.copy(), 0, scale, mask, s, norm, s, s)
+            else:
+                decoder_layer_bf16(x, norm, q, cache, cache.copy(), 0, mask, s, norm, s, s)
     return Kernels(decoder_layer, decoder_layer_bf16)
 
 

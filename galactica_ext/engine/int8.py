@@ -19,10 +19,11 @@ Weights are quantized symmetrically per output channel (``w ≈ q * scale[row]``
 ``auto`` picks ``dynamic`` where torch has a quantized engine for this CPU, else
 ``weight-only``, else refuses with the reason.
 
-Decoding steps of one or two sequences (bfloat16 rows) skip both where the plain int8 weights
-stay beside the packed ones (:func:`keeps_plain`: galactica-125m, not galactica-1.3b): a numba
-kernel (:class:`.few_rows.Int8Rows`) multiplies the rows by them, rounding only the weights,
-and each decoder layer of such a step is one numba call (:mod:`.fused_layers`).
+Decoding steps of one or two sequences (bfloat16 or float32 rows) skip both where the plain
+int8 weights stay beside the packed ones (:func:`keeps_plain`: galactica-125m, not
+galactica-1.3b): a numba kernel (:class:`.few_rows.Int8Rows`) multiplies the rows by them,
+rounding only the weights, and each decoder layer of such a step is one numba call
+(:mod:`.fused_layers`).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class Int8Linear(nn.Module):
 
     ``few_rows_too``: a plain copy of the int8 weight stays beside the dynamic kernel's packed
     one (the weight-only kernel's own is shared), for :class:`.few_rows.Int8Rows`: products of
-    one or two bfloat16 rows, a decoding step's, by a numba kernel.
+    one or two rows (bfloat16 or float32), a decoding step's, by a numba kernel.
     """
 
     #: :func:`.cpu.fuse_gelu` may set ``activation`` to "gelu"
@@ -137,8 +138,9 @@ class Int8Linear(nn.Module):
         # kept for counting (the dynamic kernel holds a float32 copy inside its packed weight)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
         self.weight = kept_or_placeholder(linear, tied, torch.int8)
-        #: products of up to few_rows.INT8_MAX_ROWS bfloat16 rows by numba, or None
-        self.few_rows = few_rows.Int8Rows(q, scale, self.bias) if few_rows_too else None
+        #: products of up to few_rows.row_limit(int8) rows by numba (the model's dtype), or None
+        dtype = linear.weight.dtype
+        self.few_rows = few_rows.Int8Rows(q, scale, self.bias, dtype) if few_rows_too else None
         del q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
