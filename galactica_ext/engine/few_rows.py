@@ -22,16 +22,17 @@ products read the weights more slowly than memory delivers them for so few rows:
   took half oneDNN's time on an AMD EPYC with AVX-512 BF16 (2 threads: 6.1 against 12.3 ms for
   the layer matrices); at four rows it was no faster, so it takes :data:`BF16_MAX_ROWS`.
 
-- **int8** (``--quantize 8bit``: a bfloat16 model with int8 weights, :class:`Int8Rows`), one
-  or two rows: torch's dynamic int8 product (fbgemm) rounds each input row to 8 bits and runs
-  as fast at one row as at eight; the kernel multiplies the bfloat16 rows (widened to float32)
-  by the int8 weights and scales the float32 sums, rounding only the weights (weight-only
-  int8, closer to the bfloat16 model; tested). A whole galactica-125m step, each layer one
-  numba call (:mod:`.fused_layers`), on a 2-core AMD EPYC (Zen 4): one sequence 1.4-1.6x as
-  fast with 2 threads, 1.1-1.2x with one; two sequences 1.2-1.3x with 2 threads but 0.8-1.0x
-  with one (``benchmarks/products.py --dtype int8``). Converting each int8 weight to float32
-  makes the kernel compute-bound at about 16 G weights/s per core there, about the memory's
-  rate at one row.
+- **int8** (``--quantize 8bit``: int8 weights in a bfloat16 or float32 model, :class:`Int8Rows`),
+  one or two rows (one where numba emits AVX2 code): torch's dynamic int8 product (fbgemm)
+  rounds each input row to 8 bits and runs as fast at one row as at eight; the kernel
+  multiplies the rows (float32, or bfloat16 widened) by the int8 weights and scales the float32
+  sums, rounding only the weights (weight-only int8, closer to the unquantized model; tested).
+  A whole galactica-125m step, each layer one numba call (:mod:`.fused_layers`), on a 2-core
+  AMD EPYC (Zen 4): one sequence 1.4-1.6x as fast with 2 threads, 1.1-1.2x with one; two
+  sequences 1.2-1.3x with 2 threads but 0.8-1.0x with one (``benchmarks/products.py --dtype
+  int8``); a float32 model's, with AVX2 code, one sequence 1.2-1.4x (``--avx2 --dtype int8``).
+  Converting each int8 weight to float32 makes the kernel compute-bound at about 16 G
+  weights/s per core there, about the memory's rate at one row.
 
 The kernels read the plain ``[N, K]`` weight, which oneDNN's packed copy replaces, so
 :func:`.cpu.pack_linears` keeps the plain weights as well where :func:`keeps_plain` allows: at
