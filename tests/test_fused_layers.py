@@ -205,4 +205,4 @@ def test_fused_layers_apply_to_plain_weights_only_and_can_be_turned_off(
     for model, dtype in ((int8_model, torch.bfloat16), (int8_float32_model, torch.float32)):
         int8_step = DecodeStep.build(model.model).fused
         assert int8_step is not None and int8_step.dtype == dtype
-        assert len(int8_step.layers[0][1][0]._arrays()) == 3  # int8 weight, bias, scales
+        assert len(int8_step.layers[0][1][0]._arrays()) == 3  # int8 weight, scales, bias

@@ -33,7 +33,7 @@ def _layer_norm(x, weight, bias, eps, out):
 
 def _product_f32(x, linear, gelu, out):
     """A product of float32 rows: ``linear`` is ``(weight, bias)`` (:func:`few_row_product`)
-    or ``(int8 weight, bias, scales)`` (:func:`rows_int8`); numba picks which by the tuple's
+    or ``(int8 weight, scales, bias)`` (:func:`rows_int8`); numba picks which by the tuple's
     length when it compiles."""
     raise NotImplementedError("compiled by numba only")
 
@@ -43,7 +43,7 @@ def _product_f32_kinds(x, linear, gelu, out):
     if len(linear) == 3:
 
         def int8(x, linear, gelu, out):
-            rows_int8(x, linear[0], linear[2], linear[1], gelu, out)
+            rows_int8(x, linear[0], linear[1], linear[2], gelu, out)
 
         return int8
 
@@ -64,7 +64,7 @@ def decoder_layer(
     the attention over the ``length + 1`` tokens (queries times ``scale``; ``mask``
     ``[M, length + 1]`` or empty), the output projection added to ``x``, the second norm, fc1
     with the exact GELU, fc2 added to ``x``. Each norm is ``(weight, bias, eps)``, each product
-    ``(weight [N, K], bias [N])``, or ``(int8 weight, bias, scales)`` (an int8 model:
+    ``(weight [N, K], bias [N])``, or ``(int8 weight, scales, bias)`` (an int8 model:
     :func:`rows_int8`); the products run in parallel (:func:`few_row_product`)."""
     rows, width = x.shape
     heads, dim = keys.shape[1], keys.shape[3]
@@ -117,7 +117,7 @@ def _add_bf16(x, added):
 
 def _product_bf16(x, linear, gelu, out):
     """A product of bfloat16 rows: ``linear`` is ``(weight, bias)`` in bfloat16 bits
-    (:func:`rows_bf16`) or ``(int8 weight, bias, scales)`` (:func:`rows_int8`); numba picks
+    (:func:`rows_bf16`) or ``(int8 weight, scales, bias)`` (:func:`rows_int8`); numba picks
     which by the tuple's length when it compiles."""
     raise NotImplementedError("compiled by numba only")
 
@@ -132,7 +132,7 @@ def _product_bf16_kinds(x, linear, gelu, out):
             for m in range(rows):
                 for k in range(size):
                     widened[m, k] = widen(x[m, k])
-            rows_int8(widened, linear[0], linear[2], linear[1], gelu, out)
+            rows_int8(widened, linear[0], linear[1], linear[2], gelu, out)
 
         return int8
 
@@ -151,7 +151,7 @@ def decoder_layer_bf16(
     folded into the q/k/v weights), rounding to bfloat16 where the modules do: each norm, each
     product (float32 sums rounded once, fc1's GELU before rounding: :func:`rows_bf16`), the
     attention's output and each residual addition. Each product's ``(weight, bias)`` may be
-    ``(int8 weight, bias, scales)`` instead (an int8 model: :func:`rows_int8`)."""
+    ``(int8 weight, scales, bias)`` instead (an int8 model: :func:`rows_int8`)."""
     rows, width = x.shape
     heads, dim = keys.shape[1], keys.shape[3]
     normed = np.empty((rows, width), np.uint16)

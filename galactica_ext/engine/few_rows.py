@@ -232,25 +232,19 @@ class FewRows:
             or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
         ):
             return None
-        weight, bias = self._arrays()
+        arrays = self._arrays()
         # the dtype said: a model loading in another thread may change torch's default
         out = torch.empty((*x.shape[:-1], self.features), dtype=self.dtype)
         x = x.detach().reshape(rows, self.size).contiguous()
         with numba_kernels.LOCK:
             numba_kernels.match_threads()
-            if self.dtype == torch.bfloat16:  # GELU in float32 before rounding, as oneDNN
-                self.run(
-                    x.view(torch.uint16).numpy(),
-                    weight,
-                    bias,
-                    activation == "gelu",
-                    out.view(torch.uint16).numpy().reshape(rows, self.features),
-                )
-                return out
-            self.run(
-                x.numpy(), weight, bias, activation == "gelu", out.view(rows, self.features).numpy()
-            )
+            # bfloat16: GELU in float32 before rounding, as oneDNN
+            self.run(self._rows(x), *arrays, activation == "gelu", _memory(out, rows))
         return out
+
+    def _rows(self, x: torch.Tensor) -> np.ndarray:
+        """The rows as the kernel takes them: their memory (bfloat16 as bits)."""
+        return _memory(x, x.shape[0])
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         address = self.weight.data_ptr()
@@ -258,6 +252,14 @@ class FewRows:
             bias = _array(self.bias) if self.bias is not None else _NO_BIASES[self.dtype]
             self._views = (address, _array(self.weight), bias)
         return self._views[1], self._views[2]
+
+
+def _memory(tensor: torch.Tensor, rows: int) -> np.ndarray:
+    """A contiguous float32 or bfloat16 tensor's memory as ``rows`` numpy rows (bfloat16 as
+    bits), with no copy and fewer torch calls than :func:`_array`: for every decoding product."""
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.uint16).numpy().reshape(rows, -1)
+    return tensor.view(rows, -1).numpy()
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -268,11 +270,11 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return tensor.numpy()
 
 
-class Int8Rows:
+class Int8Rows(FewRows):
     """:class:`FewRows` for int8 weights (:class:`.int8.Int8Linear`'s plain copy, one float32
     scale per row) and the rows of a bfloat16 or float32 model (``dtype``, as its bias): up to
-    ``row_limit(torch.int8)`` rows by the kernel, which rounds only the weights (weight-only int8),
-    where torch's dynamic kernel also rounds each input row to 8 bits."""
+    ``row_limit(torch.int8)`` rows by the kernel, which rounds only the weights (weight-only
+    int8), where torch's dynamic kernel also rounds each input row to 8 bits."""
 
     def __init__(
         self,
@@ -281,7 +283,7 @@ class Int8Rows:
         bias: torch.Tensor | None,
         dtype: torch.dtype = torch.bfloat16,
     ) -> None:
-        self.weight, self.bias, self.dtype = weight.contiguous(), bias, dtype
+        self.weight, self.bias, self.dtype, self.widened = weight.contiguous(), bias, dtype, False
         self.scale = scale.float().contiguous()
         self.size, self.features = weight.shape[1], weight.shape[0]
         kernels = kernel()
@@ -289,30 +291,13 @@ class Int8Rows:
         self.run: Callable | None = kernels.int8 if kernels is not None and usable else None
         self.max_rows = row_limit(torch.int8) if self.run is not None else 0
         bias_array = _array(bias) if bias is not None else _NO_BIASES.get(dtype, NO_BIAS)
-        self._views = (self.weight.numpy(), bias_array, self.scale.numpy())
+        self._int8_views = (self.weight.numpy(), self.scale.numpy(), bias_array)
 
-    def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor | None:
-        """The product then ``activation`` ("none" or "gelu"), or None where the kernel does
-        not apply (more rows, rows of another dtype, gradients wanted)."""
-        rows = x.numel() // self.size
-        if (
-            self.run is None
-            or rows > self.max_rows
-            or x.dtype != self.dtype
-            or (torch.is_grad_enabled() and x.requires_grad)
-        ):
-            return None
-        weight, bias, scale = self._views
-        out = torch.empty((*x.shape[:-1], self.features), dtype=self.dtype)
-        x = x.detach().reshape(rows, self.size).float().contiguous()
-        with numba_kernels.LOCK:
-            numba_kernels.match_threads()
-            self.run(
-                x.numpy(), weight, scale, bias, activation == "gelu", _array(out).reshape(rows, -1)
-            )
-        return out
+    def _rows(self, x: torch.Tensor) -> np.ndarray:
+        """float32 rows (a bfloat16 model's widened): the kernel converts only the weight."""
+        return x.float().numpy()
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The kernel's arrays: the int8 weight, the bias (bfloat16 as bits; or empty), the
-        scales."""
-        return self._views
+        """The kernel's arrays: the int8 weight, the scales, the bias (bfloat16 as bits; or
+        empty)."""
+        return self._int8_views

@@ -55,9 +55,9 @@ class Kernels(NamedTuple):
 
 
 def _as_int8(product: tuple) -> tuple:
-    """A ``(weight, bias)`` of zeros as an int8 model's ``(int8 weight, bias, scales)``."""
+    """A ``(weight, bias)`` of zeros as an int8 model's ``(int8 weight, scales, bias)``."""
     weight, bias = product
-    return np.zeros(weight.shape, np.int8), bias, np.ones(len(bias), np.float32)
+    return np.zeros(weight.shape, np.int8), np.ones(len(bias), np.float32), bias
 
 
 def _build() -> Kernels:
@@ -70,9 +70,8 @@ def _build() -> Kernels:
         qkv = (np.zeros((3 * width, width), kind), np.zeros(3 * width, kind))
         cache = np.zeros((1, heads, 4, width // heads), kind)
         x, mask, scale = np.ones((1, width), kind), bf16_attention._NO_MASK, np.float32(1.0)
-        # the model's own weights, then an int8 model's (int8 weight, bias, scales)
-        for products in ((qkv, square), (_as_int8(qkv), _as_int8(square))):
-            q, s = products
+        # the model's own weights, then an int8 model's (int8 weight, scales, bias)
+        for q, s in ((qkv, square), (_as_int8(qkv), _as_int8(square))):
             if kind is np.float32:
                 decoder_layer(x, norm, q, cache, cache.copy(), 0, scale, mask, s, norm, s, s)
             else:

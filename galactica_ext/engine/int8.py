@@ -174,10 +174,8 @@ def keeps_plain(linear_weights: int, kernel: str = "auto") -> bool:
     for a model of ``linear_weights`` weights in its linear layers: where
     :func:`.few_rows.keeps_plain` allows it for the dynamic kernel (the weight-only kernel's is
     there anyway)."""
-    if few_rows.kernel() is None:
-        return False
     if pick_kernel(kernel) == "weight-only":
-        return True
+        return few_rows.kernel() is not None
     return few_rows.keeps_plain(torch.int8, linear_weights)
 
 
