@@ -452,17 +452,22 @@ class Report:
             "",
             "## 5. Memory",
             "",
-            "The agent process, from `/proc/PID/status`: peak RSS (VmHWM), and RSS at the end "
-            "of the run (VmRSS, of which anonymous: RssAnon).",
+            "The agent process, from `/proc/PID/status`: RSS once its model was ready (before "
+            "any request), peak RSS (VmHWM), and RSS at the end of the run (VmRSS, of which "
+            "anonymous: RssAnon); and what its prefix cache held then, of its budget (/health).",
             "",
-            "| | weights MiB | peak RSS MiB | ratio | RSS at the end MiB | ratio | anonymous MiB |",
-            "|---|---|---|---|---|---|---|",
+            "| | weights MiB | RSS when ready MiB | peak RSS MiB | ratio | RSS at the end MiB "
+            "| ratio | anonymous MiB | prefix cache MiB (budget) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for label, (mem, weights) in self.rss.items():
             peak, now, anon = mem["VmHWM"], mem["VmRSS"], mem["RssAnon"]
+            ready, prefix = mem.get("ready", 0), mem.get("prefix", 0)
             out.append(
-                f"| {label} | {weights / 2**20:.0f} | {peak / 2**20:.0f} | {peak / weights:.2f} | "
-                f"{now / 2**20:.0f} | {now / weights:.2f} | {anon / 2**20:.0f} |"
+                f"| {label} | {weights / 2**20:.0f} | {ready / 2**20:.0f} | {peak / 2**20:.0f} | "
+                f"{peak / weights:.2f} | {now / 2**20:.0f} | {now / weights:.2f} | "
+                f"{anon / 2**20:.0f} | {prefix / 2**20:.0f} "
+                f"({mem.get('prefix budget', 0) / 2**20:.0f}) |"
             )
         out += [
             "",

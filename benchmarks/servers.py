@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import workloads
 from sse import Server
 
 from galactica_ext.agent.launcher import die_with_parent_hook
@@ -141,6 +142,7 @@ class Agent(Process):
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
         super().__init__(argv, env, log_dir, label)
+        self.ready_rss = 0  # bytes, once /health says ready
 
     def wait_ready(self, deadline: float) -> None:
         while time.perf_counter() < deadline:
@@ -158,6 +160,7 @@ class Agent(Process):
                     health = json.loads(body)
                     if status == 200 and health.get("status") == "ready":
                         self.ready_seconds = time.perf_counter() - self.started
+                        self.ready_rss = status_kb(self.pid, "VmRSS")
                         return
                     if health.get("status") == "failed":
                         raise RuntimeError(f"{self.label} failed to load: {health.get('error')}")
@@ -171,8 +174,16 @@ class Agent(Process):
         shutil.rmtree(self.runtime_file.parent, ignore_errors=True)
 
     def memory(self) -> dict[str, int]:
-        """Peak RSS (VmHWM), RSS now (VmRSS) and its anonymous part (RssAnon), in bytes."""
-        return {field: status_kb(self.pid, field) for field in ("VmHWM", "VmRSS", "RssAnon")}
+        """Peak RSS (VmHWM), RSS now (VmRSS) and its anonymous part (RssAnon), RSS once the
+        model was ready ("ready"), and what its prefix cache holds now and may hold ("prefix",
+        "prefix budget", from /health), in bytes."""
+        figures = {field: status_kb(self.pid, field) for field in ("VmHWM", "VmRSS", "RssAnon")}
+        prefix = workloads.agent_health(self.server, "prefix_cache") if self.server else {}
+        return figures | {
+            "ready": self.ready_rss,
+            "prefix": prefix.get("bytes", 0),
+            "prefix budget": prefix.get("max_bytes", 0),
+        }
 
 
 #: what works on a 2-core CPU: vLLM's defaults (one OpenMP thread, one core reserved for
