@@ -128,6 +128,30 @@ def test_prefix_cache_keeps_only_the_longest_of_a_chain() -> None:
     assert list(cache._entries) == [(1, 2, 3)]
 
 
+def test_a_newer_version_of_a_document_replaces_the_older() -> None:
+    """An editor's next prompt: the same document a little further on, whose last token was
+    tokenized anew and whose earlier completion was not taken. One copy is kept, not one per
+    pause; a document that shares only its beginning stays."""
+    cache = PrefixCache(max_bytes=10**9)
+    document = list(range(100, 180))  # 80 tokens
+    cache.put([*document, 7, 7], seq_kv(82, 1.0))  # the prompt and two generated tokens
+    newer = [*document[:-1], 5, 6, 9]  # its last token tokenized anew, two more
+    cache.put(newer, seq_kv(82, 2.0))
+    assert list(cache._entries) == [tuple(newer)]
+    hit = cache.longest([*newer, 4])
+    assert hit is not None and hit.length == 82 and same(hit.layers, seq_kv(82, 2.0))
+    # another cell of the same notebook: its first 40 tokens in common, the rest its own
+    other = document[:40] + list(range(300, 340))
+    cache.put(other, seq_kv(80, 3.0))
+    assert len(cache._entries) == 2
+    # what is left of an entry after the shared part decides (an eighth), not the new length
+    cache.put(other[:69] + [1] * 40, seq_kv(109, 4.0))  # 11 of the 80 its own: kept
+    assert len(cache._entries) == 3
+    # ``other`` keeps 9 of its 80 tokens to itself: replaced; the one before keeps 40 of 109
+    cache.put(other[:71] + [2] * 40, seq_kv(111, 5.0))
+    assert len(cache._entries) == 3 and tuple(other) not in cache._entries
+
+
 def test_prefix_cache_stored_copies_do_not_alias() -> None:
     cache = PrefixCache(max_bytes=10**9)
     layers = seq_kv(3, 1.0)

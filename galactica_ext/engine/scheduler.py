@@ -65,8 +65,9 @@ class PromptTooLong(ValueError):
 
 
 #: the prefix cache's budget (reported by /health): room for this many documents of this many
-#: tokens, enough for an editor moving between a few notebooks' cells. galactica-125m in
-#: bfloat16: 151 MB; 1.3b: 805 MB (four full 2,048-token contexts were 1.6 GB there)
+#: tokens, enough for an editor moving between a few notebooks' cells (one entry per document:
+#: its newer version replaces the older, ``kvcache.supersedes``). galactica-125m in bfloat16:
+#: 151 MB; 1.3b: 805 MB (four full 2,048-token contexts were 1.6 GB there)
 PREFIX_DOCUMENTS = 4
 PREFIX_DOCUMENT_TOKENS = 1024
 
