@@ -16,6 +16,7 @@ from ..specs import is_local, resolve_model_spec
 from . import widened
 from .cpu import can_pack, fuse_gelu, fuse_qkv, pack_linears, use_decode_attention
 from .direct import load_direct
+from .free_memory import release_free_memory
 from .int8 import KERNELS, linear_weights, pick_kernel, quantize_linears
 from .int8 import keeps_plain as int8_keeps_plain
 from .threads import ThreadSetting, apply_threads
@@ -211,6 +212,7 @@ def load_model(
             if options.pack_weights and options.fuse:
                 fuse_qkv(layer)
             quantize_linears(layer, options.int8_kernel, plain)
+            release_free_memory()  # the layer's bfloat16 weights, before the next is read
 
     if device.type == "cpu" and options.low_cpu_mem_usage and (cpu_int8 or not options.quantize):
         model = load_direct(
@@ -245,6 +247,8 @@ def load_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    if device.type == "cpu":
+        release_free_memory()  # what reading and converting the weights freed
     report("load", 1.0)
     return LoadedModel(
         spec=resolved,
