@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 
-def release_free_memory() -> bool:
-    """Return the allocator's free pages to the system (glibc's ``malloc_trim(0)``); whether
-    it could (False where the C library has no ``malloc_trim``: musl, macOS, Windows)."""
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``), or None."""
     name = ctypes.util.find_library("c")
     try:
         trim = ctypes.CDLL(name).malloc_trim if name else None
@@ -27,7 +29,16 @@ def release_free_memory() -> bool:
         trim = None
     if trim is None:
         log.debug("no malloc_trim in the C library (%s): freed memory stays with it", name)
-        return False
+        return None
     trim.argtypes = [ctypes.c_size_t]
+    return trim
+
+
+def release_free_memory() -> bool:
+    """Return the allocator's free pages to the system (glibc's ``malloc_trim(0)``); whether
+    it could (False where the C library has no ``malloc_trim``: musl, macOS, Windows)."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
     trim(0)
     return True

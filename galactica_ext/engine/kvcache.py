@@ -274,8 +274,8 @@ class PrefixCache:
     def put(self, ids: list[int], layers: LayerKV) -> None:
         """Keep ``layers``, the cache of ``ids``: unless an entry extends it already; in place
         of the entries it makes useless or supersedes (:func:`supersedes`)."""
-        key = tuple(ids[: kv_length(layers)])
-        if not key or kv_bytes(layers) > self.max_bytes:
+        key, size = tuple(ids[: kv_length(layers)]), kv_bytes(layers)
+        if not key or size > self.max_bytes:
             return
         for old in list(self._entries):
             common = _common_prefix(old, key)
@@ -285,7 +285,7 @@ class PrefixCache:
                 del self._entries[old]
         # the least recently used go before the copy is made: the budget is never exceeded,
         # not even for a moment (at galactica-1.3b a 1,000-token entry is 200 MB)
-        while self._entries and self.bytes + kv_bytes(layers) > self.max_bytes:
+        while self._entries and self.bytes + size > self.max_bytes:
             self._entries.popitem(last=False)
         self._entries[key] = [(k.clone(), v.clone()) for k, v in layers]
 
