@@ -547,6 +547,28 @@ def test_prefix_reuse_matches_a_cold_run(engine: Engine, tiny_model: GalacticaMo
     assert_same_greedy(warm, reference(engine.model, engine.encode(grown), 10))
 
 
+def test_a_lone_requests_cache_reaches_the_prefix_cache_uncopied(
+    tiny_model: GalacticaModel,
+) -> None:
+    """The prompt's cache (room for its completion) becomes the batch's and then the prefix
+    cache's entry: the entry still has the unused room of the last token, which a copy would
+    not; a later request extending it matches a cold run (``test_prefix_reuse_...``)."""
+    from galactica_ext.engine.kvcache import held_bytes, kv_bytes
+
+    engine = Engine(tiny_model.loaded)
+    prompt = "Lone requests keep their buffers: " + "the cache " * 20
+    try:
+        engine.generate(prompt, SamplingParams(max_tokens=5, ignore_eos=True))
+    finally:
+        engine.close()  # the worker finishes its step (the entry is put), then stops
+    entries = list(engine.prefix_cache._entries.values())
+    assert len(entries) == 1
+    (layers,) = entries
+    length = len(engine.encode(prompt)) + 4  # the last token is never fed
+    assert layers[0][0].shape[-2] == length
+    assert held_bytes(layers) == kv_bytes(layers) * (length + 1) // length
+
+
 def test_queue_limit_and_close(tiny_model: GalacticaModel) -> None:
     small = Engine(tiny_model.loaded, max_queue=1, prefix_cache_bytes=0)
     gate = Gate(after=1)

@@ -13,9 +13,12 @@ from galactica_ext.engine.kvcache import (
     PrefixCache,
     from_cache,
     growing_cache,
+    held_bytes,
     kv_bytes,
     kv_length,
+    prompt_cache,
     reorder,
+    room_for,
     to_cache,
 )
 
@@ -287,3 +290,59 @@ def test_a_growing_cache_takes_room_as_it_needs_it() -> None:
     assert layer.buffers[0] is not first and layer.buffers[0].shape[-2] <= 1000
     assert torch.equal(layer.keys[:, :, :5], prompt[0][0].expand(2, -1, -1, -1))
     assert layer.keys[0, 0, 5:, 0].tolist() == [float(i) for i in range(layer.length - 5)]
+
+
+# ---- a prompt's own cache: written in place, handed on without copies ----------------------
+
+
+def test_a_prompt_cache_is_written_in_place_and_becomes_an_empty_batch() -> None:
+    """Chunks of a cold prompt write into buffers made at the first chunk with room for all of
+    it; an empty batch takes those buffers as they are, a second row is copied in beside."""
+    cache = prompt_cache(None, capacity=10)
+    for layer in range(LAYERS):  # a first chunk of 4 tokens, as the model writes it
+        cache.update(*seq_kv(4, float(layer))[layer], layer)
+    buffer = cache.layers[0].buffers[0]
+    assert buffer.shape[-2] == 10 and cache.get_seq_length() == 4
+    for layer in range(LAYERS):  # the next chunk: no new buffer
+        cache.update(*[t[..., :3, :] for t in seq_kv(3, 9.0)[layer]], layer)
+    assert cache.layers[0].buffers[0] is buffer and cache.get_seq_length() == 7
+    batch = BatchKV()
+    batch.add(cache)
+    assert batch.cache is cache and batch.mask.tolist() == [[1] * 7]
+    batch.add(seq_kv(5, 2.0))  # a second sequence: both copied into a batch of two rows
+    assert batch.size == 2 and batch.cache.layers[0].buffers[0] is not buffer
+    assert torch.equal(batch.row(0)[0][0], cache.layers[0].keys)
+    assert same(batch.row(1), seq_kv(5, 2.0))
+
+
+def test_a_prompt_cache_after_a_prefix_copies_it() -> None:
+    prefix = seq_kv(6, 1.0)
+    cache = prompt_cache(prefix, capacity=room_for(6, 2))
+    assert cache.layers[0].capacity == 8
+    assert same(from_cache(cache), prefix)
+    prefix[0][0].zero_()  # the prefix cache's entry is not the prompt's buffer
+    assert cache.layers[0].keys.abs().sum() > 0
+
+
+def test_room_for_a_completion() -> None:
+    assert room_for(1000, 16) == 1016  # what the completion may need, no more
+    assert room_for(1000, 2000) == 1250  # a quarter more at most (it grows later)
+    assert room_for(10, 2000) == 10 + 64
+
+
+def test_a_finished_rows_buffers_are_kept_uncopied_where_little_room_is_unused() -> None:
+    cache = PrefixCache(max_bytes=10**9)
+    tight = prompt_cache(seq_kv(9, 1.0), capacity=10)
+    rows = from_cache(tight)
+    cache.put(list(range(9)), rows, own=True)
+    kept = cache._entries[tuple(range(9))]
+    assert kept[0][0].data_ptr() == tight.layers[0].buffers[0].data_ptr()  # not copied
+    assert cache.bytes == held_bytes(rows) > kv_bytes(rows)  # the room is counted
+    roomy = prompt_cache(seq_kv(4, 2.0), capacity=10)  # 6 of 10 tokens unused: copied
+    cache.put([7] * 4, from_cache(roomy), own=True)
+    copy = cache._entries[(7,) * 4]
+    assert copy[0][0].data_ptr() != roomy.layers[0].buffers[0].data_ptr()
+    assert held_bytes(copy) == kv_bytes(copy)
+    shared = prompt_cache(seq_kv(5, 3.0), capacity=5)  # not own: always copied
+    cache.put([8] * 5, from_cache(shared))
+    assert cache._entries[(8,) * 5][0][0].data_ptr() != shared.layers[0].buffers[0].data_ptr()

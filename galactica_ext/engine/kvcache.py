@@ -42,8 +42,8 @@ class GrowingLayer(DynamicLayer):
 
     def __init__(
         self,
-        keys: torch.Tensor,
-        values: torch.Tensor,
+        keys: torch.Tensor | None,
+        values: torch.Tensor | None,
         capacity: int,
         grows: bool = False,
         limit: int | None = None,
@@ -51,6 +51,14 @@ class GrowingLayer(DynamicLayer):
         super().__init__()
         self.grows = grows  # reallocate (with headroom) when full, else refuse
         self.limit = limit  # never more tokens than this (None: no limit)
+        self.length = 0
+        self._first_room = capacity  # what the first keys get, where none are given yet
+        self._bits: tuple[torch.Tensor, np.ndarray, np.ndarray] | None = None
+        if keys is not None and values is not None:
+            self._allocate(keys, values, capacity)
+
+    def _allocate(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+        """Buffers for ``capacity`` tokens (at least ``keys``'), holding ``keys``/``values``."""
         rows, heads, length, dim = keys.shape
         capacity = max(capacity, length)
         self.buffers = (
@@ -62,7 +70,6 @@ class GrowingLayer(DynamicLayer):
         self.length = length
         self.device = keys.device
         self.is_initialized = True
-        self._bits: tuple[torch.Tensor, np.ndarray, np.ndarray] | None = None
         self._view()
 
     def _view(self) -> None:
@@ -91,6 +98,8 @@ class GrowingLayer(DynamicLayer):
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:  # a prompt's first chunk: room for the whole prompt
+            self._allocate(key_states[..., :0, :], value_states[..., :0, :], self._first_room)
         end = self.length + key_states.shape[-2]
         if end > self.buffers[0].shape[-2]:
             if not self.grows or (self.limit is not None and end > self.limit):
@@ -137,6 +146,29 @@ def growing_cache(layers: LayerKV, rows: int, limit: int) -> DynamicCache:
     return cache
 
 
+def prompt_cache(cached: LayerKV | None, capacity: int) -> DynamicCache:
+    """A one-row cache for a prompt, written in place: a copy of ``cached`` (a reused prefix;
+    None: a cold prompt) with room for ``capacity`` tokens in all (the prompt and the first of
+    its completion). The prompt's chunks write into it rather than each copying the whole cache,
+    and an empty batch takes it as it is (``BatchKV.add``): at galactica-1.3b a 1,000-token
+    prompt's cache is 200 MB, and the chunks' copies, the batch's copy and the prefix cache's
+    copy were each held beside it."""
+    if cached:
+        cache = to_cache([(k[..., :0, :], v[..., :0, :]) for k, v in cached])
+        cache.layers = [GrowingLayer(k, v, capacity, grows=True) for k, v in cached]
+        return cache
+    cache = DynamicCache()  # its layers are made at the first chunk, one per model layer
+    cache.layer_class_to_replicate = lambda: GrowingLayer(None, None, capacity, grows=True)
+    return cache
+
+
+def room_for(length: int, wanted: int) -> int:
+    """The tokens a cache of ``length`` tokens is given room for when ``wanted`` more may
+    follow: ``wanted`` but at most :data:`HEADROOM` or a quarter more (it grows by as much
+    again when full; a completion often ends long before its ``max_tokens``)."""
+    return length + min(wanted, max(HEADROOM, length // 4))
+
+
 def reorder(cache: DynamicCache, rows: list[int], start: int) -> None:
     """Reorder the rows of a ``growing_cache`` from token ``start`` on."""
     index = torch.tensor(rows, device=cache.layers[0].keys.device)
@@ -154,6 +186,12 @@ def kv_length(layers: LayerKV) -> int:
 
 def kv_bytes(layers: LayerKV) -> int:
     return sum(k.numel() * k.element_size() * 2 for k, _ in layers)
+
+
+def held_bytes(layers: LayerKV) -> int:
+    """The bytes of the buffers ``layers`` keep alive: more than :func:`kv_bytes` where they
+    are views of buffers with room to grow (a batch's, handed to the prefix cache)."""
+    return sum(k.untyped_storage().nbytes() + v.untyped_storage().nbytes() for k, v in layers)
 
 
 def _left_pad(t: torch.Tensor, extra: int) -> torch.Tensor:
@@ -194,8 +232,17 @@ class BatchKV:
     def padded(self) -> bool:
         return bool(self.size) and not bool(self.mask.all())
 
-    def add(self, seq: LayerKV) -> None:
-        """Append one sequence (``[1, H, L, D]`` per layer) as the last row."""
+    def add(self, seq: LayerKV | DynamicCache) -> None:
+        """Append one sequence (``[1, H, L, D]`` per layer) as the last row. A ``prompt_cache``
+        becomes an empty batch's cache as it is (its buffers are the batch's from then on)."""
+        if isinstance(seq, DynamicCache):
+            if self.cache is None and all(isinstance(x, GrowingLayer) for x in seq.layers):
+                self.cache = seq
+                self.mask = torch.ones(
+                    (1, seq.get_seq_length()), dtype=torch.long, device=seq.layers[0].device
+                )
+                return
+            seq = from_cache(seq)
         length = kv_length(seq)
         if self.cache is None:
             self._set(list(seq))
@@ -251,6 +298,12 @@ class PrefixHit:
     layers: LayerKV
 
 
+#: a finished sequence's buffers go to the prefix cache as they are (no copy) where their unused
+#: room is at most this share of what they hold (a prompt's own cache has room for its
+#: completion, at most a quarter more: ``room_for``)
+KEPT_ROOM = 1 / 4
+
+
 class PrefixCache:
     """The caches of recently finished sequences, reused for prompts that share a prefix."""
 
@@ -264,18 +317,23 @@ class PrefixCache:
     def bytes(self) -> int:
         """Bytes of the caches held now (at most ``max_bytes``)."""
         # a snapshot: /health reads this from another thread while the engine puts entries
-        return sum(kv_bytes(layers) for layers in list(self._entries.values()))
+        return sum(held_bytes(layers) for layers in list(self._entries.values()))
 
     @property
     def entries(self) -> int:
         """How many prompts' caches are held (one that a newer prompt extends is dropped)."""
         return len(self._entries)
 
-    def put(self, ids: list[int], layers: LayerKV) -> None:
+    def put(self, ids: list[int], layers: LayerKV, own: bool = False) -> None:
         """Keep ``layers``, the cache of ``ids``: unless an entry extends it already; in place
-        of the entries it makes useless or supersedes (:func:`supersedes`)."""
+        of the entries it makes useless or supersedes (:func:`supersedes`). ``own``: nothing
+        else will write or read the buffers they are views of (a finished batch's last row):
+        kept as they are where their room to grow is at most :data:`KEPT_ROOM` of them, not
+        copied (the copy was made while the batch still held them)."""
         key, size = tuple(ids[: kv_length(layers)]), kv_bytes(layers)
-        if not key or size > self.max_bytes:
+        own = own and held_bytes(layers) <= size * (1 + KEPT_ROOM)
+        held = held_bytes(layers) if own else size
+        if not key or held > self.max_bytes:
             return
         for old in list(self._entries):
             common = _common_prefix(old, key)
@@ -285,9 +343,9 @@ class PrefixCache:
                 del self._entries[old]
         # the least recently used go before the copy is made: the budget is never exceeded,
         # not even for a moment (at galactica-1.3b a 1,000-token entry is 200 MB)
-        while self._entries and self.bytes + size > self.max_bytes:
+        while self._entries and self.bytes + held > self.max_bytes:
             self._entries.popitem(last=False)
-        self._entries[key] = [(k.clone(), v.clone()) for k, v in layers]
+        self._entries[key] = list(layers) if own else [(k.clone(), v.clone()) for k, v in layers]
 
     def longest(
         self,

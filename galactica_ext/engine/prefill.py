@@ -18,10 +18,19 @@ PREFILL_TOKENS = 4096
 
 
 def prefill(
-    model: Any, device: torch.device, ids: list[int], cached: LayerKV | None, start: int
+    model: Any,
+    device: torch.device,
+    ids: list[int],
+    cached: LayerKV | DynamicCache | None,
+    start: int,
 ) -> tuple[torch.Tensor, LayerKV]:
-    """Run ``ids`` after ``start`` cached tokens: the last position's logits and the cache."""
-    cache = to_cache(cached) if cached else DynamicCache()
+    """Run ``ids`` after ``start`` cached tokens: the last position's logits and the cache.
+    ``cached``: a cache to extend (a ``DynamicCache``: in place, ``kvcache.prompt_cache``),
+    or the tensors of one (copied as the model extends them), or None."""
+    if isinstance(cached, DynamicCache):
+        cache = cached
+    else:
+        cache = to_cache(cached) if cached else DynamicCache()
     input_ids = torch.tensor([ids], device=device)
     positions = torch.arange(start, start + len(ids), device=device).unsqueeze(0)
     out = model(

@@ -20,6 +20,7 @@ from collections import deque
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from ..protocol.limits import MAX_N
 from ..specs import CONTEXT_LENGTH
@@ -27,7 +28,15 @@ from ..tasks import escape_sequences
 from .constraints import ChoiceTrie, TrieCache, TrieNode
 from .decode_step import DecodeStep
 from .events import ChoiceResult, Completion, Delta, EngineClosed
-from .kvcache import BatchKV, LayerKV, PrefixCache, PrefixHit
+from .kvcache import (
+    BatchKV,
+    LayerKV,
+    PrefixCache,
+    PrefixHit,
+    from_cache,
+    prompt_cache,
+    room_for,
+)
 from .loading import LoadedModel
 from .prefill import packed, prefill, prefill_many
 from .requests import Request, SeqState, check_modes
@@ -335,16 +344,17 @@ class Engine:
                 if hit is None:
                     cold.append(request)
                     continue
-                ids = request.prompt_ids
-                logits, layers = self._prefill(ids[hit.length :], hit.layers, hit.length)
-                self._start(request, logits, layers, hit.length)
+                ids, wanted = request.prompt_ids, request.params.max_tokens
+                logits, cache = self._prefill(ids[hit.length :], hit.layers, hit.length, wanted)
+                self._start(request, logits, cache, hit.length)
             except Exception as err:
                 log.exception("prefill failed")
                 request.completion.fail(err)
         for group in packed(cold, lambda r: len(r.prompt_ids)):
             try:
                 if len(group) == 1:
-                    prefilled = [self._prefill(group[0].prompt_ids, None, 0)]
+                    wanted = group[0].params.max_tokens
+                    prefilled = [self._prefill(group[0].prompt_ids, None, 0, wanted)]
                 else:
                     prefilled = self._prefill_many([r.prompt_ids for r in group])
                     self.batched_prefills += 1
@@ -385,8 +395,17 @@ class Engine:
             node=request.trie.root if request.trie is not None else None,
         )
 
-    def _start(self, request: Request, logits: torch.Tensor, layers: LayerKV, reused: int) -> None:
-        """Start a prefilled request's ``n`` sequences (or finish them at once)."""
+    def _start(
+        self,
+        request: Request,
+        logits: torch.Tensor,
+        prefilled: LayerKV | DynamicCache,
+        reused: int,
+    ) -> None:
+        """Start a prefilled request's ``n`` sequences (or finish them at once). A request's
+        own ``prompt_cache`` (one sequence) goes to the batch or the prefix cache uncopied."""
+        own = isinstance(prefilled, DynamicCache) and request.completion.n == 1
+        layers = from_cache(prefilled) if isinstance(prefilled, DynamicCache) else prefilled
         for index in range(request.completion.n):
             seq = self.new_sequence(request, index, reused)
             try:
@@ -397,10 +416,10 @@ class Engine:
                 request.completion.fail(err)
                 return
             if done:
-                self.prefix_cache.put(request.prompt_ids, layers)
+                self.prefix_cache.put(request.prompt_ids, layers, own=own)
             else:
                 self._active.append(seq)
-                self._batch.add(layers)
+                self._batch.add(prefilled if own else layers)
 
     def _lookup(self, ids: list[int]) -> PrefixHit | None:
         """The longest computed prefix of ``ids``: cached, or a running sequence's."""
@@ -415,8 +434,8 @@ class Engine:
         many tokens were reused."""
         hit = self._lookup(ids)
         start = hit.length if hit else 0
-        logits, layers = self._prefill(ids[start:], hit.layers if hit else None, start)
-        return logits, layers, start
+        logits, cache = self._prefill(ids[start:], hit.layers if hit else None, start)
+        return logits, from_cache(cache), start
 
     def run_model(self, **inputs: Any) -> Any:
         """The model's forward, with torch's threads chosen for its kind of work (a step or a
@@ -458,18 +477,21 @@ class Engine:
         return gen
 
     def _prefill(
-        self, ids: list[int], cached: LayerKV | None, start: int
-    ) -> tuple[torch.Tensor, LayerKV]:
-        """``ids`` after ``start`` cached tokens. A long prompt runs in chunks of
+        self, ids: list[int], cached: LayerKV | None, start: int, wanted: int = 0
+    ) -> tuple[torch.Tensor, DynamicCache]:
+        """``ids`` after ``start`` cached tokens, into a ``prompt_cache`` with room for
+        ``wanted`` tokens more (``kvcache.room_for``). A long prompt runs in chunks of
         :data:`PROMPT_CHUNK` tokens while it has more than one thread: a chunk whose threads
         were crowded out by another process drops the rest to fewer (engine/thread_tuner.py)
         instead of the whole prompt stalling (measured, 2-core EPYC, 1,000 tokens of
         galactica-125m: 0.39 s in one forward, 0.40 s in chunks of 256; beside one busy
         process a 2-thread chunk took 1.5-2.5x as long as with 1 thread)."""
+        cache = prompt_cache(cached, min(self.context, room_for(start + len(ids), wanted)))
         while len(ids) >= 2 * PROMPT_CHUNK and self.threads.prompts_may_fall_back():
-            _, cached = prefill(self.run_model, self.device, ids[:PROMPT_CHUNK], cached, start)
+            prefill(self.run_model, self.device, ids[:PROMPT_CHUNK], cache, start)
             ids, start = ids[PROMPT_CHUNK:], start + PROMPT_CHUNK
-        return prefill(self.run_model, self.device, ids, cached, start)
+        logits, _ = prefill(self.run_model, self.device, ids, cache, start)
+        return logits, cache
 
     def allowed_tokens(self, seq: SeqState) -> torch.Tensor | None:
         """The tokens a choice-constrained sequence may take next (None: no such constraint)."""
@@ -597,8 +619,10 @@ class Engine:
         self._remember(i, seq)
 
     def _remember(self, i: int, seq: SeqState) -> None:
-        """Keep a finished sequence's cache for prompts that extend it."""
-        self.prefix_cache.put(seq.ids[: seq.kv_len], self._batch.row(i))
+        """Keep a finished sequence's cache for prompts that extend it: the batch's last row
+        hands its buffers over (the batch is emptied next), others are copied."""
+        own = len(self._active) == 1
+        self.prefix_cache.put(seq.ids[: seq.kv_len], self._batch.row(i), own=own)
 
     def _shrink(self, keep: list[int]) -> None:
         if len(keep) != len(self._active):
