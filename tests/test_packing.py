@@ -9,21 +9,38 @@ import pytest
 import torch
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_fast_model_decodes_like_the_plain_one(tiny_checkpoint: Path, dtype: str) -> None:
+@pytest.mark.parametrize(
+    ("dtype", "large"), [("float32", False), ("bfloat16", False), ("bfloat16", True)]
+)
+def test_fast_model_decodes_like_the_plain_one(
+    tiny_checkpoint: Path, dtype: str, large: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``large``: as a model whose plain weights are too big to keep beside the packed ones
+    (galactica-1.3b and up): the layers packed only, the tied output projection not packed (the
+    kernel for a few rows, its plain weight for more: the beams here)."""
     from transformers import OPTForCausalLM
 
+    from galactica_ext.engine import few_rows
     from galactica_ext.engine.cpu import DECODE_ATTENTION, PackedLinear, can_pack
     from galactica_ext.engine.loading import LoadOptions, load_model
 
     torch_dtype = getattr(torch, dtype)
     if not can_pack(torch_dtype, torch.device("cpu")):
         pytest.skip(f"oneDNN packing of {dtype} is not available on this CPU")
+    if large and few_rows.kernel() is None:
+        pytest.skip("the few-row kernel does not run here")
+    if large:
+        monkeypatch.setattr(few_rows, "BF16_PLAIN_LIMIT", 0)
     loaded = load_model(str(tiny_checkpoint), LoadOptions(dtype=dtype, device="cpu"))
     plain = OPTForCausalLM.from_pretrained(str(tiny_checkpoint), dtype=torch_dtype).eval()
     model = loaded.model
     assert isinstance(model.lm_head, PackedLinear)
     assert isinstance(model.model.decoder.layers[0].fc1, PackedLinear)
+    if large:
+        assert model.lm_head.packed is None and model.lm_head.few_rows is not None
+        assert model.model.decoder.layers[0].fc1.few_rows is None
+    elif few_rows.kernel() is not None:
+        assert model.lm_head.packed is not None
     expected_attention = DECODE_ATTENTION if dtype == "bfloat16" else "sdpa"
     assert model.config._attn_implementation == expected_attention
     # the tied output projection still shares the embeddings; counts are unchanged
@@ -46,6 +63,14 @@ def test_fast_model_decodes_like_the_plain_one(tiny_checkpoint: Path, dtype: str
     stepped = torch.stack([step[0].float() for step in fast.logits])
     assert torch.allclose(stepped, replay, atol=tolerance, rtol=tolerance)
     assert beams.shape[0] == 2
+    # the output projection's products of one row (the kernel) and of more (packed or plain)
+    rows = torch.randn(8, model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    rows = rows.to(torch_dtype)
+    with torch.inference_mode():
+        for count in (1, 3, 8):
+            got = model.lm_head(rows[:count]).float()
+            want = plain.lm_head(rows[:count]).float()
+            assert torch.allclose(got, want, atol=tolerance, rtol=tolerance), count
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

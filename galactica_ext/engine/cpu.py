@@ -105,15 +105,21 @@ class PackedLinear(nn.Module):
     """
 
     def __init__(
-        self, linear: nn.Linear, tied: bool, hint: int = 1, few_rows_too: bool = False
+        self,
+        linear: nn.Linear,
+        tied: bool,
+        hint: int = 1,
+        few_rows_too: bool = False,
+        pack: bool = True,
     ) -> None:
         super().__init__()
         #: oneDNN post-op applied inside the product: "none" or "gelu" (:func:`fuse_gelu`)
         self.activation = "none"
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach()
-        # the layout oneDNN picks for this many rows (PACK_HINTS)
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, hint)
+        #: the packed copy, in the layout oneDNN picks for this many rows (PACK_HINTS); None
+        #: (``pack`` False, a tied weight only): more rows than the kernel's by the plain one
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, hint) if pack else None
         self.bias = linear.bias
         self.weight = kept_or_placeholder(linear, tied or few_rows_too, weight.dtype)
         #: products of up to few_rows.row_limit(dtype) rows by few_rows' kernel on the plain weight
@@ -125,6 +131,8 @@ class PackedLinear(nn.Module):
             out = self.few_rows(x, self.activation)
             if out is not None:
                 return out
+        if self.packed is None:
+            return nn.functional.linear(x, self.weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(
             x, self.packed, self.bias, self.activation, [], "none"
         )
@@ -133,8 +141,10 @@ class PackedLinear(nn.Module):
         post = "" if self.activation == "none" else f", post-op={self.activation}"
         if self.few_rows is not None:
             post += f", up to {self.few_rows.max_rows} rows: numba"
+        packed = "oneDNN" if self.packed is not None else "no (plain weight)"
         return (
-            f"in_features={self.in_features}, out_features={self.out_features}, packed=oneDNN{post}"
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"packed={packed}{post}"
         )
 
 
@@ -197,14 +207,19 @@ def pack_linears(model: nn.Module, own_copies: bool = True) -> int:
             few_rows.row_limit(dtype),
         )
     # a tied weight stays anyway (the output projection): the kernel costs no memory there
-    # (galactica-1.3b's in bfloat16: 1.39-1.42x as fast, 8% of a step's bytes)
+    # (galactica-1.3b's in bfloat16: 1.39-1.42x as fast, 8% of a step's bytes). Where the
+    # layers' plain copies are too big to keep, it has no packed copy either: at galactica-1.3b
+    # (bfloat16) that copy is 205 MB for its products of 3-32 rows, which the plain weight
+    # computes 1.2-1.6x slower: 3-4% of such a step (a batch or a search; 2 threads, Zen 4).
+    # galactica-125m keeps both: its output projection is 31% of a step's bytes
     tied_kernel = keep_plain or few_rows.keeps_plain(dtype, 0)
     with torch.no_grad():  # one matrix at a time: each dense weight is freed once replaced
         while linears:
             parent, name, child = linears.pop()
             tied = users.get(id(child.weight), 0) > 1
             kernel_too = keep_plain or (tied and tied_kernel)
-            packed = PackedLinear(child, tied=tied, hint=hint, few_rows_too=kernel_too)
+            pack = keep_plain or not (tied and tied_kernel)
+            packed = PackedLinear(child, tied, hint, few_rows_too=kernel_too, pack=pack)
             setattr(parent, name, packed)
             del child, packed
         # tensors loaded straight from a memory-mapped checkpoint keep the whole file mapped
