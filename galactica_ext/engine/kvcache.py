@@ -136,13 +136,24 @@ def growing_cache(layers: LayerKV, rows: int, limit: int) -> DynamicCache:
     time: a search usually ends long before its ``max_tokens``)."""
     length = kv_length(layers)
     room = min(limit, length + HEADROOM)
-    cache = to_cache([(k[..., :0, :], v[..., :0, :]) for k, v in layers])
-    cache.layers = [
-        GrowingLayer(
-            k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1), room, grows=True, limit=limit
-        )
-        for k, v in layers
-    ]
+    return _in_place(
+        [
+            GrowingLayer(
+                k.expand(rows, -1, -1, -1),
+                v.expand(rows, -1, -1, -1),
+                room,
+                grows=True,
+                limit=limit,
+            )
+            for k, v in layers
+        ]
+    )
+
+
+def _in_place(layers: list[GrowingLayer]) -> DynamicCache:
+    """A ``DynamicCache`` the model extends through ``layers`` (each holding its tokens)."""
+    cache = to_cache([(layer.keys[..., :0, :], layer.values[..., :0, :]) for layer in layers])
+    cache.layers = layers
     return cache
 
 
@@ -154,9 +165,7 @@ def prompt_cache(cached: LayerKV | None, capacity: int) -> DynamicCache:
     prompt's cache is 200 MB, and the chunks' copies, the batch's copy and the prefix cache's
     copy were each held beside it."""
     if cached:
-        cache = to_cache([(k[..., :0, :], v[..., :0, :]) for k, v in cached])
-        cache.layers = [GrowingLayer(k, v, capacity, grows=True) for k, v in cached]
-        return cache
+        return _in_place([GrowingLayer(k, v, capacity, grows=True) for k, v in cached])
     cache = DynamicCache()  # its layers are made at the first chunk, one per model layer
     cache.layer_class_to_replicate = lambda: GrowingLayer(None, None, capacity, grows=True)
     return cache
@@ -220,9 +229,7 @@ class BatchKV:
             return
         length = kv_length(layers)
         capacity = length + max(HEADROOM, length // 4)
-        cache = to_cache([(k[..., :0, :], v[..., :0, :]) for k, v in layers])
-        cache.layers = [GrowingLayer(k, v, capacity, grows=True) for k, v in layers]
-        self.cache = cache
+        self.cache = _in_place([GrowingLayer(k, v, capacity, grows=True) for k, v in layers])
 
     @property
     def size(self) -> int:
@@ -330,9 +337,9 @@ class PrefixCache:
         else will write or read the buffers they are views of (a finished batch's last row):
         kept as they are where their room to grow is at most :data:`KEPT_ROOM` of them, not
         copied (the copy was made while the batch still held them)."""
-        key, size = tuple(ids[: kv_length(layers)]), kv_bytes(layers)
-        own = own and held_bytes(layers) <= size * (1 + KEPT_ROOM)
-        held = held_bytes(layers) if own else size
+        key, size, held = tuple(ids[: kv_length(layers)]), kv_bytes(layers), held_bytes(layers)
+        own = own and held <= size * (1 + KEPT_ROOM)
+        held = held if own else size
         if not key or held > self.max_bytes:
             return
         for old in list(self._entries):
