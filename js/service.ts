@@ -59,6 +59,14 @@ export interface IGalactica {
    */
   readonly settingsChanged: ISignal<IGalactica, IGalacticaSettings>;
   /**
+   * Whether an unload the user asked for is under way (no new work starts meanwhile).
+   */
+  readonly unloading: boolean;
+  /**
+   * Emitted when the user starts unloading the model: work in flight is dropped.
+   */
+  readonly unloadStarted: ISignal<IGalactica, void>;
+  /**
    * Load (or switch) the model.
    */
   load(request: ILoadModelRequest): Promise<IModelStatus>;
@@ -124,6 +132,14 @@ export class GalacticaService implements IGalactica {
     return this._settingsChanged;
   }
 
+  get unloading(): boolean {
+    return this._unloading;
+  }
+
+  get unloadStarted(): ISignal<this, void> {
+    return this._unloadStarted;
+  }
+
   /**
    * Follow the extension's settings in the registry.
    */
@@ -145,10 +161,16 @@ export class GalacticaService implements IGalactica {
   }
 
   async unload(): Promise<IModelStatus> {
-    const status = await unloadModel(this._serverSettings);
-    this.status.update(status);
-    this.status.unloadedByUser = true; // nothing loads it again until the user does
-    return status;
+    this._unloading = true;
+    this._unloadStarted.emit();
+    try {
+      const status = await unloadModel(this._serverSettings);
+      this.status.update(status);
+      this.status.unloadedByUser = true; // nothing loads it again until the user does
+      return status;
+    } finally {
+      this._unloading = false;
+    }
   }
 
   run<K extends TaskName>(
@@ -164,10 +186,13 @@ export class GalacticaService implements IGalactica {
   }
 
   /**
-   * The error a generation gets while the user has unloaded the model on purpose (a
-   * request must not start it again), else null.
+   * The error a generation gets while the model is being unloaded, or while the user has
+   * unloaded it on purpose (a request must not start it again), else null.
    */
   private _unloaded(): TaskError | null {
+    if (this._unloading) {
+      return new TaskError('the GALACTICA model is being unloaded');
+    }
     return this.status.unloadedByUser && !this.status.ready
       ? new TaskError(
           'no GALACTICA model is loaded (you unloaded it): load one from the GALACTICA sidebar'
@@ -212,4 +237,6 @@ export class GalacticaService implements IGalactica {
 
   private _settings: IGalacticaSettings = readSettings(null);
   private _settingsChanged = new Signal<this, IGalacticaSettings>(this);
+  private _unloading = false;
+  private _unloadStarted = new Signal<this, void>(this);
 }

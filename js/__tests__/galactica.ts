@@ -71,6 +71,11 @@ export class ScriptedGalactica implements IGalactica {
     IGalactica,
     IGalacticaSettings
   >(this);
+  readonly unloading = false;
+  readonly unloadStarted: Signal<IGalactica, void> = new Signal<
+    IGalactica,
+    void
+  >(this);
 
   /**
    * The runs started, oldest first.

@@ -28,6 +28,8 @@ class FakeGalactica {
   };
   settingsChanged = new Signal<any, IGalacticaSettings>(this);
   status = { ready: true } as any;
+  unloading = false;
+  unloadStarted = new Signal<any, void>(this);
   calls: { task: TaskName; request: ITaskRequest; signal?: AbortSignal }[] = [];
   tokens: [string, number][] = [];
   result: any = { text: '', truncated: false };
@@ -302,6 +304,39 @@ describe('GalacticaInlineProvider', () => {
     expect(items[items.length - 1].isIncomplete).toBe(false);
     galactica.hold = null;
     await drain(provider, second.items[0].token!);
+  });
+
+  it('drops the suggestion in flight when the user unloads the model, and starts none meanwhile', async () => {
+    const { galactica, provider } = setup();
+    let release: () => void = () => undefined;
+    galactica.hold = new Promise(resolve => (release = resolve));
+    galactica.tokens = [[' quarks', 0]];
+    const list = await provider.fetch(
+      { text: 'The proton is made of', offset: 21 },
+      automatic
+    );
+    const streamed = drain(provider, list.items[0].token!);
+    await new Promise(resolve => setTimeout(resolve, 0));
+    galactica.unloading = true;
+    galactica.unloadStarted.emit();
+    expect(galactica.calls[0].signal!.aborted).toBe(true);
+    const items = await streamed;
+    // what had streamed is taken back: the last word is an empty suggestion
+    expect(items.map(item => item.insertText)).toEqual([' quarks', '']);
+    expect(items[items.length - 1].isIncomplete).toBe(false);
+    release();
+    galactica.hold = null;
+    for (const triggerKind of [
+      InlineCompletionTriggerKind.Automatic,
+      InlineCompletionTriggerKind.Invoke
+    ]) {
+      const during = await provider.fetch(
+        { text: 'The proton is made of quarks', offset: 28 },
+        { ...automatic, triggerKind }
+      );
+      expect(during.items).toEqual([]);
+    }
+    expect(galactica.calls).toHaveLength(1);
   });
 
   it('does not debounce itself: every fetch reaches the model, only the last runs on', async () => {

@@ -180,7 +180,9 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
     private readonly _editorKind: (
       widget: Widget | null
     ) => EditorKind | null = editorKind
-  ) {}
+  ) {
+    _galactica.unloadStarted.connect(this._dropAll, this);
+  }
 
   readonly identifier = PROVIDER_ID;
   readonly name = 'GALACTICA';
@@ -241,6 +243,9 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
     });
     if (trigger.kind === 'none') {
       return EMPTY;
+    }
+    if (this._galactica.unloading) {
+      return EMPTY; // the user is unloading the model: nothing new starts
     }
     if (!this._galactica.status.ready) {
       if (automatic) {
@@ -525,6 +530,21 @@ export class GalacticaInlineProvider implements IInlineCompletionProvider {
           clearTimeout(timer);
         }
       });
+  }
+
+  /**
+   * The user started unloading the model: stop the generation in flight and empty the
+   * suggestions still streaming (none may appear once the model is going).
+   */
+  private _dropAll(): void {
+    this._controller?.abort();
+    this._controller = null;
+    for (const [token, queue] of this._streams) {
+      if (!queue.closed) {
+        queue.push({ insertText: '', isIncomplete: false, token });
+        queue.close();
+      }
+    }
   }
 
   private _release(controller: AbortController): void {

@@ -559,10 +559,21 @@ test.describe('GALACTICA', () => {
         (window as any).jupyterapp.commands.execute('galactica:summarise-cell')
       );
       await expect.poll(refusals).toBe(2);
-      // typing: no ghost text
+      // typing: no ghost text. A suggestion asked for while the model was loaded (as
+      // the cell was typed) may have been shown: typing past it removes it, and
+      // JupyterLab leaves two empty spacers in its place until the editor's next update;
+      // one still streaming when the unload started was emptied. Counted: text one sees.
       await page.keyboard.type(' quarks and', { delay: 20 });
       await page.waitForTimeout(1500); // longer than the debounce: nothing may come
-      await expect(page.locator('.jp-GhostText')).toHaveCount(0);
+      const shownGhostText = () =>
+        page
+          .locator(
+            '.jp-GhostText:not(.jp-GhostText-letterSpacer):not(.jp-GhostText-lineSpacer)'
+          )
+          .evaluateAll(
+            nodes => nodes.filter(node => node.textContent?.trim()).length
+          );
+      expect(await shownGhostText()).toBe(0);
       expect(await status()).toBe('stopped');
       expect((await cellSources(page)).length).toBe(1);
       // the intent is kept where a reload of the page finds it
@@ -595,7 +606,9 @@ test.describe('GALACTICA', () => {
     const path: string = await page.evaluate(
       () => (window as any).jupyterapp.shell.currentWidget.context.path
     );
-    const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/') + 1) : '';
+    const dir = path.includes('/')
+      ? path.slice(0, path.lastIndexOf('/') + 1)
+      : '';
     const bib = [
       '@article{vaswani2017attention, title={Attention Is All You Need},',
       '  author={Vaswani, Ashish and Shazeer, Noam}, year={2017}}',
