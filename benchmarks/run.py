@@ -424,12 +424,23 @@ def _sections_2_to_4(report, settings, servers, tokenizer, ct2_models) -> None:
         "editor trace TTFT ms: "
         + ", ".join(f"{k} {1000 * median(v.warm):.0f}" for k, v in report.trace.items())
     )
-    for kind, model in ct2_models.items():  # CTranslate2 has no prefix reuse: cold prompts only
-        firsts = [tokenizer(p[0], add_special_tokens=False)["input_ids"] for p in prompts]
+    # CTranslate2 has no prefix reuse: cold prompts only. The int8 agent answers the same
+    # cold prompts (not seen before: CTranslate2's int8 against ours in the same precision)
+    for kind in ct2_models:
         report.cold_ttft[f"ct2 {kind}"] = []
-        for ids in firsts:
+    if "int8" in ct2_models and "agent int8" in servers:
+        report.cold_ttft["agent int8"] = []
+    for trace_prompts in prompts:
+        ids = tokenizer(trace_prompts[0], add_special_tokens=False)["input_ids"]
+        for kind, model in ct2_models.items():
             workloads.wait_for_quiet(0.3)
             report.cold_ttft[f"ct2 {kind}"].append(model.ttft(ids))
+        if "agent int8" in report.cold_ttft:
+            workloads.wait_for_quiet(0.3)
+            body = {"prompt": trace_prompts[0], "max_tokens": 16, "temperature": 0}
+            body |= {"ignore_eos": True, "skip_special_tokens": False}  # as the trace's
+            answer = servers["agent int8"].complete(body, close_after_first=True)
+            report.cold_ttft["agent int8"].append(answer.ttft)
     report.seconds["editor trace"] = time.perf_counter() - t
     two_document_trace(report, settings, servers, tokenizer)
 
