@@ -569,6 +569,42 @@ def test_a_lone_requests_cache_reaches_the_prefix_cache_uncopied(
     assert held_bytes(layers) == kv_bytes(layers) * (length + 1) // length
 
 
+def test_an_editors_next_prompt_writes_on_the_entry_it_supersedes(
+    tiny_model: GalacticaModel,
+) -> None:
+    """Pause after pause of one document, the next prompt takes the prefix cache's entry and
+    writes its tokens into the entry's buffers (the document's cache is not copied; it grows
+    only when its room runs out), and each warm answer is the cold one."""
+    engine = Engine(tiny_model.loaded)
+    cold_engine = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    text = "Proteins fold into structures that determine what they do, " * 30
+    buffers: list[list[int]] = []  # per pause: the batch's key buffer at each decoding step
+
+    def seen(batch_id: int, ids: torch.Tensor) -> list[int]:  # on the worker, while decoding
+        if engine._batch.cache is not None:
+            buffers[-1].append(engine._batch.cache.layers[0].buffers[0].data_ptr())
+        return []
+
+    try:
+        for pause in range(5):
+            text += " and so"  # what was typed since the last pause
+            buffers.append([])
+            params = SamplingParams(max_tokens=3, ignore_eos=True, prefix_allowed_tokens_fn=seen)
+            warm = engine.generate(text, params)[0]
+            cold = cold_engine.generate(text, SamplingParams(max_tokens=3, ignore_eos=True))[0]
+            assert warm.token_ids == cold.token_ids
+            assert (warm.reused_tokens > len(engine.encode(text)) - 8) == (pause > 0)
+    finally:
+        engine.close()
+        cold_engine.close()
+    assert engine.prefix_cache.entries == 1
+    assert all(buffers)
+    # the first warm pause wrote into the cold prompt's buffer until its room ran out (it grew
+    # by a quarter); every pause after it wrote into that grown buffer
+    assert buffers[1][0] == buffers[0][-1] != buffers[1][-1]
+    assert {ptr for pause in buffers[2:] for ptr in pause} == {buffers[1][-1]}
+
+
 def test_queue_limit_and_close(tiny_model: GalacticaModel) -> None:
     small = Engine(tiny_model.loaded, max_queue=1, prefix_cache_bytes=0)
     gate = Gate(after=1)

@@ -11,6 +11,7 @@ from transformers import DynamicCache
 from galactica_ext.engine.kvcache import (
     BatchKV,
     PrefixCache,
+    buffers_of,
     from_cache,
     growing_cache,
     held_bytes,
@@ -346,3 +347,52 @@ def test_a_finished_rows_buffers_are_kept_uncopied_where_little_room_is_unused()
     shared = prompt_cache(seq_kv(5, 3.0), capacity=5)  # not own: always copied
     cache.put([8] * 5, from_cache(shared))
     assert cache._entries[(8,) * 5][0][0].data_ptr() != shared.layers[0].buffers[0].data_ptr()
+
+
+# ---- an editor's next prompt takes the entry it supersedes -------------------------------
+
+
+def test_a_prompt_that_supersedes_an_entry_takes_it_and_writes_on_its_buffers() -> None:
+    """The document a little further on takes the entry out of the cache (the request puts
+    its longer cache back) and extends the entry's own buffers: no copy of the prefix."""
+    cache = PrefixCache(max_bytes=10**9)
+    tight = prompt_cache(seq_kv(9, 1.0), capacity=10)
+    cache.put(list(range(9)), from_cache(tight), own=True)
+    buffer = tight.layers[0].buffers[0]
+    # the last token tokenized anew: 8 tokens shared, then 3 new ones
+    hit = cache.longest([*range(8), 50, 51, 52], take=True)
+    assert hit is not None and hit.length == 8 and hit.taken
+    assert cache.entries == 0
+    extended = prompt_cache(hit.layers, capacity=room_for(11, 0), taken=True)
+    assert extended.layers[0].buffers[0].data_ptr() == buffer.data_ptr()
+    assert extended.layers[0].capacity == 10 and extended.get_seq_length() == 8
+    assert same(from_cache(extended), [(k[..., :8, :], v[..., :8, :]) for k, v in seq_kv(9, 1.0)])
+    for layer in range(LAYERS):  # the new tokens: 2 fit in the buffer's room, then it grows
+        extended.update(*[t[..., :3, :] for t in seq_kv(3, 7.0)[layer]], layer)
+    assert extended.get_seq_length() == 11
+    assert extended.layers[0].buffers[0].data_ptr() != buffer.data_ptr()
+    assert torch.equal(extended.layers[0].keys[..., 8:, :], seq_kv(3, 7.0)[0][0])
+
+
+def test_an_entry_is_only_taken_where_the_prompt_supersedes_it() -> None:
+    cache = PrefixCache(max_bytes=10**9)
+    cache.put(list(range(40)), seq_kv(40, 1.0))  # a copy: no buffers to adopt
+    # a prompt that leaves half of the entry behind (an edit in the middle): shared
+    hit = cache.longest(list(range(20)) + [99] * 5, take=True)
+    assert hit is not None and hit.length == 20 and not hit.taken and cache.entries == 1
+    # without take (a search's prompt): shared
+    hit = cache.longest([*range(40), 99], take=False)
+    assert hit is not None and not hit.taken and cache.entries == 1
+    # superseded: taken, its buffers (a copy without room) written on until they grow
+    hit = cache.longest([*range(40), 99], take=True)
+    assert hit is not None and hit.taken and cache.entries == 0
+    adopted = prompt_cache(hit.layers, capacity=45, taken=True)
+    assert adopted.layers[0].buffers[0].data_ptr() == hit.layers[0][0].data_ptr()
+    assert same(from_cache(adopted), seq_kv(40, 1.0))
+    # a view that is not a whole one-row buffer's start is copied
+    rows = [(k.expand(2, -1, -1, -1).contiguous(), v) for k, v in seq_kv(40, 1.0)]
+    second = [(k[1:2], v) for k, v in rows]
+    assert buffers_of(*second[0]) is None
+    copied = prompt_cache(second, capacity=45, taken=True)
+    assert copied.layers[0].buffers[0].data_ptr() != second[0][0].data_ptr()
+    assert same(from_cache(copied), seq_kv(40, 1.0))

@@ -57,6 +57,18 @@ class GrowingLayer(DynamicLayer):
         if keys is not None and values is not None:
             self._allocate(keys, values, capacity)
 
+    @classmethod
+    def adopt(cls, keys: torch.Tensor, values: torch.Tensor, length: int) -> GrowingLayer:
+        """A growing layer over buffers it takes as they are (``[1, H, capacity, D]``, no
+        copy), whose first ``length`` tokens are its cache: the rest is room to write."""
+        layer = cls(None, None, keys.shape[-2], grows=True)
+        layer.buffers = (keys, values)
+        layer.length = length
+        layer.device = keys.device
+        layer.is_initialized = True
+        layer._view()
+        return layer
+
     def _allocate(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
         """Buffers for ``capacity`` tokens (at least ``keys``'), holding ``keys``/``values``."""
         rows, heads, length, dim = keys.shape
@@ -157,18 +169,50 @@ def _in_place(layers: list[GrowingLayer]) -> DynamicCache:
     return cache
 
 
-def prompt_cache(cached: LayerKV | None, capacity: int) -> DynamicCache:
+def prompt_cache(cached: LayerKV | None, capacity: int, taken: bool = False) -> DynamicCache:
     """A one-row cache for a prompt, written in place: a copy of ``cached`` (a reused prefix;
     None: a cold prompt) with room for ``capacity`` tokens in all (the prompt and the first of
     its completion). The prompt's chunks write into it rather than each copying the whole cache,
     and an empty batch takes it as it is (``BatchKV.add``): at galactica-1.3b a 1,000-token
     prompt's cache is 200 MB, and the chunks' copies, the batch's copy and the prefix cache's
-    copy were each held beside it."""
+    copy were each held beside it. ``taken``: ``cached`` was taken out of the prefix cache
+    (:meth:`PrefixCache.longest`), so nothing else reads its buffers: they are written on
+    in place where they are whole buffers (:func:`buffers_of`), not copied."""
     if cached:
+        whole = [buffers_of(k, v) for k, v in cached] if taken else []
+        if whole and all(b is not None for b in whole):
+            length = kv_length(cached)
+            return _in_place([GrowingLayer.adopt(*b, length) for b in whole if b is not None])
         return _in_place([GrowingLayer(k, v, capacity, grows=True) for k, v in cached])
     cache = DynamicCache()  # its layers are made at the first chunk, one per model layer
     cache.layer_class_to_replicate = lambda: GrowingLayer(None, None, capacity, grows=True)
     return cache
+
+
+def buffers_of(
+    keys: torch.Tensor, values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The buffers ``keys``/``values`` are the first tokens of (one-row ``[1, H, capacity,
+    D]`` buffers filling their storage, as a ``GrowingLayer``'s handed to the prefix cache),
+    or None where they are not such views. Read from the storage: under ``inference_mode`` a
+    view does not record its base."""
+    whole = []
+    for view in (keys, values):
+        _, heads, length, dim = view.shape
+        stride = view.stride()
+        capacity = stride[1] // dim if dim else 0
+        if (
+            view.shape[0] != 1
+            or view.storage_offset() != 0
+            or stride[1:] != (capacity * dim, dim, 1)
+            or capacity < length
+            or view.untyped_storage().nbytes() != heads * capacity * dim * view.element_size()
+        ):
+            return None
+        whole.append(
+            view.as_strided((1, heads, capacity, dim), (heads * capacity * dim, *stride[1:]))
+        )
+    return whole[0], whole[1]
 
 
 def room_for(length: int, wanted: int) -> int:
@@ -303,6 +347,9 @@ class BatchKV:
 class PrefixHit:
     length: int
     layers: LayerKV
+    #: the entry was taken out of the cache (``longest(take=True)``): its buffers are the
+    #: caller's to write on; it goes back when the caller puts the longer sequence
+    taken: bool = False
 
 
 #: a finished sequence's buffers go to the prefix cache as they are (no copy) where their unused
@@ -359,22 +406,29 @@ class PrefixCache:
         ids: list[int],
         candidates: list[tuple[list[int], LayerKV]] = (),
         min_length: int = 1,
+        take: bool = False,
     ) -> PrefixHit | None:
         """The longest cached prefix of ``ids`` (of at least ``min_length`` tokens), leaving
-        at least one token to compute."""
+        at least one token to compute. ``take``: an entry that ``ids`` supersedes (the same
+        document a little further on, :func:`supersedes`) leaves the cache with the hit, its
+        buffers the caller's to extend in place (the caller puts the longer sequence back,
+        which would have dropped the entry anyway); a copy is saved at every editor pause."""
         best: PrefixHit | None = None
+        best_key: tuple[int, ...] | None = None
         limit = len(ids) - 1
-        pool = [(list(k), v) for k, v in self._entries.items()] + list(candidates)
+        pool = [(k, v) for k, v in self._entries.items()] + [(tuple(k), v) for k, v in candidates]
         for key, layers in pool:
             n = min(_common_prefix(key, ids), limit, kv_length(layers))
             if n >= max(1, min_length) and (best is None or n > best.length):
-                best = PrefixHit(n, layers)
+                best, best_key = PrefixHit(n, layers), key
         if best is None:
             return None
-        for key in self._entries:  # mark as recently used
-            if self._entries[key] is best.layers:
-                self._entries.move_to_end(key)
-                break
+        if best_key in self._entries and self._entries[best_key] is best.layers:
+            if take and supersedes(best.length, len(best_key)):
+                del self._entries[best_key]
+                best.taken = True
+            else:  # mark as recently used
+                self._entries.move_to_end(best_key)
         self.hits += 1
         self.reused_tokens += best.length
         best.layers = [(k[:, :, : best.length], v[:, :, : best.length]) for k, v in best.layers]

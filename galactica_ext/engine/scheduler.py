@@ -340,12 +340,16 @@ class Engine:
         cold: list[Request] = []
         for request in requests:
             try:
-                hit = self._lookup(request.prompt_ids)
+                # an entry this prompt supersedes is taken, its buffers written on: the
+                # request's cache goes back to the prefix cache when it ends (_remember)
+                hit = self._lookup(request.prompt_ids, take=True)
                 if hit is None:
                     cold.append(request)
                     continue
                 ids, wanted = request.prompt_ids, request.params.max_tokens
-                logits, cache = self._prefill(ids[hit.length :], hit.layers, hit.length, wanted)
+                logits, cache = self._prefill(
+                    ids[hit.length :], hit.layers, hit.length, wanted, taken=hit.taken
+                )
                 self._start(request, logits, cache, hit.length)
             except Exception as err:
                 log.exception("prefill failed")
@@ -421,13 +425,14 @@ class Engine:
                 self._active.append(seq)
                 self._batch.add(prefilled if own else layers)
 
-    def _lookup(self, ids: list[int]) -> PrefixHit | None:
-        """The longest computed prefix of ``ids``: cached, or a running sequence's."""
+    def _lookup(self, ids: list[int], take: bool = False) -> PrefixHit | None:
+        """The longest computed prefix of ``ids``: cached, or a running sequence's. ``take``:
+        as :meth:`PrefixCache.longest` says."""
         running = []
         if self.prefix_cache.max_bytes:  # 0: prefix reuse disabled, always prefill in full
             running = [(s.ids[: s.kv_len], self._batch.row(i)) for i, s in enumerate(self._active)]
         # a few shared tokens (a common first word) are not worth giving up a batched prefill
-        return self.prefix_cache.longest(ids, running, min_length=MIN_REUSE)
+        return self.prefix_cache.longest(ids, running, min_length=MIN_REUSE, take=take)
 
     def prefill_prompt(self, ids: list[int]) -> tuple[torch.Tensor, LayerKV, int]:
         """The prompt's last logits and cache, reusing the longest cached prefix; and how
@@ -477,16 +482,23 @@ class Engine:
         return gen
 
     def _prefill(
-        self, ids: list[int], cached: LayerKV | None, start: int, wanted: int = 0
+        self,
+        ids: list[int],
+        cached: LayerKV | None,
+        start: int,
+        wanted: int = 0,
+        taken: bool = False,
     ) -> tuple[torch.Tensor, DynamicCache]:
         """``ids`` after ``start`` cached tokens, into a ``prompt_cache`` with room for
-        ``wanted`` tokens more (``kvcache.room_for``). A long prompt runs in chunks of
+        ``wanted`` tokens more (``kvcache.room_for``; ``taken``: ``cached`` is the caller's to
+        write on). A long prompt runs in chunks of
         :data:`PROMPT_CHUNK` tokens while it has more than one thread: a chunk whose threads
         were crowded out by another process drops the rest to fewer (engine/thread_tuner.py)
         instead of the whole prompt stalling (measured, 2-core EPYC, 1,000 tokens of
         galactica-125m: 0.39 s in one forward, 0.40 s in chunks of 256; beside one busy
         process a 2-thread chunk took 1.5-2.5x as long as with 1 thread)."""
-        cache = prompt_cache(cached, min(self.context, room_for(start + len(ids), wanted)))
+        room = min(self.context, room_for(start + len(ids), wanted))
+        cache = prompt_cache(cached, room, taken=taken)
         while len(ids) >= 2 * PROMPT_CHUNK and self.threads.prompts_may_fall_back():
             prefill(self.run_model, self.device, ids[:PROMPT_CHUNK], cache, start)
             ids, start = ids[PROMPT_CHUNK:], start + PROMPT_CHUNK
