@@ -605,6 +605,36 @@ def test_an_editors_next_prompt_writes_on_the_entry_it_supersedes(
     assert {ptr for pause in buffers[2:] for ptr in pause} == {buffers[1][-1]}
 
 
+def test_a_cold_prompt_makes_room_in_the_prefix_cache_before_it_runs(
+    tiny_model: GalacticaModel,
+) -> None:
+    """With a budget of two documents, a third document's prompt drops the oldest entry
+    before it is computed (its cache and a full prefix cache are never held at once)."""
+    documents = [f"Document {i} is about {topic}. " * 25 for i, topic in enumerate("ABC")]
+    probe = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    per_token = probe._kv_bytes_per_token()
+    longest = max(len(probe.encode(d)) for d in documents)
+    probe.close()
+    engine = Engine(tiny_model.loaded, prefix_cache_bytes=2 * (longest + 8) * per_token)
+    held_while_running: list[tuple[int, int]] = []
+
+    def seen(batch_id: int, ids: torch.Tensor) -> list[int]:  # on the worker, while decoding
+        held_while_running.append((engine.prefix_cache.entries, engine.prefix_cache.bytes))
+        return []
+
+    try:
+        for document in documents[:2]:
+            engine.generate(document, SamplingParams(max_tokens=2, ignore_eos=True))
+        engine.generate(
+            documents[2],
+            SamplingParams(max_tokens=2, ignore_eos=True, prefix_allowed_tokens_fn=seen),
+        )
+    finally:
+        engine.close()
+    assert held_while_running and all(entries == 1 for entries, _ in held_while_running)
+    assert engine.prefix_cache.entries == 2  # the third document was put beside the second
+
+
 def test_queue_limit_and_close(tiny_model: GalacticaModel) -> None:
     small = Engine(tiny_model.loaded, max_queue=1, prefix_cache_bytes=0)
     gate = Gate(after=1)

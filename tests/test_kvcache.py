@@ -396,3 +396,17 @@ def test_an_entry_is_only_taken_where_the_prompt_supersedes_it() -> None:
     copied = prompt_cache(second, capacity=45, taken=True)
     assert copied.layers[0].buffers[0].data_ptr() != second[0][0].data_ptr()
     assert same(from_cache(copied), seq_kv(40, 1.0))
+
+
+def test_room_is_made_for_a_cold_prompt_before_it_is_computed() -> None:
+    size = kv_bytes(seq_kv(10, 0.0))
+    cache = PrefixCache(max_bytes=3 * size)
+    for fill in range(3):
+        cache.put([fill] * 10, seq_kv(10, float(fill)))
+    cache.longest([0] * 10 + [5])  # the first document was used again: the second is oldest
+    cache.make_room(size)
+    assert sorted(key[0] for key in cache._entries) == [0, 2]
+    cache.make_room(2 * size)
+    assert [key[0] for key in cache._entries] == [0]
+    cache.make_room(4 * size)  # more than the budget: never kept, so nothing is dropped for it
+    assert cache.entries == 1

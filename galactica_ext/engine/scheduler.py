@@ -355,6 +355,9 @@ class Engine:
                 log.exception("prefill failed")
                 request.completion.fail(err)
         for group in packed(cold, lambda r: len(r.prompt_ids)):
+            # the prefix cache drops its oldest documents now, not when these caches are put
+            tokens = sum(room_for(len(r.prompt_ids), r.params.max_tokens) for r in group)
+            self.prefix_cache.make_room(tokens * self._kv_bytes_per_token())
             try:
                 if len(group) == 1:
                     wanted = group[0].params.max_tokens
