@@ -635,6 +635,35 @@ def test_a_cold_prompt_makes_room_in_the_prefix_cache_before_it_runs(
     assert engine.prefix_cache.entries == 2  # the third document was put beside the second
 
 
+def test_one_token_after_a_cached_prefix_is_a_decoding_step(tiny_model: GalacticaModel) -> None:
+    """A prompt one token longer than a cached one runs that token as a decoding step (one
+    call of the engine's step, no forward of the model), with the cold run's answer."""
+    engine = Engine(tiny_model.loaded)
+    cold_engine = Engine(tiny_model.loaded, prefix_cache_bytes=0)
+    assert engine.decode_step is not None
+    ids = engine.encode("A document the editor has seen before: " + "its words " * 20)
+    step, calls = engine.decode_step, []
+
+    def counted(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls.append(args[0].shape)
+        return step(*args, **kwargs)
+
+    try:
+        engine.generate(ids, SamplingParams(max_tokens=1))  # cached: ids (the answer not fed)
+        engine.decode_step = counted
+        params = SamplingParams(max_tokens=1, logprobs=3)
+        warm = engine.generate([*ids, 42], params)[0]
+        cold = cold_engine.generate([*ids, 42], params)[0]
+    finally:
+        engine.close()
+        cold_engine.close()
+    assert warm.reused_tokens == len(ids)
+    assert calls == [torch.Size([1, 1])]
+    assert warm.token_ids == cold.token_ids
+    for a, b in zip(warm.logprobs, cold.logprobs, strict=True):
+        assert a.token_id == b.token_id and abs(a.logprob - b.logprob) < 1e-4
+
+
 def test_queue_limit_and_close(tiny_model: GalacticaModel) -> None:
     small = Engine(tiny_model.loaded, max_queue=1, prefix_cache_bytes=0)
     gate = Gate(after=1)

@@ -502,6 +502,14 @@ class Engine:
         process a 2-thread chunk took 1.5-2.5x as long as with 1 thread)."""
         room = min(self.context, room_for(start + len(ids), wanted))
         cache = prompt_cache(cached, room, taken=taken)
+        if start and len(ids) == 1 and self.decode_step is not None:
+            # one token after cached ones (an editor's pause that retokenized only the last
+            # word): a decoding step, 0.70-0.83x the time of the model's forward at
+            # galactica-125m, 0.93-0.96x at 1.3b (a 1,000-token document; two or more
+            # tokens are faster in one forward)
+            token = torch.tensor([ids], device=self.device)
+            position = torch.tensor([[start]], device=self.device)
+            return self.decode(token, position, cache)[0], cache
         while len(ids) >= 2 * PROMPT_CHUNK and self.threads.prompts_may_fall_back():
             prefill(self.run_model, self.device, ids[:PROMPT_CHUNK], cache, start)
             ids, start = ids[PROMPT_CHUNK:], start + PROMPT_CHUNK
