@@ -397,8 +397,7 @@ class PrefixCache:
                 del self._entries[old]
         # the least recently used go before the copy is made: the budget is never exceeded,
         # not even for a moment (at galactica-1.3b a 1,000-token entry is 200 MB)
-        while self._entries and self.bytes + held > self.max_bytes:
-            self._entries.popitem(last=False)
+        self.make_room(held)
         self._entries[key] = list(layers) if own else [(k.clone(), v.clone()) for k, v in layers]
 
     def make_room(self, nbytes: int) -> None:
