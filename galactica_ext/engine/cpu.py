@@ -43,6 +43,12 @@ results; in bfloat16 the fused GELU rounds once instead of twice.
 sequences, 1.16-1.44x as fast with them; bfloat16, one or two, 1.4-1.8x). Where memory
 allows (:func:`.few_rows.keeps_plain`), :func:`pack_linears` keeps the plain weights beside the
 packed copies for them (:class:`PackedLinear` ``few_rows``).
+
+**bfloat16 without oneDNN's packed copy.** Where :mod:`.blocked`'s AVX-512 BF16 kernel runs
+(:func:`.blocked.kernel`), a bfloat16 model's weights are blocked for it instead of packed for
+oneDNN: one copy, faster than oneDNN's at every row count measured (1-256 rows), so the
+largest models decode through it and :mod:`.few_rows` keeps its plain copies only where it
+did before.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ import types
 import torch
 from torch import nn
 
-from . import bf16_attention, few_rows, widened
+from . import bf16_attention, blocked, few_rows, widened
 from .widened import WidenedLinear
 
 log = logging.getLogger(__name__)
@@ -111,15 +117,22 @@ class PackedLinear(nn.Module):
         hint: int = 1,
         few_rows_too: bool = False,
         pack: bool = True,
+        blocked_too: bool = False,
     ) -> None:
         super().__init__()
-        #: oneDNN post-op applied inside the product: "none" or "gelu" (:func:`fuse_gelu`)
+        #: post-op applied inside the product: "none" or "gelu" (:func:`fuse_gelu`)
         self.activation = "none"
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach()
+        #: ``pack`` and ``blocked_too`` (a bfloat16 weight the kernel takes): the weight blocked
+        #: for :mod:`.blocked`'s kernel, which then computes every product the few-row kernel
+        #: does not (oneDNN's packed copy is not made); else None
+        self.blocked = blocked.BlockedWeight(weight, linear.bias) if pack and blocked_too else None
         #: the packed copy, in the layout oneDNN picks for this many rows (PACK_HINTS); None
         #: (``pack`` False, a tied weight only): more rows than the kernel's by the plain one
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, hint) if pack else None
+        #: (or blocked)
+        packs = pack and self.blocked is None
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, hint) if packs else None
         self.bias = linear.bias
         self.weight = kept_or_placeholder(linear, tied or few_rows_too, weight.dtype)
         #: products of up to few_rows.row_limit(dtype) rows by few_rows' kernel on the plain weight
@@ -131,6 +144,8 @@ class PackedLinear(nn.Module):
             out = self.few_rows(x, self.activation)
             if out is not None:
                 return out
+        if self.blocked is not None:
+            return self.blocked(x, self.activation)
         if self.packed is None:
             return nn.functional.linear(x, self.weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(
@@ -142,6 +157,8 @@ class PackedLinear(nn.Module):
         if self.few_rows is not None:
             post += f", up to {self.few_rows.max_rows} rows: numba"
         packed = "oneDNN" if self.packed is not None else "no (plain weight)"
+        if self.blocked is not None:
+            packed = "blocked (AVX-512 BF16 kernel)"
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"packed={packed}{post}"
@@ -213,13 +230,18 @@ def pack_linears(model: nn.Module, own_copies: bool = True) -> int:
     # computes 1.2-1.6x slower: 3-4% of such a step (a batch or a search; 2 threads, Zen 4).
     # galactica-125m keeps both: its output projection is 31% of a step's bytes
     tied_kernel = keep_plain or few_rows.keeps_plain(dtype, 0)
+    # bfloat16: one blocked copy instead of oneDNN's packed one, where the kernel runs here
+    use_blocked = dtype == torch.bfloat16 and blocked.kernel() is not None
     with torch.no_grad():  # one matrix at a time: each dense weight is freed once replaced
         while linears:
             parent, name, child = linears.pop()
             tied = users.get(id(child.weight), 0) > 1
             kernel_too = keep_plain or (tied and tied_kernel)
             pack = keep_plain or not (tied and tied_kernel)
-            packed = PackedLinear(child, tied, hint, few_rows_too=kernel_too, pack=pack)
+            blocked_too = use_blocked and blocked.fits(child.weight)
+            packed = PackedLinear(
+                child, tied, hint, few_rows_too=kernel_too, pack=pack, blocked_too=blocked_too
+            )
             setattr(parent, name, packed)
             del child, packed
         # tensors loaded straight from a memory-mapped checkpoint keep the whole file mapped
