@@ -20,7 +20,7 @@ def test_fast_model_decodes_like_the_plain_one(
     kernel for a few rows, its plain weight for more: the beams here)."""
     from transformers import OPTForCausalLM
 
-    from galactica_ext.engine import few_rows
+    from galactica_ext.engine import blocked, few_rows
     from galactica_ext.engine.cpu import DECODE_ATTENTION, PackedLinear, can_pack
     from galactica_ext.engine.loading import LoadOptions, load_model
 
@@ -40,7 +40,12 @@ def test_fast_model_decodes_like_the_plain_one(
         assert model.lm_head.packed is None and model.lm_head.few_rows is not None
         assert model.model.decoder.layers[0].fc1.few_rows is None
     elif few_rows.kernel() is not None:
-        assert model.lm_head.packed is not None
+        # more rows: oneDNN's packed copy, or in bfloat16 the blocked kernel's where it runs
+        bf16_blocked = dtype == "bfloat16" and blocked.kernel() is not None
+        assert (model.lm_head.blocked is not None) == bf16_blocked
+        assert (model.lm_head.packed is not None) != bf16_blocked
+    if dtype == "bfloat16" and blocked.kernel() is not None:  # the layers too, packed or not
+        assert model.model.decoder.layers[0].fc1.blocked is not None
     expected_attention = DECODE_ATTENTION if dtype == "bfloat16" else "sdpa"
     assert model.config._attn_implementation == expected_attention
     # the tied output projection still shares the embeddings; counts are unchanged
