@@ -7,13 +7,13 @@ Why the engine has its own C kernel for bfloat16 products (``engine/blocked.py``
 the machine, then
 
 1. rows through the layer matrices in turn (fused q/k/v, out, fc1, fc2; galactica-125m: its 12
-   layers, 170 MB; galactica-1.3b: 4 of its 24 layers, 302 MB: the weights come from memory as
+   layers, 170 MB; galactica-1.3b: 4 of its 24 layers, 403 MB: the weights come from memory as
    in a step), oneDNN's packed product (as ``cpu.PackedLinear`` packed them before) against the
    kernel on the blocked weight, interleaved, the order alternating every round: median ms,
    GB/s and the ratio, for each row count (1-16: decoding steps, beams, clients; 64 and 256: a
    prompt's chunks) and thread count;
 2. (unless ``--skip-engine``) the engine's decoding steps at 32 tokens of context, the model
-   loaded as the agent loads it against the same load with ``GALACTICA_BF16_PRODUCT=torch``,
+   loaded as the agent loads it against the same load with ``GALACTICA_BLOCKED_PRODUCT=torch``,
    step by step in turn (``inprocess.steps_in_turn``), for 1, 3 and 4 sequences, and a
    1,000-token prompt's prefill (the engine's chunks), in turn: medians and per-pair ratios.
 

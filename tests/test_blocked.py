@@ -188,3 +188,13 @@ def test_a_last_block_not_whole_writes_only_its_outputs() -> None:
     product.run(x.data_ptr(), 3, 32, product.blocked.data_ptr(), 0, False, memory.data_ptr(), 37)
     assert torch.equal(memory[3 * 37 :], torch.full((64,), 7.0, dtype=torch.bfloat16))
     assert torch.equal(memory[: 3 * 37].view(3, 37), product(x))
+
+
+def test_a_kernel_cache_others_can_write_to_is_refused(monkeypatch, tmp_path: Path) -> None:
+    """Loading code from a directory others can write to would run theirs."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv(blocked.CACHE_ENV, str(shared))
+    with pytest.raises(RuntimeError, match="not the user's own"):
+        blocked.compiled_library()

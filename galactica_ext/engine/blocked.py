@@ -13,7 +13,7 @@ AMD EPYC Zen 4 with AVX-512 BF16; BENCHMARKS.md, sixteenth round): galactica-1.3
 vs 246; galactica-125m, 1 thread, 4 rows 8.8 vs 13.9. So it replaces oneDNN's packed copy for
 every product of a bfloat16 model, prompts included, where the CPU has AVX-512 BF16 but no
 AMX (oneDNN's AMX code computes prompts far faster than this kernel can: unmeasured, so left to
-oneDNN there; ``$GALACTICA_BF16_PRODUCT=always`` takes the kernel anyway, to measure it).
+oneDNN there; ``$GALACTICA_BLOCKED_PRODUCT=always`` takes the kernel anyway, to measure it).
 
 C, not numba: numba has no bfloat16 type and LLVM does not emit ``vdpbf16ps`` from widened
 products. The source is compiled once per machine by the C compiler (``$CC``, else ``cc``) into
@@ -44,9 +44,9 @@ from . import numba_kernels
 
 log = logging.getLogger(__name__)
 
-#: ``$GALACTICA_BF16_PRODUCT``: "auto" (the kernel where the CPU has AVX-512 BF16 and no AMX),
+#: ``$GALACTICA_BLOCKED_PRODUCT``: "auto" (the kernel where the CPU has AVX-512 BF16 and no AMX),
 #: "always" (wherever it has AVX-512 BF16), or "torch" (oneDNN's packed product)
-PRODUCT_ENV = "GALACTICA_BF16_PRODUCT"
+PRODUCT_ENV = "GALACTICA_BLOCKED_PRODUCT"
 CHOICES = ("auto", "always", "torch")
 
 #: where the compiled kernel is kept (default ``~/.cache/galactica-ext/kernels``)
@@ -86,7 +86,13 @@ def cache_dir() -> Path:
 def compiled_library() -> Path:
     """The kernel compiled for this source, flags and compiler: from the cache, or compiled into
     it now (into a temporary name, then renamed, so that two processes never load half a file).
-    RuntimeError where there is no compiler or it fails."""
+    RuntimeError where the directory is not the user's alone, or there is no compiler or it
+    fails."""
+    directory = cache_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = directory.stat()
+    if status.st_uid != os.getuid() or status.st_mode & 0o022:
+        raise RuntimeError(f"{directory} is not the user's own (others could write code there)")
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         raise RuntimeError("no C compiler ($CC, cc or gcc)")
@@ -98,8 +104,6 @@ def compiled_library() -> Path:
         raise RuntimeError(f"{compiler} --version failed: {err}") from err
     source = SOURCE.read_bytes()
     digest = hashlib.sha256(source + " ".join(FLAGS).encode() + version.encode()).hexdigest()
-    directory = cache_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     library = directory / f"blocked-{digest[:20]}.so"
     if library.exists():
         return library
@@ -181,7 +185,7 @@ def _check(run: Callable) -> None:
 @lru_cache(maxsize=1)
 def kernel() -> Callable | None:
     """The kernel (a numba function over the rows', weight's, bias's and output's addresses), or
-    None where ``$GALACTICA_BF16_PRODUCT`` or the CPU say oneDNN, or it cannot be built here (the
+    None where ``$GALACTICA_BLOCKED_PRODUCT`` or the CPU say oneDNN, or it cannot be built here (the
     reason logged once). ``kernel.cache_clear()`` makes the next call look again."""
     choice = numba_kernels.wanted(PRODUCT_ENV, CHOICES)
     if choice == "torch":

@@ -40,7 +40,9 @@ most :data:`MEMORY_SHARE` of the memory available at load, and in bfloat16 at mo
 :data:`BF16_PLAIN_LIMIT` (galactica-125m: 170 MB beside 250 MB of weights in bfloat16, 340 MB
 beside 500 MB in float32). galactica-1.3b's layer matrices are 1.12-1.42x as fast with the
 kernel, but their copy (2.4 GB in bfloat16) would double the model's memory on a laptop, so
-it is left out. Prompts and more rows run oneDNN's packed product.
+it is left out. Prompts and more rows run oneDNN's packed product, or in bfloat16
+:mod:`.blocked`'s kernel where it runs (which also decodes galactica-1.3b's one and two rows
+faster than oneDNN, from its single blocked copy).
 
 numba compiles the kernels once per machine (a second or two, cached on disk). Where numba is
 missing or fails, or ``$GALACTICA_FEW_ROW_PRODUCT=torch``, oneDNN runs alone (:func:`kernel`
@@ -77,7 +79,7 @@ AVX2_MAX_ROWS = 4
 
 #: bfloat16 on a CPU with bfloat16 arithmetic: up to two rows (galactica-125m's layer
 #: matrices, 2 threads, AVX-512 BF16: 1 row 1.4x, 2 rows 2x oneDNN's packed product; 3 rows
-#: 1.1x, 4 rows 1.0x, so oneDNN from three)
+#: 1.1x, 4 rows 1.0x, so oneDNN (or :mod:`.blocked`'s kernel) from three)
 BF16_MAX_ROWS = 2
 
 #: bfloat16 weights on a CPU without bfloat16 arithmetic (:mod:`.widened`): up to this many
