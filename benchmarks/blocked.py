@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -44,21 +43,10 @@ def matrices(shape: str) -> list[tuple[int, int]]:
     return [(3 * width, width), (width, width), (4 * width, width), (width, 4 * width)] * layers
 
 
-def interleaved(paths: dict, rounds: int) -> dict[str, list[float]]:
-    """ms of each of ``paths`` per round, run in turn, the order alternating every round."""
-    for run in paths.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    for r in range(rounds):
-        for name in paths if r % 2 == 0 else reversed(paths):
-            start = time.perf_counter()
-            paths[name]()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return times
-
-
 def products(shape: str, rows_list: list[int], threads: list[int], rounds: int) -> None:
     """Section 1."""
+    from inprocess import interleaved_times
+
     from galactica_ext.engine.blocked import BlockedWeight
 
     seeded = torch.Generator().manual_seed(0)
@@ -86,7 +74,7 @@ def products(shape: str, rows_list: list[int], threads: list[int], rounds: int) 
                 for x, b in zip(xs, blocked, strict=True):
                     b(x)
 
-            t = interleaved({"oneDNN": onednn, "kernel": kernel}, rounds)
+            t = interleaved_times({"oneDNN": onednn, "kernel": kernel}, rounds)
             ratios = [a / b for a, b in zip(t["oneDNN"], t["kernel"], strict=True)]
             a, b = statistics.median(t["oneDNN"]), statistics.median(t["kernel"])
             print(
@@ -125,7 +113,7 @@ def prompt(model) -> None:
 
 def engine(shape: str, threads: list[int], steps: int, rounds: int) -> None:
     """Section 2."""
-    from inprocess import prefilled_step, steps_in_turn
+    from inprocess import interleaved_times, prefilled_step, steps_in_turn
 
     from galactica_ext.checkpoints import build_random_checkpoint
 
@@ -150,7 +138,7 @@ def engine(shape: str, threads: list[int], steps: int, rounds: int) -> None:
                 flush=True,
             )
 
-        t = interleaved({name: (lambda m=m: prompt(m)) for name, m in models.items()}, rounds)
+        t = interleaved_times({name: (lambda m=m: prompt(m)) for name, m in models.items()}, rounds)
         ratios = [a / b for a, b in zip(t["oneDNN"], t["kernel"], strict=True)]
         print(
             f"| 1,000-token prompt | {count} | {statistics.median(t['oneDNN']):.0f} | "

@@ -144,6 +144,21 @@ def kernel_off(module):
         module.kernel.cache_clear()
 
 
+def interleaved_times(paths: dict, rounds: int) -> dict[str, list[float]]:
+    """ms of each of ``paths`` (name -> a call) per round, after one warm-up call each, run in
+    turn, the order alternating every round, so that a machine whose speed drifts slows all
+    alike."""
+    for run in paths.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for r in range(rounds):
+        for name in paths if r % 2 == 0 else reversed(paths):
+            start = time.perf_counter()
+            paths[name]()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
 def torch_attention():
     """The engine's torch decoding attention instead of its numba kernel, meanwhile."""
     from galactica_ext.engine import bf16_attention

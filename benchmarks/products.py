@@ -47,7 +47,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -241,15 +240,9 @@ def label(dtype: str) -> str:
 
 def _interleaved(paths: dict, rounds: int) -> dict[str, float]:
     """Median ms of each of ``paths``, run in turn, the order alternating every round."""
+    from inprocess import interleaved_times
 
-    for run in paths.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    for r in range(rounds):
-        for name in paths if r % 2 == 0 else reversed(paths):
-            start = time.perf_counter()
-            paths[name]()
-            times[name].append((time.perf_counter() - start) * 1000)
+    times = interleaved_times(paths, rounds)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
