@@ -245,11 +245,6 @@ class BlockedWeight:
         self.blocked = block(weight)
         self.bias = None if bias is None else _padded(bias.detach().to(torch.bfloat16)).contiguous()
 
-    @property
-    def nbytes(self) -> int:
-        """The blocked weight's bytes."""
-        return self.blocked.nbytes
-
     def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor:
         """The product of bfloat16 ``x`` (``[..., size]``), then ``activation`` ("none" or
         "gelu"), bfloat16 ``[..., features]``."""
